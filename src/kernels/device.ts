@@ -1,0 +1,198 @@
+// One GPUDevice for the whole library, from navigator.gpu in a browser or Dawn (the `webgpu` npm
+// package) in Node. Nothing here imports a Node module statically, so the browser bundle stays clean.
+
+export interface AdapterDescription {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+}
+
+export interface Gpu {
+  /** The GPU object (navigator.gpu or Dawn's instance). Held here because Dawn crashes if it is collected. */
+  gpu: GPU;
+  device: GPUDevice;
+  adapter: GPUAdapter;
+  info: AdapterDescription;
+  /** Features enabled on the device (a subset of the adapter's). */
+  features: Set<string>;
+  limits: GPUSupportedLimits;
+  /** A short stable name for result files: e.g. "llvmpipe" or "nvidia-h100". */
+  adapterKey: string;
+}
+
+export interface GpuOptions {
+  /** A GPU object to use instead of navigator.gpu / Dawn (e.g. from another Dawn instance). */
+  gpu?: GPU;
+  /** Dawn toggles for Node, e.g. ['backend=vulkan', 'adapter=NAME']. */
+  dawnOptions?: string[];
+  powerPreference?: GPUPowerPreference;
+}
+
+/** Features requested when the adapter offers them. */
+export const WANTED_FEATURES = ['timestamp-query', 'subgroups', 'shader-f16'] as const;
+
+/** Limits raised to the adapter's maximum (WebGPU's defaults are lower than most adapters allow). */
+const RAISED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+export const NO_ADAPTER_HELP =
+  'No WebGPU adapter was found. ' +
+  'In a browser: use one with WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu). ' +
+  'In Node on Linux without a GPU: install a Vulkan driver, Mesa\'s lavapipe from bookworm-backports ' +
+  '(run `bash scripts/setup.sh` as root, which does it; Debian 12\'s own Mesa 22.3 is too old for Dawn). ' +
+  'With a GPU: install its Vulkan driver (libvulkan1 plus the vendor driver).';
+
+export class NoAdapterError extends Error {
+  constructor(detail?: string) {
+    super(detail ? `${NO_ADAPTER_HELP} (${detail})` : NO_ADAPTER_HELP);
+    this.name = 'NoAdapterError';
+  }
+}
+
+let current: Gpu | undefined;
+let pending: Promise<Gpu> | undefined;
+let lostReason: string | undefined;
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
+
+async function findGpu(opts: GpuOptions): Promise<GPU> {
+  if (opts.gpu) return opts.gpu;
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  if (isNode) {
+    // A variable specifier keeps bundlers from following this import into the browser build.
+    const spec = 'webgpu';
+    let mod: { create: (o: string[]) => GPU; globals: Record<string, unknown> };
+    try {
+      mod = await import(/* @vite-ignore */ spec);
+    } catch (e) {
+      throw new NoAdapterError(`the 'webgpu' npm package (Dawn) could not be loaded: ${(e as Error).message}; run npm install`);
+    }
+    // Dawn's constants (GPUBufferUsage, GPUMapMode, ...) are globals in a browser; make them so here.
+    for (const [k, v] of Object.entries(mod.globals)) {
+      if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+    }
+    return mod.create(opts.dawnOptions ?? []);
+  }
+  throw new NoAdapterError('navigator.gpu is undefined: this browser has no WebGPU');
+}
+
+function describeAdapter(adapter: GPUAdapter): AdapterDescription {
+  const i = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  return {
+    vendor: i?.vendor ?? '',
+    architecture: i?.architecture ?? '',
+    device: i?.device ?? '',
+    description: i?.description ?? '',
+    isFallbackAdapter: Boolean((adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (i as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter),
+  };
+}
+
+/** A short, file-name-safe adapter name: "llvmpipe", "swiftshader", "nvidia-h100", ... */
+export function adapterKeyOf(info: AdapterDescription): string {
+  const text = `${info.description} ${info.device} ${info.architecture} ${info.vendor}`.toLowerCase();
+  if (text.includes('llvmpipe')) return 'llvmpipe';
+  if (text.includes('swiftshader')) return 'swiftshader';
+  const m = text.match(/\b([ahl]\d{2,3}[a-z]?)\b/);
+  if (info.vendor.toLowerCase().includes('nvidia') || text.includes('nvidia')) return m ? `nvidia-${m[1]}` : 'nvidia';
+  const first = (info.description || info.device || info.architecture || info.vendor || 'unknown').toLowerCase();
+  return first.replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'unknown';
+}
+
+/** The library's device; created on first call. */
+export function initGpu(opts: GpuOptions = {}): Promise<Gpu> {
+  if (current) return Promise.resolve(current);
+  if (!pending) {
+    pending = createGpu(opts).then(
+      (g) => ((current = g), g),
+      (e) => {
+        pending = undefined;
+        throw e;
+      },
+    );
+  }
+  return pending;
+}
+
+async function createGpu(opts: GpuOptions): Promise<Gpu> {
+  const gpu = await findGpu(opts);
+  const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new NoAdapterError('requestAdapter() returned null');
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const requiredLimits: Record<string, number> = {};
+  for (const k of RAISED_LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[k];
+    if (typeof v === 'number') requiredLimits[k] = v;
+  }
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  device.lost.then((info) => {
+    lostReason = `${info.reason}: ${info.message}`;
+    if (current?.device === device) current = undefined;
+    pending = undefined;
+  });
+  device.addEventListener?.('uncapturederror', (ev: Event) => {
+    const err = (ev as GPUUncapturedErrorEvent).error;
+    console.error(`[celluscan] WebGPU error: ${err.message}`);
+  });
+  const info = describeAdapter(adapter);
+  return {
+    gpu,
+    device,
+    adapter,
+    info,
+    features: new Set([...device.features] as string[]),
+    limits: device.limits,
+    adapterKey: adapterKeyOf(info),
+  };
+}
+
+/** The device created by initGpu(); throws with a clear message when there is none. */
+export function gpu(): Gpu {
+  if (current) return current;
+  if (lostReason) throw new Error(`the WebGPU device was lost (${lostReason}); call initGpu() again`);
+  throw new Error('no WebGPU device yet: await initGpu() first');
+}
+
+export function hasGpu(): boolean {
+  return current !== undefined;
+}
+
+/** Destroy the device (lets a Node process exit promptly). */
+export function destroyGpu(): void {
+  if (current) {
+    const d = current.device;
+    current = undefined;
+    pending = undefined;
+    d.destroy();
+  }
+}
+
+/** The limits that matter for this library, as plain numbers. */
+export function keyLimits(limits: GPUSupportedLimits): Record<string, number> {
+  const names = [
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxComputeWorkgroupsPerDimension',
+    'maxStorageBuffersPerShaderStage',
+    'maxUniformBufferBindingSize',
+    'minStorageBufferOffsetAlignment',
+  ];
+  const out: Record<string, number> = {};
+  for (const n of names) out[n] = (limits as unknown as Record<string, number>)[n];
+  return out;
+}

@@ -1,0 +1,21 @@
+// GELU (exact erf form), forward and backward. WGSL: shaders/gelu.wgsl. Reference: ref/gelu.ts.
+import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
+import { GpuArray, fmt } from './memory.js';
+
+function run(op: string, x: GpuArray, dy: GpuArray | null, mode: 0 | 1): GpuArray {
+  if (dy && dy.size !== x.size) throw new RangeError(`${op}: dy ${fmt(dy.shape)} does not match x ${fmt(x.shape)}`);
+  const out = GpuArray.empty(x.shape, op);
+  const u = packUniforms([['u32', x.size], ['u32', mode]]);
+  dispatch(op, pipeline('gelu'), [x.buffer, (dy ?? x).buffer, out.buffer], u, grid2d(Math.ceil(x.size / 256)));
+  return out;
+}
+
+/** y = x · Φ(x), as torch.nn.GELU() (approximate='none'). */
+export function geluForward(x: GpuArray): GpuArray {
+  return run('geluForward', x, null, 0);
+}
+
+/** dx = dy · (Φ(x) + x · φ(x)). */
+export function geluBackward(x: GpuArray, dy: GpuArray): GpuArray {
+  return run('geluBackward', x, dy, 1);
+}
