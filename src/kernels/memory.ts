@@ -15,9 +15,9 @@ export function bucketBytes(bytes: number): number {
 }
 
 export interface MemoryStats {
-  /** GpuArrays alive (not yet disposed). */
+  /** GpuArrays alive (not yet disposed), views included. */
   liveArrays: number;
-  /** Bytes held by live GpuArrays. */
+  /** Bytes of data held by live GpuArrays (a buffer shared by views counts once). */
   liveBytes: number;
   /** GPU buffers currently created (live + pooled free). */
   gpuBuffers: number;
@@ -94,26 +94,34 @@ export function checkShape(shape: Shape, op: string): void {
 
 export const fmt = (s: Shape) => `[${s.join(', ')}]`;
 
+/** A pooled GPU buffer shared by an array and its views; returned to the pool when the last one goes. */
+class SharedBuffer {
+  refs = 1;
+  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {
+    liveBytes += bytes;
+  }
+}
+
 /** A dense, row-major float32 array in GPU memory. */
 export class GpuArray {
   readonly shape: number[];
   readonly size: number;
-  private buf: GPUBuffer | null;
+  private shared: SharedBuffer | null;
 
-  /** Use GpuArray.empty / fromData; the constructor takes ownership of a pooled buffer. */
-  private constructor(shape: Shape, buffer: GPUBuffer) {
+  /** Use GpuArray.empty / fromData / view; the constructor takes one reference on a shared buffer. */
+  private constructor(shape: Shape, shared: SharedBuffer) {
     this.shape = [...shape];
     this.size = shapeSize(shape);
-    this.buf = buffer;
+    this.shared = shared;
     liveArrays++;
-    liveBytes += this.size * 4;
     track(this);
   }
 
   static empty(shape: Shape, op = 'alloc'): GpuArray {
     checkShape(shape, op);
     // Zero-size arrays still get a minimal buffer so bindings stay valid.
-    return new GpuArray(shape, pool.acquire(Math.max(4, shapeSize(shape) * 4), `${op} ${fmt(shape)}`));
+    const bytes = shapeSize(shape) * 4;
+    return new GpuArray(shape, new SharedBuffer(pool.acquire(Math.max(4, bytes), `${op} ${fmt(shape)}`), bytes));
   }
 
   static fromData(data: ArrayLike<number>, shape: Shape, op = 'upload'): GpuArray {
@@ -135,12 +143,12 @@ export class GpuArray {
   }
 
   get buffer(): GPUBuffer {
-    if (!this.buf) throw new Error(`GpuArray ${fmt(this.shape)} was used after dispose()`);
-    return this.buf;
+    if (!this.shared) throw new Error(`a GpuArray of shape ${fmt(this.shape)} was used after dispose()`);
+    return this.shared.buffer;
   }
 
   get disposed(): boolean {
-    return this.buf === null;
+    return this.shared === null;
   }
 
   get rank(): number {
@@ -170,24 +178,42 @@ export class GpuArray {
     return out;
   }
 
-  /** A new array with the same data and another shape of the same size (a device copy). */
+  /**
+   * The same data under another shape of the same size, with no copy: the view shares the buffer,
+   * which goes back to the pool when the array and all its views are disposed. Views must not be
+   * written while another alias is still read (kernels never write their inputs).
+   */
+  view(shape: Shape): GpuArray {
+    checkShape(shape, 'view');
+    if (shapeSize(shape) !== this.size) throw new RangeError(`reshape: cannot view ${fmt(this.shape)} (${this.size} values) as ${fmt(shape)} (${shapeSize(shape)})`);
+    const shared = this.shared;
+    if (!shared) throw new Error(`a GpuArray of shape ${fmt(this.shape)} was used after dispose()`);
+    shared.refs++;
+    return new GpuArray(shape, shared);
+  }
+
+  /** Alias of view(). */
   reshape(shape: Shape): GpuArray {
-    if (shapeSize(shape) !== this.size) throw new RangeError(`reshape: cannot reshape ${fmt(this.shape)} to ${fmt(shape)}`);
-    const out = GpuArray.empty(shape, 'reshape');
+    return this.view(shape);
+  }
+
+  /** A new array with its own buffer holding a copy of this one's data (optionally reshaped). */
+  clone(shape: Shape = this.shape): GpuArray {
+    if (shapeSize(shape) !== this.size) throw new RangeError(`clone: cannot reshape ${fmt(this.shape)} to ${fmt(shape)}`);
+    const out = GpuArray.empty(shape, 'clone');
     copyBuffer(this.buffer, out.buffer, this.size * 4);
     return out;
   }
 
-  clone(): GpuArray {
-    return this.reshape(this.shape);
-  }
-
   dispose(): void {
-    if (!this.buf) return;
-    pool.release(this.buf);
-    this.buf = null;
+    const shared = this.shared;
+    if (!shared) return;
+    this.shared = null;
+    if (--shared.refs === 0) {
+      pool.release(shared.buffer);
+      liveBytes -= shared.bytes;
+    }
     liveArrays--;
-    liveBytes -= this.size * 4;
     untrack(this);
   }
 }
