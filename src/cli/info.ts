@@ -1,0 +1,26 @@
+// `celluscan info`: the adapter, its features and the limits that matter.
+import { WANTED_FEATURES, initGpu, keyLimits } from '../kernels/device.js';
+
+export async function adapterInfo() {
+  const g = await initGpu();
+  return {
+    adapter: g.info,
+    adapterKey: g.adapterKey,
+    features: [...g.features].sort(),
+    adapterFeatures: [...g.adapter.features].sort(),
+    missingWanted: WANTED_FEATURES.filter((f) => !g.features.has(f)),
+    limits: keyLimits(g.limits),
+  };
+}
+
+export function formatInfo(i: Awaited<ReturnType<typeof adapterInfo>>): string {
+  const lines = [
+    `adapter       ${i.adapter.description || i.adapter.device || '(no description)'}`,
+    `vendor        ${i.adapter.vendor || '?'}   architecture ${i.adapter.architecture || '?'}   key ${i.adapterKey}${i.adapter.isFallbackAdapter ? '   (fallback/software adapter)' : ''}`,
+    `features      ${i.features.join(', ')}`,
+  ];
+  if (i.missingWanted.length) lines.push(`not offered   ${i.missingWanted.join(', ')} (kernels use fallbacks)`);
+  lines.push('limits');
+  for (const [k, v] of Object.entries(i.limits)) lines.push(`  ${k.padEnd(36)} ${v}`);
+  return lines.join('\n');
+}

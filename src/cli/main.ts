@@ -1,0 +1,91 @@
+// celluscan: command-line entry. Every command prints a readable result, or one JSON object with
+// --json; errors are one line and a non-zero exit (the stack only with --debug).
+import { Command, CommanderError } from 'commander';
+import { destroyGpu } from '../kernels/device.js';
+import { adapterInfo, formatInfo } from './info.js';
+import { intArg, output, table, UsageError } from './util.js';
+
+const program = new Command();
+program
+  .name('celluscan')
+  .description('CelluScan on WebGPU: kernels, autograd and a ViT-B/16, in Node through Dawn')
+  .option('--debug', 'print stack traces on errors')
+  .showHelpAfterError()
+  .exitOverride();
+
+program
+  .command('info')
+  .description('print the WebGPU adapter, its features and the limits that matter')
+  .option('--json', 'one JSON object')
+  .action(async (o) => {
+    const i = await adapterInfo();
+    output(o.json, i, () => formatInfo(i));
+  });
+
+program
+  .command('selfcheck')
+  .description('check every kernel against its float64 reference on awkward shapes')
+  .option('--json', 'one JSON object')
+  .action(async (o) => {
+    const ok = await runSelfCheck(o.json);
+    if (!ok) process.exitCode = 1;
+  });
+
+program
+  .command('demo')
+  .description('the main job for now: adapter info, then the kernel self-check')
+  .option('--json', 'one JSON object')
+  .action(async (o) => {
+    const i = await adapterInfo();
+    if (!o.json) console.log(formatInfo(i) + '\n');
+    const ok = await runSelfCheck(o.json, i);
+    if (!ok) process.exitCode = 1;
+  });
+
+async function runSelfCheck(json: boolean, info?: unknown): Promise<boolean> {
+  const { selfCheck } = await import('../kernels/selfcheck.js');
+  const results = await selfCheck(json ? undefined : (r) => console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.kernel.padEnd(18)} ${r.shape.padEnd(20)} error/tolerance ${r.worstRatio.toFixed(3)}`));
+  const failed = results.filter((r) => !r.ok);
+  output(json, { ...(info ? { info } : {}), selfcheck: results, passed: results.length - failed.length, failed: failed.length }, () =>
+    failed.length ? `${failed.length} of ${results.length} kernel checks FAILED` : `all ${results.length} kernel checks passed`,
+  );
+  return failed.length === 0;
+}
+
+const bench = program.command('bench').description('benchmarks (see bench/)');
+bench
+  .command('matmul')
+  .description('matmul GFLOP/s (best of several runs after warm-up, readback included), beside tfjs-backend-webgpu')
+  .option('--m <m>', 'rows of A', intArg('--m'), 1024)
+  .option('--n <n>', 'columns of B', intArg('--n'), 1024)
+  .option('--k <k>', 'inner dimension', intArg('--k'), 1024)
+  .option('--variant <name>', 'kernel variant (default: the adapter\'s choice)')
+  .option('--runs <n>', 'timed runs', intArg('--runs'), 5)
+  .option('--no-peers', 'skip tfjs-backend-webgpu')
+  .option('--json', 'one JSON line')
+  .action(async (o) => {
+    const { benchMatmul } = await import('../../bench/matmul.js');
+    const r = await benchMatmul({ m: o.m, n: o.n, k: o.k, variant: o.variant, runs: o.runs, peers: o.peers });
+    output(o.json, r, () => table(Object.entries(r as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
+  });
+
+async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
+    const err = e as Error;
+    if (debug) console.error(err.stack ?? err);
+    else console.error(`celluscan: ${err.message}${err instanceof UsageError ? '' : ''}`);
+    return 1;
+  } finally {
+    destroyGpu();
+  }
+}
+
+main(process.argv).then((code) => {
+  // Dawn can keep the event loop alive; exit explicitly once output is flushed.
+  process.stdout.write('', () => process.exit(code));
+});
