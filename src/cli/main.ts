@@ -69,6 +69,9 @@ bench
     output(o.json, r, () => table(Object.entries(r as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
   });
 
+// Command groups owned by other modules register themselves here.
+// (one line each: import { register as registerX } from './x.js'; registerX(program);)
+
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   try {
