@@ -1,0 +1,63 @@
+// Softmax over the last axis, forward: y = exp(x − max) / Σ exp(x − max), one row per team of T
+// invocations (T = 1: one invocation per row, no barriers; T = WG: one workgroup per row).
+// Three sweeps over the row: the max, then e = exp(x − max) stored into y and summed, then y ·= 1/Σ.
+// −Infinity entries give exp(−inf) = 0; a row of only −Infinity gives NaN (0 · 1/0), as torch does.
+struct Params { rows: u32, cols: u32 }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+const WG: u32 = {{WG}}u;
+const T: u32 = {{T}}u;            // invocations per row, a power of two dividing WG
+var<workgroup> sh: array<f32, WG>;
+
+// Reductions over the T invocations of one team; called from uniform control flow by every
+// invocation of the workgroup (T is a constant, so T == 1 skips every barrier).
+fn team_max(lid: u32, v: f32) -> f32 {
+  if (T == 1u) { return v; }
+  sh[lid] = v;
+  for (var s = T / 2u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid % T < s) { sh[lid] = max(sh[lid], sh[lid + s]); }
+  }
+  workgroupBarrier();
+  let r = sh[lid - lid % T];
+  workgroupBarrier();
+  return r;
+}
+
+fn team_sum(lid: u32, v: f32) -> f32 {
+  if (T == 1u) { return v; }
+  sh[lid] = v;
+  for (var s = T / 2u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid % T < s) { sh[lid] += sh[lid + s]; }
+  }
+  workgroupBarrier();
+  let r = sh[lid - lid % T];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * nwg.x) * (WG / T) + lid / T;
+  let lane = lid % T;
+  // Invocations past the last row still take part in the barriers; they just see an empty row.
+  let live = row < P.rows;
+  let n = select(0u, P.cols, live);
+  let base = select(0u, row * P.cols, live);
+  var m = -3.4028234663852886e38;
+  for (var i = lane; i < n; i += T) { m = max(m, x[base + i]); }
+  m = team_max(lid, m);
+  var s = 0.0;
+  for (var i = lane; i < n; i += T) {
+    let e = exp(x[base + i] - m);
+    y[base + i] = e;
+    s += e;
+  }
+  s = team_sum(lid, s);
+  let inv = 1.0 / s;
+  for (var i = lane; i < n; i += T) { y[base + i] = y[base + i] * inv; }
+}

@@ -1,0 +1,38 @@
+// Softmax over the last axis, backward: dx = y ∘ (dy − Σ_row dy ∘ y), one row per team of T
+// invocations (see softmax.wgsl).
+struct Params { rows: u32, cols: u32 }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+const WG: u32 = {{WG}}u;
+const T: u32 = {{T}}u;
+var<workgroup> sh: array<f32, WG>;
+
+fn team_sum(lid: u32, v: f32) -> f32 {
+  if (T == 1u) { return v; }
+  sh[lid] = v;
+  for (var s = T / 2u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid % T < s) { sh[lid] += sh[lid + s]; }
+  }
+  workgroupBarrier();
+  let r = sh[lid - lid % T];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * nwg.x) * (WG / T) + lid / T;
+  let lane = lid % T;
+  let live = row < P.rows;
+  let n = select(0u, P.cols, live);
+  let base = select(0u, row * P.cols, live);
+  var d = 0.0;
+  for (var i = lane; i < n; i += T) { d += dy[base + i] * y[base + i]; }
+  d = team_sum(lid, d);
+  for (var i = lane; i < n; i += T) { dx[base + i] = y[base + i] * (dy[base + i] - d); }
+}

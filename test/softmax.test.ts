@@ -1,0 +1,109 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { GpuArray } from '../src/kernels/memory.js';
+import { rowPlan, setRowTeamSize, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
+import { softmaxBackwardRef, softmaxForwardRef } from '../src/kernels/ref/softmax.js';
+import { randomArray } from '../src/kernels/ref/math.js';
+import { expectClose, useGpu } from './gpu.js';
+
+useGpu();
+afterEach(() => setRowTeamSize(null));
+
+// Forward: y = exp(x − m)/Σ. The Vulkan exp is accurate to 3 + 2|x| ulp, and x − m is rounded
+// (relative 6e-8 of |x − m|), so for the entries that carry the mass (x − m ≥ −20) y is good to
+// ~45 ulp ≈ 5e-6 relative; Σ over C terms adds ≤ C·6e-8 relative in the worst case, but only
+// ~√C·6e-8 in practice. 2e-5 relative covers that with room. Tiny probabilities (x − m < −20,
+// y < 2e-9) may lose more relative accuracy, which the 1e-9 absolute term absorbs.
+const F_ATOL = 1e-9;
+const F_RTOL = 2e-5;
+// Backward: dx = y(dy − d) with d = Σ dy·y (|d| ≤ max|dy| = 1) accumulated in f32: d is off by
+// ≤ ~C·6e-8 worst case, ~1e-6 in practice for C ≤ 1e5, and dy − d can cancel, so the error is
+// absolute in units of y: atol 1e-6·max y is not expressible per element, so we use atol 2e-7 (y ≤ 1,
+// and for C ≥ 197 y ≲ 0.05) plus 2e-5 relative for the y and dy − d factors.
+const B_ATOL = 2e-7;
+const B_RTOL = 2e-5;
+
+async function check(rows: number, cols: number, seed: number, lo = -8, hi = 8, mutate?: (x: Float32Array) => void) {
+  const xs = randomArray(rows * cols, seed, lo, hi);
+  mutate?.(xs);
+  const dys = randomArray(rows * cols, seed + 1);
+  const x = GpuArray.fromData(xs, [rows, cols]);
+  const dy = GpuArray.fromData(dys, [rows, cols]);
+  const y = softmaxForward(x);
+  const ys = await y.read();
+  expectClose(ys, softmaxForwardRef(xs, cols), F_ATOL, F_RTOL, `softmax forward ${rows}×${cols}`);
+  const dx = softmaxBackward(y, dy);
+  // The backward is checked against the reference applied to the GPU's own y, so it tests the
+  // backward kernel alone.
+  expectClose(await dx.read(), softmaxBackwardRef(ys, dys, cols), B_ATOL, B_RTOL, `softmax backward ${rows}×${cols}`);
+  for (const a of [x, dy, y, dx]) a.dispose();
+}
+
+describe('softmax', () => {
+  for (const [rows, cols] of [[1, 1], [7, 13], [197, 768], [3, 100], [1, 100_000], [70_000, 7], [5, 4097]] as const) {
+    it(`matches the float64 reference, ${rows}×${cols} (team ${'adapter default'})`, async () => {
+      await check(rows, cols, rows * 31 + cols);
+    });
+  }
+
+  // Every team size must give the same answer (the adapter default only exercises some).
+  for (const [T, WG] of [[1, 64], [4, 64], [16, 16], [256, 256]] as const) {
+    it(`matches the reference with team ${T}, workgroup ${WG}`, async () => {
+      setRowTeamSize(T, WG);
+      expect(rowPlan(10, 10)).toMatchObject({ T, WG });
+      for (const [rows, cols] of [[1, 1], [7, 13], [67, 197], [3, 1000]] as const) await check(rows, cols, T * 7 + cols);
+    });
+  }
+
+  it('is stable for 1e4-magnitude logits and -Infinity entries', async () => {
+    await check(7, 13, 5, -1e4, 1e4);
+    // Rows with -Infinity entries: those get probability 0 and the rest still sum to 1.
+    await check(9, 33, 6, -30, 30, (x) => {
+      for (let i = 0; i < x.length; i += 3) x[i] = -Infinity;
+    });
+    const x = GpuArray.fromData([-Infinity, 0, -Infinity, 1e4, 1e4 - 1, -Infinity], [2, 3]);
+    const y = await softmaxForward(x).read();
+    expect(y[0]).toBe(0);
+    expect(y[1]).toBe(1);
+    expect(y[2]).toBe(0);
+    expectClose(y.slice(3), [1 / (1 + Math.exp(-1)), Math.exp(-1) / (1 + Math.exp(-1)), 0], 1e-12, F_RTOL, 'softmax at 1e4');
+  });
+
+  it('works on higher-rank inputs (softmax over the last axis)', async () => {
+    const xs = randomArray(2 * 3 * 5, 9, -3, 3);
+    const y = softmaxForward(GpuArray.fromData(xs, [2, 3, 5]));
+    expect(y.shape).toEqual([2, 3, 5]);
+    expectClose(await y.read(), softmaxForwardRef(xs, 5), F_ATOL, F_RTOL, 'softmax rank 3');
+  });
+
+  it('the reference backward is the gradient of the reference forward (central differences)', () => {
+    const rows = 3;
+    const cols = 5;
+    const xs = Float64Array.from(randomArray(rows * cols, 11, -3, 3));
+    const w = Float64Array.from(randomArray(rows * cols, 12));
+    // f(x) = Σ w ∘ softmax(x), so ∂f/∂x = softmaxBackward(y, w).
+    const f = (x: Float64Array) => softmaxForwardRef(x, cols).reduce((s, v, i) => s + v * w[i], 0);
+    const h = 1e-6;
+    const fd = xs.map((_, i) => {
+      const p = xs.slice();
+      const m = xs.slice();
+      p[i] += h;
+      m[i] -= h;
+      return (f(p) - f(m)) / (2 * h);
+    });
+    // float64 central differences, h = 1e-6: truncation ~h² and rounding ~1e-16/h ≈ 1e-10.
+    expectClose(softmaxBackwardRef(softmaxForwardRef(xs, cols), w, cols), fd, 1e-8, 1e-7, 'softmax fd');
+  });
+
+  it('rejects bad shapes, naming the op and shapes', () => {
+    const y = GpuArray.fromData([1, 2, 3, 4, 5, 6], [2, 3]);
+    const dy = GpuArray.fromData([1, 2, 3, 4, 5, 6], [3, 2]);
+    expect(() => softmaxBackward(y, dy)).toThrow(/softmaxBackward: dy \[3, 2\] does not match y \[2, 3\]/);
+    expect(() => softmaxForward(GpuArray.fromData([1], []))).toThrow(/softmaxForward: x must have at least one dimension, got \[\]/);
+    expect(() => setRowTeamSize(3)).toThrow(/setRowTeamSize: 3 is not a power of two/);
+  });
+
+  it('handles empty inputs', async () => {
+    expect((await softmaxForward(GpuArray.empty([0, 5])).read()).length).toBe(0);
+    expect(softmaxForward(GpuArray.empty([4, 0])).shape).toEqual([4, 0]);
+  });
+});
