@@ -52,14 +52,32 @@ async function runSelfCheck(json: boolean, info?: unknown): Promise<boolean> {
   return failed.length === 0;
 }
 
-const bench = program.command('bench').description('benchmarks (see bench/)');
+const bench = program
+  .command('bench')
+  .description(`benchmarks: ${['all', 'matmul', 'softmax', 'layernorm', 'gelu', 'attention', 'vit', 'train'].join(' | ')} (records bench/results/<adapter>.*)`)
+  .argument('[which...]', 'benchmarks to run (default: all)')
+  .option('--quick', 'smaller shapes, fewer runs')
+  .option('--runs <n>', 'timed runs per case', intArg('--runs'))
+  .option('--no-peers', 'skip tfjs / ONNX Runtime / PyTorch peers')
+  .option('--no-record', 'do not write bench/results/')
+  .option('--json', 'one JSON object')
+  .action(async (which: string[], o) => {
+    const { BENCHMARKS, runSuite, recordSuite } = await import('../../bench/suite.js');
+    const names = !which.length || which.includes('all') ? [...BENCHMARKS] : which;
+    const bad = names.filter((n) => !(BENCHMARKS as readonly string[]).includes(n));
+    if (bad.length) throw new UsageError(`bench: unknown benchmark ${bad.join(', ')} (choose from all, ${BENCHMARKS.join(', ')})`);
+    const result = await runSuite(names as never, { quick: o.quick, runs: o.runs, peers: o.peers }, o.json ? () => {} : (s) => console.log(s));
+    const files = o.record ? await recordSuite(result) : [];
+    output(o.json, { ...result, files }, () => (files.length ? `recorded ${files.join(', ')}` : ''));
+  });
+
 bench
   .command('matmul')
   .description('matmul GFLOP/s (best of several runs after warm-up, readback included), beside tfjs-backend-webgpu')
   .option('--m <m>', 'rows of A', intArg('--m'), 1024)
   .option('--n <n>', 'columns of B', intArg('--n'), 1024)
   .option('--k <k>', 'inner dimension', intArg('--k'), 1024)
-  .option('--variant <name>', 'kernel variant (default: the adapter\'s choice)')
+  .option('--variant <name>', "kernel variant (default: the adapter's choice)")
   .option('--runs <n>', 'timed runs', intArg('--runs'), 5)
   .option('--no-peers', 'skip tfjs-backend-webgpu')
   .option('--json', 'one JSON line')

@@ -298,6 +298,6 @@ export function scope<T>(fn: () => T): T {
       },
     ) as T;
   }
-  endScope(result);
+  endScope(s, result);
   return result;
 }

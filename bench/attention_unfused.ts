@@ -1,0 +1,52 @@
+// The explicit attention path (matmul → scale → softmax → matmul, through autograd) timed at the same
+// shapes as the fused kernel, so the two sit side by side in one run.
+import { gpu } from '../src/kernels/device.js';
+import { GpuArray, scope } from '../src/kernels/memory.js';
+import { randomArray } from '../src/kernels/ref/math.js';
+import { Tensor } from '../src/autograd/tensor.js';
+import * as ops from '../src/autograd/ops.js';
+import { timeRuns } from './timing.js';
+
+export interface AttentionShape {
+  batch?: number;
+  heads?: number;
+  seq?: number;
+  dim?: number;
+  runs?: number;
+}
+
+/** Forward and forward+backward time of attention at [B, H, N, D], fused or explicit. */
+export async function benchAttentionPath(path: 'fused' | 'explicit', opts: AttentionShape = {}) {
+  const B = opts.batch ?? 1, H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
+  const n = B * H * N * D;
+  const arrays = [1, 2, 3, 4].map((s) => GpuArray.fromData(randomArray(n, s), [B, H, N, D]));
+  const [q0, k0, v0, g0] = arrays;
+  const forward = (grad: boolean) => {
+    const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: grad }));
+    const out =
+      path === 'fused' ? ops.attention(q, k, v) : ops.matmul(ops.softmax(ops.scale(ops.matmul(q, k, { transB: true }), 1 / Math.sqrt(D))), v);
+    if (grad) out.backward(g0);
+  };
+  const runs = opts.runs ?? 3;
+  const fwd = await timeRuns(() => scope(() => forward(false)), { runs });
+  const both = await timeRuns(() => scope(() => forward(true)), { runs });
+  for (const a of arrays) a.dispose();
+  const fwdMs = fwd.gpuMs ?? fwd.wallMs;
+  const bothMs = both.gpuMs ?? both.wallMs;
+  // Useful flops: QKᵀ and PV, 2·N·N·D each, per head (the backward does 2.5× the forward's matmuls).
+  const flops = 4 * B * H * N * N * D;
+  return {
+    op: 'attention',
+    path,
+    adapter: gpu().adapterKey,
+    batch: B,
+    heads: H,
+    seq: N,
+    dim: D,
+    fwd_ms: fwdMs,
+    fwd_bwd_ms: bothMs,
+    bwd_ms: bothMs - fwdMs,
+    fwd_gflops: flops / fwdMs / 1e6,
+    clock: fwd.clock,
+  };
+}

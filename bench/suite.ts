@@ -1,0 +1,203 @@
+// The benchmark suite: runs the chosen benchmarks on the current adapter, prints a table, and
+// records JSON, a markdown table and a chart under bench/results/<adapter>.{json,md,png}.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gpu, initGpu } from '../src/kernels/device.js';
+import { measureRoofline, type Roofline } from './roofline.js';
+
+export const BENCHMARKS = ['matmul', 'softmax', 'layernorm', 'gelu', 'attention', 'vit', 'train'] as const;
+export type BenchName = (typeof BENCHMARKS)[number];
+
+/** One line of results: a measured number, and where it stands against the adapter's peak and peers. */
+export interface BenchRow {
+  bench: string;
+  case: string;
+  variant: string;
+  metric: string;
+  value: number;
+  unit: string;
+  /** Share of the measured roofline peak (compute for GFLOP/s, bandwidth for GB/s). */
+  pctPeak?: number;
+  /** A peer measured in the same run, and our value ÷ theirs (>1: we are faster). */
+  peer?: string;
+  peerValue?: number;
+  ratio?: number;
+  note?: string;
+}
+
+export interface SuiteOptions {
+  quick?: boolean;
+  runs?: number;
+  /** Include peers (tfjs, ONNX Runtime, PyTorch) when installed. */
+  peers?: boolean;
+}
+
+type Obj = Record<string, unknown>;
+const num = (o: Obj, k: string) => (typeof o[k] === 'number' ? (o[k] as number) : NaN);
+
+async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const pctF = (g: number) => (100 * g) / roof.peakGflops;
+  const pctB = (g: number) => (100 * g) / roof.peakGBs;
+  switch (name) {
+    case 'matmul': {
+      const { benchMatmul } = await import('./matmul.js');
+      const { MATMUL_VARIANTS } = await import('../src/kernels/matmul.js');
+      const size = o.quick ? 512 : 1024;
+      for (const variant of MATMUL_VARIANTS) {
+        if (variant === 'naive' && !o.quick && roof.adapter === 'llvmpipe') continue; // ~minutes at 1024³ on a CPU
+        const r = (await benchMatmul({ m: size, n: size, k: size, variant, runs: o.runs ?? 3, peers: o.peers !== false && variant === MATMUL_VARIANTS[MATMUL_VARIANTS.length - 1] })) as Obj;
+        const g = num(r, 'gflops');
+        const peer = r.tfjs as Obj | undefined;
+        rows.push({
+          bench: 'matmul', case: `${size}³`, variant, metric: 'throughput', value: g, unit: 'GFLOP/s', pctPeak: pctF(g),
+          ...(peer && typeof peer.gflops === 'number' ? { peer: 'tfjs-backend-webgpu', peerValue: peer.gflops as number, ratio: g / (peer.gflops as number) } : {}),
+        });
+      }
+      break;
+    }
+    case 'softmax': {
+      const { benchSoftmax } = await import('./softmax.js');
+      const r = (await benchSoftmax({ runs: o.runs ?? 5 })) as Obj;
+      const g = num(r, 'gbs');
+      rows.push({ bench: 'softmax', case: `${r.rows}×${r.cols}`, variant: String(r.variant ?? 'default'), metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g) });
+      break;
+    }
+    case 'layernorm': {
+      const { benchLayerNorm } = await import('./layernorm.js');
+      const r = (await benchLayerNorm({ runs: o.runs ?? 5 })) as Obj;
+      const g = num(r, 'gbs');
+      rows.push({ bench: 'layernorm', case: `${r.rows}×${r.cols}`, variant: String(r.variant ?? 'default'), metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g) });
+      break;
+    }
+    case 'gelu': {
+      const { benchGelu } = await import('./gelu.js');
+      const r = await benchGelu({ n: o.quick ? 1 << 18 : undefined, runs: o.runs ?? 5 });
+      rows.push({ bench: 'gelu', case: `n=${r.n} fwd`, variant: 'default', metric: 'bandwidth', value: r.fwd_gbs, unit: 'GB/s', pctPeak: pctB(r.fwd_gbs) });
+      rows.push({ bench: 'gelu', case: `n=${r.n} bwd`, variant: 'default', metric: 'bandwidth', value: r.bwd_gbs, unit: 'GB/s', pctPeak: pctB(r.bwd_gbs) });
+      break;
+    }
+    case 'attention': {
+      const { benchAttentionPath } = await import('./attention_unfused.js');
+      const shape = { batch: 1, heads: 12, seq: o.quick ? 65 : 197, dim: 64, runs: o.runs ?? 3 };
+      const f = await benchAttentionPath('fused', shape);
+      const e = await benchAttentionPath('explicit', shape);
+      const c = `B1 H12 N${shape.seq} D64`;
+      rows.push({ bench: 'attention', case: `${c} forward`, variant: 'fused', metric: 'time', value: f.fwd_ms, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: e.fwd_ms, ratio: e.fwd_ms / f.fwd_ms });
+      rows.push({ bench: 'attention', case: `${c} forward+backward`, variant: 'fused', metric: 'time', value: f.fwd_bwd_ms, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: e.fwd_bwd_ms, ratio: e.fwd_bwd_ms / f.fwd_bwd_ms });
+      break;
+    }
+    case 'vit': {
+      const { benchVit } = await import('./vit.js');
+      const r = (await benchVit({ batch: 1, runs: o.runs ?? 2, peers: o.peers !== false } as never)) as Obj;
+      const s = num(r, 'seconds_per_image');
+      const peers = (r.peers ?? {}) as Record<string, number>;
+      const [peerName, peerValue] = Object.entries(peers).find(([, v]) => typeof v === 'number') ?? [];
+      rows.push({
+        bench: 'vit', case: `${r.config ?? 'vit_b_16'} forward, batch ${r.batch}`, variant: String(r.attention ?? 'fused'), metric: 'time/image', value: s, unit: 's',
+        ...(peerName ? { peer: peerName, peerValue, ratio: (peerValue as number) / s } : {}),
+      });
+      break;
+    }
+    case 'train': {
+      const { benchTrain } = await import('./train.js');
+      const r = (await benchTrain({ runs: o.runs ?? 2, peers: o.peers !== false } as never)) as Obj;
+      const v = num(r, 'images_per_s');
+      const pt = r.pytorch_images_per_s;
+      rows.push({
+        bench: 'train', case: String(r.config ?? ''), variant: 'default', metric: 'throughput', value: v, unit: 'img/s',
+        ...(typeof pt === 'number' ? { peer: 'PyTorch CPU', peerValue: pt, ratio: v / pt } : {}),
+      });
+      break;
+    }
+  }
+  return rows;
+}
+
+export async function runSuite(names: readonly BenchName[], o: SuiteOptions = {}, log: (s: string) => void = () => {}) {
+  await initGpu();
+  const roof = await measureRoofline({ quick: o.quick });
+  log(`adapter ${gpu().adapterKey}: measured peak ${roof.peakGflops.toFixed(1)} GFLOP/s, ${roof.peakGBs.toFixed(2)} GB/s (${roof.clock})`);
+  const rows: BenchRow[] = [];
+  const errors: { bench: string; error: string }[] = [];
+  for (const n of names) {
+    log(`running ${n} …`);
+    try {
+      const r = await runOne(n, o, roof);
+      rows.push(...r);
+      for (const row of r) log('  ' + formatRow(row));
+    } catch (e) {
+      errors.push({ bench: n, error: (e as Error).message });
+      if (process.argv.includes("--debug")) console.error((e as Error).stack);
+      log(`  ${n}: not measured: ${(e as Error).message}`);
+    }
+  }
+  return { adapter: gpu().adapterKey, adapterInfo: gpu().info, date: new Date().toISOString(), roofline: roof, rows, errors };
+}
+
+export type SuiteResult = Awaited<ReturnType<typeof runSuite>>;
+
+const fmtNum = (v: number | undefined, d = 2) => (v === undefined || !Number.isFinite(v) ? '' : v >= 100 ? v.toFixed(0) : v.toFixed(d));
+
+export function formatRow(r: BenchRow): string {
+  const peer = r.peer ? `   vs ${r.peer}: ${fmtNum(r.peerValue)} ${r.unit} (×${fmtNum(r.ratio)})` : '';
+  const pct = r.pctPeak !== undefined ? ` (${fmtNum(r.pctPeak, 1)}% of peak)` : '';
+  return `${r.bench} ${r.case} [${r.variant}]: ${fmtNum(r.value)} ${r.unit}${pct}${peer}`;
+}
+
+export function markdownTable(s: SuiteResult): string {
+  const lines = [
+    `# Benchmarks on ${s.adapter}`,
+    '',
+    `Adapter: ${s.adapterInfo.description || s.adapterInfo.device} (${s.adapterInfo.vendor}, ${s.adapterInfo.architecture}). Recorded ${s.date.slice(0, 10)}.`,
+    `Measured roofline: ${fmtNum(s.roofline.peakGflops)} GFLOP/s, ${fmtNum(s.roofline.peakGBs)} GB/s (${s.roofline.clock}).`,
+    '',
+    '| bench | case | variant | value | % of peak | peer (same run) | ratio (×, >1 = we are faster) |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...s.rows.map((r) => `| ${r.bench} | ${r.case} | ${r.variant} | ${fmtNum(r.value)} ${r.unit} | ${fmtNum(r.pctPeak, 1)} | ${r.peer ? `${r.peer}: ${fmtNum(r.peerValue)} ${r.unit}` : ''} | ${fmtNum(r.ratio)} |`),
+  ];
+  if (s.errors.length) lines.push('', 'Not measured:', ...s.errors.map((e) => `- ${e.bench}: ${e.error}`));
+  return lines.join('\n') + '\n';
+}
+
+export const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+function atomicWrite(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+/** Write results/<adapter>.json (merged with earlier benches of the same adapter), .md and .png. */
+export async function recordSuite(s: SuiteResult): Promise<string[]> {
+  mkdirSync(resultsDir, { recursive: true });
+  const base = join(resultsDir, s.adapter);
+  let merged = s;
+  if (existsSync(`${base}.json`)) {
+    try {
+      const old = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as SuiteResult;
+      const fresh = new Set(s.rows.map((r) => r.bench));
+      merged = { ...s, rows: [...old.rows.filter((r) => !fresh.has(r.bench)), ...s.rows], errors: s.errors };
+    } catch {
+      // an unreadable old file is replaced
+    }
+  }
+  atomicWrite(`${base}.json`, JSON.stringify(merged, null, 1) + '\n');
+  atomicWrite(`${base}.md`, markdownTable(merged));
+  const { writeChartPng } = await import('../src/plot/chart.js');
+  const data = merged.rows.filter((r) => r.ratio !== undefined).map((r) => ({ what: `${r.bench} ${r.case}`, ratio: r.ratio, peer: r.peer }));
+  if (data.length) {
+    await writeChartPng(`${base}.png`, {
+      title: `CelluScan vs peers on ${s.adapter} (same run; >1 = CelluScan faster)`,
+      width: 520,
+      height: { step: 22 },
+      data: { values: data },
+      layer: [
+        { mark: 'bar', encoding: { y: { field: 'what', type: 'nominal', title: null, sort: null }, x: { field: 'ratio', type: 'quantitative', title: 'speed ratio (×)' }, color: { field: 'peer', type: 'nominal', legend: { orient: 'bottom', columns: 1 } } } },
+        { mark: { type: 'rule', color: 'black', strokeDash: [4, 3] }, encoding: { x: { datum: 1 } } },
+      ],
+    } as never);
+  }
+  return [`${base}.json`, `${base}.md`, ...(data.length ? [`${base}.png`] : [])];
+}
