@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { GpuArray, bucketBytes, keep, memoryStats, scope } from '../src/kernels/memory.js';
+import { geluForward } from '../src/kernels/gelu.js';
+import { dispatch, packUniforms, pipeline, shaderSource } from '../src/kernels/launch.js';
+import { gpu } from '../src/kernels/device.js';
+import { geluForwardRef } from '../src/kernels/ref/gelu.js';
+import { expectClose, useGpu } from './gpu.js';
+
+useGpu();
+
+describe('buffer pool and scopes', () => {
+  it('buckets sizes so reuse wastes at most a quarter', () => {
+    expect(bucketBytes(1)).toBe(256);
+    expect(bucketBytes(4096)).toBe(4096);
+    for (const b of [4097, 5000, 100_000, 1_234_567, 3 * 2 ** 20 + 1]) {
+      const s = bucketBytes(b);
+      expect(s).toBeGreaterThanOrEqual(b);
+      expect(s).toBeLessThanOrEqual(b * 1.25 + 4);
+    }
+  });
+
+  it('scope() frees what a block made except what it returns; keep() lets arrays escape', () => {
+    const before = memoryStats().liveArrays;
+    let kept!: GpuArray;
+    const out = scope(() => {
+      const a = GpuArray.fromData([1, 2, 3], [3]);
+      GpuArray.zeros([5]);
+      kept = keep(GpuArray.zeros([2]));
+      return { y: geluForward(a) };
+    });
+    expect(memoryStats().liveArrays).toBe(before + 2);
+    out.y.dispose();
+    kept.dispose();
+    expect(memoryStats().liveArrays).toBe(before);
+  });
+
+  it('async scopes dispose when the promise settles, also on error', async () => {
+    const before = memoryStats().liveArrays;
+    await expect(
+      scope(async () => {
+        GpuArray.zeros([4]);
+        await Promise.resolve();
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(memoryStats().liveArrays).toBe(before);
+  });
+
+  it('a reused buffer is never read stale: data written after a pending kernel read stays correct', async () => {
+    const results = await scope(async () => {
+      const outs: GpuArray[] = [];
+      for (let i = 0; i < 20; i++) {
+        const x = GpuArray.fromData([i, i + 1], [2]);
+        outs.push(geluForward(x));
+        x.dispose(); // its buffer goes back to the pool while the kernel is still only recorded
+      }
+      return Promise.all(outs.map((o) => o.read()));
+    });
+    // Same tolerance as test/gelu.test.ts.
+    results.forEach((r, i) => expectClose(r, geluForwardRef([i, i + 1]), 1e-6, 2e-6, `output ${i}`));
+  });
+
+  it('views share data without a copy and free the buffer with the last reference', async () => {
+    const before = memoryStats();
+    const a = GpuArray.fromData([1, 2, 3, 4, 5, 6], [2, 3]);
+    const v = a.view([3, 2]);
+    a.dispose();
+    expect(Array.from(await v.read())).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(memoryStats().liveBytes).toBe(before.liveBytes + 24);
+    v.dispose();
+    expect(memoryStats().liveBytes).toBe(before.liveBytes);
+    await expect(v.read()).rejects.toThrow(/used after dispose/);
+  });
+});
+
+describe('bad input', () => {
+  it('names the op and shape for an array used after dispose', () => {
+    const a = GpuArray.fromData([1, 2], [2]);
+    a.dispose();
+    expect(() => geluForward(a)).toThrow(/shape \[2\] was used after dispose/);
+  });
+
+  it('refuses a buffer above the device limit with the op and shape', () => {
+    const max = gpu().limits.maxStorageBufferBindingSize;
+    const n = Math.floor(max / 4) + 1024;
+    expect(() => GpuArray.empty([n], 'bigOp')).toThrow(new RegExp(`bigOp \\[${n}\\]: a buffer of ${n * 4} bytes is above this device's limit`));
+  });
+
+  it('refuses data that does not fill the shape, and invalid shapes', () => {
+    expect(() => GpuArray.fromData([1, 2, 3], [2, 2])).toThrow(/3 values do not fill shape \[2, 2\]/);
+    expect(() => GpuArray.empty([2, -1])).toThrow(/invalid shape \[2, -1\]/);
+    expect(() => GpuArray.empty([1.5])).toThrow(/invalid shape/);
+  });
+
+  it('refuses too many workgroups rather than losing the device', () => {
+    const p = pipeline('gelu');
+    const a = GpuArray.zeros([4]);
+    expect(() => dispatch('myKernel', p, [a.buffer, a.buffer, a.buffer], packUniforms([['u32', 4], ['u32', 0]]), [70000])).toThrow(/myKernel: 70000×1×1 workgroups is above/);
+    a.dispose();
+  });
+
+  it('a shader template without a value, or with an unused value, is an error', () => {
+    expect(() => shaderSource('peak_flops', {})).toThrow(/no value for the placeholder \{\{WG\}\}/);
+    expect(() => shaderSource('gelu', { X: 1 })).toThrow(/has no placeholder \{\{X\}\}/);
+    expect(() => shaderSource('nope')).toThrow(/no shader named 'nope'/);
+  });
+});
