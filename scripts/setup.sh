@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # First-use set-up for a fresh clone: npm dependencies, then a WebGPU adapter for Dawn.
+# With --test, also what the test suite's oracles need (PyTorch/torchvision, Fashion-MNIST).
 # Safe to run again: each step checks before it installs. Prints what it installs and why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for_tests=0
+[[ "${1:-}" == --test ]] && for_tests=1
 
 say() { printf '[celluscan setup] %s\n' "$*" >&2; }
 die() { printf '[celluscan setup] error: %s\n' "$*" >&2; exit 1; }
@@ -11,6 +14,27 @@ die() { printf '[celluscan setup] error: %s\n' "$*" >&2; exit 1; }
 if [[ ! -d node_modules/webgpu || ! -d node_modules/vitest || package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "installing npm dependencies (npm ci) — node_modules is missing or out of date"
   npm ci --no-audit --no-fund >&2 || die "npm ci failed; check your network access to the npm registry"
+fi
+
+node scripts/gen-shaders.mjs
+
+# apt packages, installed together when any is missing.
+apt_install() { # why, packages...
+  local why="$1"; shift
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  say "installing ${missing[*]} — $why"
+  [[ "$(id -u)" == 0 ]] || die "installing ${missing[*]} needs root: run 'sudo apt-get install ${missing[*]}' and try again"
+  command -v apt-get >/dev/null || die "no apt-get on this machine: install ${missing[*]} (or their equivalents) yourself"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2 || die "apt-get update failed"
+  apt-get install -y -qq "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
+}
+
+if ((for_tests)); then
+  apt_install "the tests' oracle: torchvision models with random weights for parity checks" python3-torch python3-torchvision libopenblas0-pthread
+  apt_install "the Fashion-MNIST data the training tests read" dataset-fashion-mnist
 fi
 
 # 2. A WebGPU adapter. Dawn needs a Vulkan driver; on a Linux machine without a GPU that is Mesa's lavapipe.
