@@ -1,0 +1,125 @@
+// Layout ops: permute/transpose, slice, concat, pad. All are one strided-copy kernel
+// (shaders/permute.wgsl) over a view whose dims the launcher merges (mergeDims) to a rank <= 8; a view
+// that merges to one contiguous run is a plain buffer copy instead. Reference: ref/layout.ts.
+import { MAX_KERNEL_RANK, contiguousStrides, fill, mergeDims, vec8 } from './elementwise.js';
+import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
+import { GpuArray, copyBuffer, fmt, shapeSize } from './memory.js';
+
+/**
+ * dst[dstOff + Σ idx·dstStrides] = src[srcOff + Σ idx·srcStrides] for every multi-index of shape.
+ * Strides and offsets in elements.
+ */
+function stridedCopy(
+  op: string, src: GpuArray, dst: GpuArray, shape: readonly number[],
+  srcStrides: readonly number[], dstStrides: readonly number[], srcOff: number, dstOff: number,
+): void {
+  const n = shapeSize(shape);
+  if (n === 0) return;
+  const m = mergeDims(shape, [srcStrides, dstStrides]);
+  const rank = m.shape.length;
+  if (rank === 1 && (m.shape[0] === 1 || (m.strides[0][0] === 1 && m.strides[1][0] === 1))) {
+    copyBuffer(src.buffer, dst.buffer, n * 4, srcOff * 4, dstOff * 4);
+    return;
+  }
+  if (rank > MAX_KERNEL_RANK) {
+    throw new RangeError(`${op}: shape ${fmt(shape)} needs ${rank} dims after merging; the kernel takes ${MAX_KERNEL_RANK}`);
+  }
+  const u = packUniforms([
+    ['u32', n], ['u32', srcOff], ['u32', dstOff], ['u32', 0],
+    ...vec8(m.shape), ...vec8(m.strides[0]), ...vec8(m.strides[1]),
+  ]);
+  dispatch(op, pipeline('permute', { RANK: rank }), [src.buffer, dst.buffer], u, grid2d(Math.ceil(n / 256)));
+}
+
+function normAxis(op: string, axis: number, shape: readonly number[]): number {
+  if (!Number.isInteger(axis) || axis < -shape.length || axis >= shape.length) {
+    throw new RangeError(`${op}: axis ${axis} is out of range for shape ${fmt(shape)}`);
+  }
+  return axis < 0 ? axis + shape.length : axis;
+}
+
+/** out.shape[i] = x.shape[perm[i]]: a general N-D permutation (any rank whose merged view is <= 8-D). */
+export function permute(x: GpuArray, perm: number[]): GpuArray {
+  const r = x.rank;
+  const seen = new Set(perm);
+  if (perm.length !== r || seen.size !== r || !perm.every((p) => Number.isInteger(p) && p >= 0 && p < r)) {
+    throw new RangeError(`permute: [${perm.join(', ')}] is not a permutation of the ${r} axes of ${fmt(x.shape)}`);
+  }
+  const shape = perm.map((p) => x.shape[p]);
+  const xs = contiguousStrides(x.shape);
+  const out = GpuArray.empty(shape, 'permute');
+  stridedCopy('permute', x, out, shape, perm.map((p) => xs[p]), contiguousStrides(shape), 0, 0);
+  return out;
+}
+
+/** Swap axes a and b (default: the last two; negative allowed). */
+export function transpose(x: GpuArray, a = -2, b = -1): GpuArray {
+  if (x.rank < 2 && (a === -2 || b === -2)) {
+    throw new RangeError(`transpose: shape ${fmt(x.shape)} has fewer than 2 axes`);
+  }
+  const i = normAxis('transpose', a, x.shape);
+  const j = normAxis('transpose', b, x.shape);
+  const perm = x.shape.map((_, k) => k);
+  perm[i] = j;
+  perm[j] = i;
+  return permute(x, perm);
+}
+
+/** x[starts[0]:ends[0], ...]: one [start, end) per axis, negative indices counted from the end. */
+export function slice(x: GpuArray, starts: number[], ends: number[]): GpuArray {
+  if (starts.length !== x.rank || ends.length !== x.rank) {
+    throw new RangeError(`slice: starts [${starts.join(', ')}] and ends [${ends.join(', ')}] need one entry per axis of ${fmt(x.shape)}`);
+  }
+  const s: number[] = [];
+  const shape: number[] = [];
+  x.shape.forEach((dim, d) => {
+    const a = starts[d] < 0 ? starts[d] + dim : starts[d];
+    const b = ends[d] < 0 ? ends[d] + dim : ends[d];
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b > dim || a > b) {
+      throw new RangeError(`slice: [${starts[d]}, ${ends[d]}) is out of range for axis ${d} of ${fmt(x.shape)}`);
+    }
+    s.push(a);
+    shape.push(b - a);
+  });
+  const xs = contiguousStrides(x.shape);
+  const out = GpuArray.empty(shape, 'slice');
+  const off = s.reduce((acc, a, d) => acc + a * xs[d], 0);
+  stridedCopy('slice', x, out, shape, xs, contiguousStrides(shape), off, 0);
+  return out;
+}
+
+/** Join arrays along axis (negative allowed); all other dims must agree. */
+export function concat(xs: GpuArray[], axis: number): GpuArray {
+  if (xs.length === 0) throw new RangeError('concat: no arrays to join');
+  const first = xs[0].shape;
+  const ax = normAxis('concat', axis, first);
+  for (const x of xs) {
+    if (x.rank !== first.length || x.shape.some((d, i) => i !== ax && d !== first[i])) {
+      throw new RangeError(`concat: shapes ${fmt(first)} and ${fmt(x.shape)} differ outside axis ${axis}`);
+    }
+  }
+  const shape = [...first];
+  shape[ax] = xs.reduce((n, x) => n + x.shape[ax], 0);
+  const out = GpuArray.empty(shape, 'concat');
+  const os = contiguousStrides(shape);
+  let at = 0;
+  for (const x of xs) {
+    stridedCopy('concat', x, out, x.shape, contiguousStrides(x.shape), os, 0, at * os[ax]);
+    at += x.shape[ax];
+  }
+  return out;
+}
+
+/** Pad each axis d with before[d] and after[d] elements of value (default 0): slice's adjoint. */
+export function pad(x: GpuArray, before: number[], after: number[], value = 0): GpuArray {
+  const ok = (v: number[]) => v.length === x.rank && v.every((p) => Number.isInteger(p) && p >= 0);
+  if (!ok(before) || !ok(after)) {
+    throw new RangeError(`pad: before [${before.join(', ')}] and after [${after.join(', ')}] need one integer >= 0 per axis of ${fmt(x.shape)}`);
+  }
+  const shape = x.shape.map((d, i) => d + before[i] + after[i]);
+  const out = before.some((p) => p > 0) || after.some((p) => p > 0) ? fill(shape, value) : GpuArray.empty(shape, 'pad');
+  const os = contiguousStrides(shape);
+  const off = before.reduce((acc, p, d) => acc + p * os[d], 0);
+  stridedCopy('pad', x, out, x.shape, contiguousStrides(x.shape), os, 0, off);
+  return out;
+}
