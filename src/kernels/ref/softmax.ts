@@ -24,3 +24,6 @@ export function softmaxBackwardRef(y: ArrayLike<number>, dy: ArrayLike<number>, 
   }
   return dx;
 }
+
+/** Alias of softmaxForwardRef (the name the self-check uses). */
+export const softmaxRef = softmaxForwardRef;

@@ -1,0 +1,54 @@
+// LayerNorm over the last axis, forward: y = (x − mean) · rstd · gamma + beta with
+// rstd = 1/sqrt(var + eps), var the biased variance (as torch). One row per team of T invocations
+// (see softmax.wgsl). Two sweeps for the statistics, then one to write y; mean and rstd are saved
+// for backward. The mean is summed as x0 + Σ(x − x0)/C with x0 the row's first entry, so a row with
+// a large common offset loses no accuracy to it, and the variance as Σ(x − mean)²/C (two-pass: no
+// cancellation between Σx² and (Σx)²).
+struct Params { rows: u32, cols: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> mean_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstd_out: array<f32>;
+
+const WG: u32 = {{WG}}u;
+const T: u32 = {{T}}u;            // invocations per row, a power of two dividing WG
+var<workgroup> sh: array<f32, WG>;
+
+fn team_sum(lid: u32, v: f32) -> f32 {
+  if (T == 1u) { return v; }
+  sh[lid] = v;
+  for (var s = T / 2u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid % T < s) { sh[lid] += sh[lid + s]; }
+  }
+  workgroupBarrier();
+  let r = sh[lid - lid % T];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * nwg.x) * (WG / T) + lid / T;
+  let lane = lid % T;
+  let live = row < P.rows;
+  let n = select(0u, P.cols, live);
+  let base = select(0u, row * P.cols, live);
+  let inv_c = 1.0 / f32(P.cols);
+  let x0 = select(0.0, x[base], live);
+  var s = 0.0;
+  for (var i = lane; i < n; i += T) { s += x[base + i] - x0; }
+  let mu = x0 + team_sum(lid, s) * inv_c;
+  var q = 0.0;
+  for (var i = lane; i < n; i += T) { let d = x[base + i] - mu; q += d * d; }
+  let r = inverseSqrt(team_sum(lid, q) * inv_c + P.eps);
+  for (var i = lane; i < n; i += T) { y[base + i] = (x[base + i] - mu) * r * gamma[i] + beta[i]; }
+  if (live && lane == 0u) {
+    mean_out[row] = mu;
+    rstd_out[row] = r;
+  }
+}

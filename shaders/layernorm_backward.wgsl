@@ -1,0 +1,51 @@
+// LayerNorm over the last axis, backward for x: with x̂ = (x − mean)·rstd and g = dy·gamma,
+// dx = rstd · (g − mean_C(g) − x̂ · mean_C(g·x̂)). One row per team of T invocations (see softmax.wgsl);
+// both row sums are reduced together as a vec2. dgamma and dbeta: layernorm_backward_partial.wgsl.
+struct Params { rows: u32, cols: u32 }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> mean_in: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd_in: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+
+const WG: u32 = {{WG}}u;
+const T: u32 = {{T}}u;
+var<workgroup> sh: array<vec2<f32>, WG>;
+
+fn team_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
+  if (T == 1u) { return v; }
+  sh[lid] = v;
+  for (var s = T / 2u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid % T < s) { sh[lid] += sh[lid + s]; }
+  }
+  workgroupBarrier();
+  let r = sh[lid - lid % T];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = (wid.x + wid.y * nwg.x) * (WG / T) + lid / T;
+  let lane = lid % T;
+  let live = row < P.rows;
+  let n = select(0u, P.cols, live);
+  let base = select(0u, row * P.cols, live);
+  let mu = select(0.0, mean_in[min(row, P.rows - 1u)], live);
+  let r = select(0.0, rstd_in[min(row, P.rows - 1u)], live);
+  var acc = vec2<f32>(0.0, 0.0);
+  for (var i = lane; i < n; i += T) {
+    let g = dy[base + i] * gamma[i];
+    acc += vec2<f32>(g, g * (x[base + i] - mu) * r);
+  }
+  let m = team_sum2(lid, acc) / f32(P.cols);
+  for (var i = lane; i < n; i += T) {
+    let g = dy[base + i] * gamma[i];
+    let xh = (x[base + i] - mu) * r;
+    dx[base + i] = r * (g - m.x - xh * m.y);
+  }
+}

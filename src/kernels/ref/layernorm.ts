@@ -1,0 +1,59 @@
+// Float64 reference for LayerNorm over the last axis (rows of length cols, row-major), as
+// torch.nn.LayerNorm: biased variance, eps inside the square root.
+
+export interface LayerNormRefOut {
+  y: Float64Array;
+  mean: Float64Array;
+  rstd: Float64Array;
+}
+
+export function layerNormRef(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>, cols: number, eps: number): LayerNormRefOut {
+  const rows = cols === 0 ? 0 : x.length / cols;
+  const y = new Float64Array(x.length);
+  const mean = new Float64Array(rows);
+  const rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += x[o + c];
+    const mu = s / cols;
+    let q = 0;
+    for (let c = 0; c < cols; c++) q += (x[o + c] - mu) ** 2;
+    const rs = 1 / Math.sqrt(q / cols + eps);
+    for (let c = 0; c < cols; c++) y[o + c] = (x[o + c] - mu) * rs * gamma[c] + beta[c];
+    mean[r] = mu;
+    rstd[r] = rs;
+  }
+  return { y, mean, rstd };
+}
+
+/** Gradients of Σ dy ∘ layerNorm(x) with respect to x, gamma and beta. */
+export function layerNormBackwardRef(
+  x: ArrayLike<number>,
+  gamma: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  cols: number,
+  eps: number,
+): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
+  const { mean, rstd } = layerNormRef(x, gamma, new Float64Array(cols), cols, eps);
+  const dx = new Float64Array(x.length);
+  const dgamma = new Float64Array(cols);
+  const dbeta = new Float64Array(cols);
+  for (let r = 0; r < mean.length; r++) {
+    const o = r * cols;
+    const xh = (c: number) => (x[o + c] - mean[r]) * rstd[r];
+    let a = 0;
+    let b = 0;
+    for (let c = 0; c < cols; c++) {
+      const g = dy[o + c] * gamma[c];
+      a += g;
+      b += g * xh(c);
+      dgamma[c] += dy[o + c] * xh(c);
+      dbeta[c] += dy[o + c];
+    }
+    a /= cols;
+    b /= cols;
+    for (let c = 0; c < cols; c++) dx[o + c] = rstd[r] * (dy[o + c] * gamma[c] - a - xh(c) * b);
+  }
+  return { dx, dgamma, dbeta };
+}

@@ -1,0 +1,125 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { GpuArray } from '../src/kernels/memory.js';
+import { layerNormBackward, layerNormForward } from '../src/kernels/layernorm.js';
+import { setRowTeamSize } from '../src/kernels/softmax.js';
+import { layerNormBackwardRef, layerNormRef } from '../src/kernels/ref/layernorm.js';
+import { randomArray } from '../src/kernels/ref/math.js';
+import { expectClose, useGpu } from './gpu.js';
+
+useGpu();
+afterEach(() => setRowTeamSize(null));
+
+const U = 2 ** -24; // f32 unit roundoff
+
+// Forward: mean and variance are f32 sums of C terms (two-pass, so no cancellation between Σx² and
+// (Σx)²); inverseSqrt is good to 2 ulp. x̂ = (x − mean)·rstd is then off by a few ulp relative plus
+// |mean error|·rstd absolute. With |x| ≤ 2 (+ offset) and C ≤ 768 the sums' error is ~√C·u ≈ 2e-6
+// relative in practice; y = x̂·gamma + beta with |y| up to ~6: 1e-5 absolute + 1e-5 relative.
+const F_ATOL = 1e-5;
+const F_RTOL = 1e-5;
+// Backward dx: two more row sums of C terms (|g| ≤ 1, |g·x̂| ≲ 3) divided by C, then rstd·(g − a − x̂b):
+// absolute error ~ rstd·(C·u·3)/C per term at worst; 2e-5 absolute + 1e-5 relative.
+const DX_ATOL = 2e-5;
+const DX_RTOL = 1e-5;
+
+async function check(rows: number, cols: number, seed: number, eps = 1e-6, offset = 0) {
+  const xs = randomArray(rows * cols, seed, -2, 2).map((v) => v + offset);
+  const gs = randomArray(cols, seed + 1, -1.5, 1.5);
+  const bs = randomArray(cols, seed + 2);
+  const dys = randomArray(rows * cols, seed + 3);
+  const x = GpuArray.fromData(xs, [rows, cols]);
+  const gamma = GpuArray.fromData(gs, [cols]);
+  const beta = GpuArray.fromData(bs, [cols]);
+  const dy = GpuArray.fromData(dys, [rows, cols]);
+  const f = layerNormForward(x, gamma, beta, eps);
+  const ref = layerNormRef(xs, gs, bs, cols, eps);
+  // A row offset makes the stored f32 mean itself coarser (it is rounded to ulp(offset)/2, 3.8e-6 at
+  // 100, against ~1e-8 near 0), which shifts every x̂ by that · rstd: absolute tolerances scale with it.
+  const k = 1 + offset / 10;
+  expectClose(await f.y.read(), ref.y, F_ATOL * k, F_RTOL, `layernorm y ${rows}×${cols}`);
+  // mean = x0 + Σ(x − x0)/C summed serially in f32 by each invocation: |x − x0| ≤ 4, so partial sums
+  // stay ≤ 4C and the error is ≲ u·√C·4 (random rounding) ≈ 1.3e-5 at C = 768, 2e-5 at C = 5000.
+  expectClose(await f.mean.read(), ref.mean, 2e-5 * k, 1e-6, `layernorm mean ${rows}×${cols}`);
+  expectClose(await f.rstd.read(), ref.rstd, 0, 1e-5, `layernorm rstd ${rows}×${cols}`);
+  const b = layerNormBackward(x, gamma, f.mean, f.rstd, dy);
+  const rb = layerNormBackwardRef(xs, gs, dys, cols, eps);
+  expectClose(await b.dx.read(), rb.dx, DX_ATOL * k, DX_RTOL, `layernorm dx ${rows}×${cols}`);
+  // dgamma, dbeta: sums down a column of `rows` terms (|dy·x̂| ≲ 2, |dy| ≤ 1), in chunks of √rows
+  // then over √rows chunks, so the f32 error is ≤ 2√rows·u·Σ|terms| ≤ 2√rows·u·2·rows (worst case,
+  // 6e-6·rows^1.5... far above what happens); in practice rounding errors are random and the error is
+  // ~u·√rows·rms·√(2√rows). We allow 4·u·rows (absolute; 0.017 at 70 000 rows, where |dgamma| ~ 150)
+  // plus 1e-5 relative, which covers the random-walk error ~10× and fails on any missed or double-counted row.
+  // Each term also carries x̂'s own error (mean off by ≲ 1e-5 (above) times rstd ≈ 0.9), random in
+  // sign across rows: + 1e-5·√rows.
+  const atol = (4 * U * Math.max(rows, 8) + 1e-5 * Math.sqrt(rows)) * k;
+  expectClose(await b.dgamma.read(), rb.dgamma, atol, 1e-5, `layernorm dgamma ${rows}×${cols}`);
+  expectClose(await b.dbeta.read(), rb.dbeta, atol, 1e-5, `layernorm dbeta ${rows}×${cols}`);
+  for (const a of [x, gamma, beta, dy, f.y, f.mean, f.rstd, b.dx, b.dgamma, b.dbeta]) a.dispose();
+}
+
+describe('layernorm', () => {
+  for (const [rows, cols] of [[1, 1], [7, 13], [197, 768], [3, 100], [70_000, 7], [2, 5000]] as const) {
+    it(`matches the float64 reference, ${rows}×${cols}`, async () => {
+      await check(rows, cols, rows * 17 + cols);
+    });
+  }
+
+  it('eps 1e-5 (torch default) and rows with a large mean (two-pass variance)', async () => {
+    await check(7, 13, 3, 1e-5);
+    await check(33, 197, 4, 1e-6, 100);
+  });
+
+  for (const [T, WG] of [[1, 64], [4, 64], [16, 16], [256, 256]] as const) {
+    it(`matches the reference with team ${T}, workgroup ${WG}`, async () => {
+      setRowTeamSize(T, WG);
+      for (const [rows, cols] of [[1, 1], [7, 13], [67, 197], [3, 1000]] as const) await check(rows, cols, T + cols);
+    });
+  }
+
+  it('works on higher-rank inputs', async () => {
+    const xs = randomArray(2 * 3 * 5, 9, -3, 3);
+    const g = randomArray(5, 10);
+    const b = randomArray(5, 11);
+    const f = layerNormForward(GpuArray.fromData(xs, [2, 3, 5]), GpuArray.fromData(g, [5]), GpuArray.fromData(b, [5]), 1e-5);
+    expect(f.y.shape).toEqual([2, 3, 5]);
+    expect(f.mean.shape).toEqual([6]);
+    expectClose(await f.y.read(), layerNormRef(xs, g, b, 5, 1e-5).y, F_ATOL, F_RTOL, 'layernorm rank 3');
+  });
+
+  it('the reference backward is the gradient of the reference forward (central differences)', () => {
+    const rows = 3;
+    const cols = 6;
+    const eps = 1e-5;
+    const xs = Float64Array.from(randomArray(rows * cols, 21, -2, 2));
+    const gs = Float64Array.from(randomArray(cols, 22));
+    const bs = Float64Array.from(randomArray(cols, 23));
+    const w = Float64Array.from(randomArray(rows * cols, 24));
+    const f = (x: Float64Array, g: Float64Array, b: Float64Array) => layerNormRef(x, g, b, cols, eps).y.reduce((s, v, i) => s + v * w[i], 0);
+    const h = 1e-6;
+    const fd = (v: Float64Array, call: (v: Float64Array) => number) =>
+      v.map((_, i) => {
+        const p = v.slice();
+        const m = v.slice();
+        p[i] += h;
+        m[i] -= h;
+        return (call(p) - call(m)) / (2 * h);
+      });
+    const rb = layerNormBackwardRef(xs, gs, w, cols, eps);
+    // float64 central differences, h = 1e-6: truncation ~h²·|f'''| and rounding ~1e-16·|f|/h ≈ 1e-9.
+    expectClose(rb.dx, fd(xs, (v) => f(v, gs, bs)), 1e-7, 1e-6, 'layernorm dx fd');
+    expectClose(rb.dgamma, fd(gs, (v) => f(xs, v, bs)), 1e-7, 1e-6, 'layernorm dgamma fd');
+    expectClose(rb.dbeta, fd(bs, (v) => f(xs, gs, v)), 1e-7, 1e-6, 'layernorm dbeta fd');
+  });
+
+  it('rejects bad shapes and eps, naming the op and shapes', () => {
+    const x = GpuArray.fromData(new Float32Array(6), [2, 3]);
+    const g3 = GpuArray.fromData([1, 1, 1], [3]);
+    const g2 = GpuArray.fromData([1, 1], [2]);
+    const m = GpuArray.fromData([0, 0], [2]);
+    expect(() => layerNormForward(x, g2, g2, 1e-5)).toThrow(/layerNormForward: gamma \[2\] does not match the last axis of x \[2, 3\]/);
+    expect(() => layerNormForward(x, g3, g2, 1e-5)).toThrow(/layerNormForward: beta \[2\] does not match gamma \[3\]/);
+    expect(() => layerNormForward(x, g3, g3, -1)).toThrow(/layerNormForward: eps must be a finite number >= 0, got -1/);
+    expect(() => layerNormBackward(x, g3, m, m, g3)).toThrow(/layerNormBackward: dy \[3\] does not match x \[2, 3\]/);
+    expect(() => layerNormBackward(x, g3, g3, m, x)).toThrow(/layerNormBackward: mean \[3\] and rstd \[2\] must both be \[2\] for x \[2, 3\]/);
+  });
+});
