@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { zipSync } from 'fflate';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { VIT_PRESETS, expectedShapes, inferConfig, validateConfig, vitPreset, type VitConfig } from '../src/vit/config.js';
 import { convertStateDict, detectLayout, renameToTorchvision } from '../src/vit/convert.js';
 import {
@@ -404,12 +404,22 @@ describe('PyTorch checkpoints and conversion (real torch.save files from python3
   let info: Record<string, unknown>;
   let vit: ReturnType<typeof loadExpected>;
 
+  let setupError: unknown;
+
   beforeAll(() => {
-    py = findPython();
-    dir = mkdtempSync(join(tmpdir(), 'celluscan-weights-'));
-    info = runPython(py, ['make', dir]);
-    vit = loadExpected(dir, 'vit');
+    try {
+      py = findPython();
+      dir = mkdtempSync(join(tmpdir(), 'celluscan-weights-'));
+      info = runPython(py, ['make', dir]);
+      vit = loadExpected(dir, 'vit');
+    } catch (e) {
+      setupError = e; // every test below fails with this message (never skipped)
+    }
   }, 120_000);
+
+  beforeEach(() => {
+    if (setupError) throw setupError;
+  });
 
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
