@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { zipSync } from 'fflate';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { VIT_PRESETS, expectedShapes, inferConfig, validateConfig, vitPreset, type VitConfig } from '../src/vit/config.js';
-import { convertStateDict, detectLayout, renameToTorchvision } from '../src/vit/convert.js';
+import { convertFile as convertFileLazy, convertStateDict, detectLayout, renameToTorchvision } from '../src/vit/convert.js';
 import {
   WeightsError,
   celluscanMetadata,
@@ -289,6 +289,30 @@ describe('unpickler', () => {
     expectWeightsError(() => unpickle(new Uint8Array([0x80, 2, 0xff])), /unsupported pickle opcode 0xff/);
   });
 
+  /** {'w': tensor} with the tensor a view (offset, size, stride) of storage '0' (FloatStorage of n elements). */
+  function tensorPickle(n: number, offset: number, size: number, stride: number): number[] {
+    return [
+      0x80, 2, 0x7d, ...shortUni('w'),
+      0x63, ...enc('torch._utils\n_rebuild_tensor_v2\n'), 0x28,
+      0x28, ...shortUni('storage'), 0x63, ...enc('torch\nFloatStorage\n'), ...shortUni('0'), ...shortUni('cpu'), 0x4b, n, 0x74, 0x51,
+      0x4b, offset, 0x4b, size, 0x85, 0x4b, stride, 0x85, 0x89,
+      0x63, ...enc('collections\nOrderedDict\n'), 0x29, 0x52,
+      0x74, 0x52, 0x73, 0x2e,
+    ];
+  }
+
+  it('reads a hand-made checkpoint: big-endian byteorder, strided view', () => {
+    const be = new Uint8Array(16);
+    [1.5, -2, 3.25, 7].forEach((v, i) => new DataView(be.buffer).setFloat32(4 * i, v, false));
+    const ck = readTorchCheckpoint(zipCheckpoint(tensorPickle(4, 1, 2, 2), { 'archive/data/0': be, 'archive/byteorder': new Uint8Array(enc('big')) }));
+    expect(ck.tensors.get('w')!.shape).toEqual([2]);
+    expectSameFloats(ck.tensors.get('w')!.data, new Float32Array([-2, 7]), 'w');
+    const le = new Uint8Array(new Float32Array([1.5, -2, 3.25, 7]).buffer);
+    expectWeightsError(() => readTorchCheckpoint(zipCheckpoint(tensorPickle(4, 1, 3, 2), { 'archive/data/0': le })), /tensor 'w': view .* runs past its storage of 4 elements/);
+    expectWeightsError(() => readTorchCheckpoint(zipCheckpoint(tensorPickle(4, 0, 4, 1))), /tensor 'w': its storage data\/0 is missing/);
+    expectWeightsError(() => readTorchCheckpoint(zipCheckpoint(tensorPickle(5, 0, 4, 1), { 'archive/data/0': le })), /storage data\/0 has 16 bytes, expected 5 × 4/);
+  });
+
   it('reports non-checkpoints', () => {
     expectWeightsError(() => readTorchCheckpoint(new Uint8Array([1, 2, 3, 4])), /not a PyTorch checkpoint/);
     expectWeightsError(() => readTorchCheckpoint(zipSync({ 'x/constants.pkl': new Uint8Array(1), 'x/code/a.py': new Uint8Array(1) })), /TorchScript/);
@@ -537,7 +561,9 @@ describe('PyTorch checkpoints and conversion (real torch.save files from python3
     expect(r1.layout).toBe('torchvision');
     const r2 = await convertFile(join(dir, 'vit_old_names.pth'), join(dir, 'converted_old.safetensors'), { numHeads: 3 });
     expect(r2.notes.join()).toMatch(/linear_1/);
-    await convertFile(join(dir, 'train_ckpt.pth'), join(dir, 'converted_ckpt.safetensors'), { numHeads: 3 });
+    // (through convert.ts's browser-safe entry point, which loads weightsFile.node.ts on demand)
+    const rc = await convertFileLazy(join(dir, 'train_ckpt.pth'), join(dir, 'converted_ckpt.safetensors'), { numHeads: 3 });
+    expect(rc.notes.join()).toMatch(/'model' key/);
     const ser = (m: Map<string, TensorData>) => serializeSafetensors(m, {});
     writeFileSync(join(dir, 'hf.safetensors'), ser(toHF(vit)));
     writeFileSync(join(dir, 'timm.safetensors'), ser(toTimm(vit)));
