@@ -15,7 +15,7 @@ export function adamwRef(
   m: ArrayLike<number>,
   v: ArrayLike<number>,
   opts: AdamWRefOptions,
-): { p: Float64Array; m: Float64Array; v: Float64Array } {
+): { p: Float64Array<ArrayBuffer>; m: Float64Array<ArrayBuffer>; v: Float64Array<ArrayBuffer> } {
   const { lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 1e-2, step } = opts;
   const bc1 = 1 - beta1 ** step;
   const bc2 = 1 - beta2 ** step;
