@@ -1,5 +1,6 @@
 // A short check of every kernel against its float64 reference on awkward shapes, on whatever
 // adapter is in use (the CLI's `selfcheck`, and the browser page can run it too).
+import { initGpu } from './device.js';
 import { GpuArray, scope } from './memory.js';
 import { randomArray, toleranceRatio } from './ref/math.js';
 import { geluBackward, geluForward } from './gelu.js';
@@ -140,6 +141,7 @@ function cases(): Case[] {
 
 /** Run every case; each frees its GPU memory. */
 export async function selfCheck(onResult?: (r: CheckResult) => void): Promise<CheckResult[]> {
+  await initGpu();
   const results: CheckResult[] = [];
   for (const c of cases()) {
     const t0 = performance.now();
