@@ -1,0 +1,178 @@
+// Which matmul variant to run on which adapter: a default table keyed by gpu().adapterKey, optionally
+// replaced by a short measured autotune (autotuneMatmul) whose result is cached in memory and, in Node
+// only, in ~/.cache/celluscan/matmul-autotune.json. matmul() never tunes by itself: it reads the table
+// or a result already tuned/loaded in this process.
+import { gpu } from './device.js';
+import { sync } from './encoder.js';
+import { matmul, MATMUL_VARIANTS } from './matmul.js';
+import { GpuArray } from './memory.js';
+import { matmulRef } from './ref/matmul.js';
+import { randomArray, toleranceRatio } from './ref/math.js';
+
+/**
+ * Defaults per adapter. lavapipe/SwiftShader (CPU Vulkan) run barriers slowly and like register
+ * blocking with vec4 loads; real GPUs want workgroup-memory tiling. See bench/results/llvmpipe.md.
+ */
+export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
+  llvmpipe: 'blocked-vec4',
+  swiftshader: 'blocked-vec4',
+  default: 'tiled',
+};
+
+/** Bump when the kernels change enough that cached timings are stale. */
+const CACHE_VERSION = 1;
+
+const tuned = new Map<string, string>();
+
+/** The variant matmul() uses on this adapter when none is named. */
+export function matmulVariantFor(adapterKey: string): string {
+  return tuned.get(adapterKey) ?? DEFAULT_MATMUL_VARIANTS[adapterKey] ?? DEFAULT_MATMUL_VARIANTS.default;
+}
+
+/** Override (or with undefined, forget) the choice for an adapter in this process. */
+export function setMatmulVariant(adapterKey: string, variant: string | undefined): void {
+  if (variant === undefined) tuned.delete(adapterKey);
+  else tuned.set(adapterKey, variant);
+}
+
+export interface AutotuneResult {
+  adapter: string;
+  variant: string;
+  /** Milliseconds per matmul of each variant that was timed (Infinity: failed the correctness check). */
+  timings: Record<string, number>;
+  shape: [number, number, number];
+  fromCache: boolean;
+}
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
+
+interface CacheFile {
+  version: number;
+  entries: Record<string, AutotuneResult & { description: string }>;
+}
+
+async function nodeFs(): Promise<{ fs: typeof import('node:fs/promises'); file: string } | null> {
+  if (!isNode) return null;
+  try {
+    // Variable specifiers keep bundlers from following these imports into the browser build.
+    const fsName = 'node:fs/promises';
+    const osName = 'node:os';
+    const pathName = 'node:path';
+    const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs/promises');
+    const os = (await import(/* @vite-ignore */ osName)) as typeof import('node:os');
+    const path = (await import(/* @vite-ignore */ pathName)) as typeof import('node:path');
+    const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'celluscan');
+    return { fs, file: path.join(dir, 'matmul-autotune.json') };
+  } catch {
+    return null;
+  }
+}
+
+async function readCache(): Promise<CacheFile> {
+  const n = await nodeFs();
+  if (n) {
+    try {
+      const c = JSON.parse(await n.fs.readFile(n.file, 'utf8')) as CacheFile;
+      if (c.version === CACHE_VERSION && c.entries && typeof c.entries === 'object') return c;
+    } catch {
+      /* no cache yet, or unreadable: start afresh */
+    }
+  }
+  return { version: CACHE_VERSION, entries: {} };
+}
+
+async function writeCache(c: CacheFile): Promise<void> {
+  const n = await nodeFs();
+  if (!n) return;
+  try {
+    const pathName = 'node:path';
+    const path = (await import(/* @vite-ignore */ pathName)) as typeof import('node:path');
+    await n.fs.mkdir(path.dirname(n.file), { recursive: true });
+    await n.fs.writeFile(n.file + '.tmp', JSON.stringify(c, null, 2));
+    await n.fs.rename(n.file + '.tmp', n.file);
+  } catch {
+    /* a read-only home directory only costs a re-tune next time */
+  }
+}
+
+/** Load a cached autotune result for the current adapter, if any (Node only). Returns the variant. */
+export async function loadMatmulTuning(): Promise<string | undefined> {
+  const g = gpu();
+  const e = (await readCache()).entries[g.adapterKey];
+  if (e && e.description === g.info.description && MATMUL_VARIANTS.includes(e.variant.split('@')[0])) {
+    tuned.set(g.adapterKey, e.variant);
+    return e.variant;
+  }
+  return undefined;
+}
+
+export interface AutotuneOptions {
+  /** Representative problem [M, N, K]; default 512³ (one ViT-B layer's linear is ~197×768×768..3072). */
+  shape?: [number, number, number];
+  /** Variants to try; default MATMUL_VARIANTS plus a few blocked shapes. */
+  candidates?: string[];
+  /** Re-measure even if a cached result exists. */
+  force?: boolean;
+  runs?: number;
+}
+
+/**
+ * Time each candidate (after checking it against the float64 reference on a small awkward shape) and
+ * make the fastest the default for this adapter, in memory and in the Node cache file.
+ */
+export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<AutotuneResult> {
+  const g = gpu();
+  const shape = opts.shape ?? [512, 512, 512];
+  if (!opts.force) {
+    const c = (await readCache()).entries[g.adapterKey];
+    if (c && c.description === g.info.description && MATMUL_VARIANTS.includes(c.variant.split('@')[0])) {
+      tuned.set(g.adapterKey, c.variant);
+      return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, fromCache: true };
+    }
+  }
+  const candidates = opts.candidates ?? [...MATMUL_VARIANTS, 'blocked-vec4@8x4/16x4', 'blocked-vec4@4x8/16x4'];
+  const [M, N, K] = shape;
+  const runs = opts.runs ?? 3;
+  const timings: Record<string, number> = {};
+  const A = GpuArray.fromData(randomArray(M * K, 1), [M, K]);
+  const B = GpuArray.fromData(randomArray(K * N, 2), [K, N]);
+  // Correctness gate on a shape that exercises edges: 13×20×36 (vec4-aligned K, N; ragged M).
+  const [cm, cn, ck] = [13, 20, 36];
+  const ca = randomArray(cm * ck, 3);
+  const cb = randomArray(ck * cn, 4);
+  const expected = matmulRef(ca, [cm, ck], cb, [ck, cn]);
+  const CA = GpuArray.fromData(ca, [cm, ck]);
+  const CB = GpuArray.fromData(cb, [ck, cn]);
+  try {
+    for (const v of candidates) {
+      const cc = matmul(CA, CB, { variant: v });
+      const got = await cc.read();
+      cc.dispose();
+      // Sums of 36 products of values in [-1, 1]: f32 error well under 1e-5.
+      if (!(toleranceRatio(got, expected, 1e-4, 1e-4) <= 1)) {
+        timings[v] = Infinity;
+        continue;
+      }
+      let best = Infinity;
+      for (let r = 0; r <= runs; r++) {
+        const t0 = performance.now();
+        const C = matmul(A, B, { variant: v });
+        await sync();
+        const ms = performance.now() - t0;
+        C.dispose();
+        if (r > 0) best = Math.min(best, ms); // run 0 compiles the pipeline and warms up
+        if (ms > 20_000) break; // far too slow to be the pick: stop timing it
+      }
+      timings[v] = best;
+    }
+  } finally {
+    for (const x of [A, B, CA, CB]) x.dispose();
+  }
+  const variant = Object.entries(timings).sort((x, y) => x[1] - y[1])[0][0];
+  tuned.set(g.adapterKey, variant);
+  const cache = await readCache();
+  const result: AutotuneResult = { adapter: g.adapterKey, variant, timings, shape, fromCache: false };
+  cache.entries[g.adapterKey] = { ...result, description: g.info.description };
+  await writeCache(cache);
+  return result;
+}

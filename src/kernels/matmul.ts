@@ -1,0 +1,136 @@
+// Matrix multiply with optional transposes, batching, a shared (2-D) right operand and a fused bias.
+// WGSL: shaders/matmul_{naive,tiled,blocked,blocked_vec4}.wgsl. Reference: ref/matmul.ts.
+// Variant choice per adapter: autotune.ts (a default table, or a measured and cached choice).
+import { matmulVariantFor } from './autotune.js';
+import { gpu } from './device.js';
+import { dispatch, packUniforms, pipeline } from './launch.js';
+import { GpuArray, fmt } from './memory.js';
+
+export interface MatmulOptions {
+  transA?: boolean;
+  transB?: boolean;
+  /** [N], added to every output row (fused into the kernel's store). */
+  bias?: GpuArray;
+  /** One of MATMUL_VARIANTS (or a tuned form such as 'blocked-vec4@8x4/16x4'); default: the adapter's choice. */
+  variant?: string;
+}
+
+/** The kernel families, each its own WGSL file. */
+export const MATMUL_VARIANTS: string[] = ['naive', 'tiled', 'blocked', 'blocked-vec4'];
+
+interface Config {
+  family: 'naive' | 'tiled' | 'blocked' | 'blocked-vec4';
+  /** Outputs per invocation: rows × columns (blocked families). */
+  tm: number;
+  tn: number;
+  /** Workgroup size x × y (blocked families). */
+  wgx: number;
+  wgy: number;
+}
+
+/** Default register-block and workgroup shapes of the blocked families (tuned on lavapipe, see bench/results). */
+const BLOCKED_DEFAULTS: Record<'blocked' | 'blocked-vec4', Omit<Config, 'family'>> = {
+  blocked: { tm: 4, tn: 4, wgx: 16, wgy: 4 },
+  'blocked-vec4': { tm: 4, tn: 4, wgx: 16, wgy: 4 },
+};
+
+/**
+ * Parse a variant name: a family, optionally with '@TMxTN/WGXxWGY' for the blocked ones
+ * (e.g. 'blocked-vec4@8x4/64x1': 8 rows × 4 columns per invocation, workgroups of 64×1).
+ */
+export function parseMatmulVariant(name: string): Config {
+  const [family, spec] = name.split('@');
+  if (!MATMUL_VARIANTS.includes(family)) {
+    throw new RangeError(`matmul: unknown variant '${name}' (known: ${MATMUL_VARIANTS.join(', ')})`);
+  }
+  if (family === 'naive' || family === 'tiled') {
+    if (spec !== undefined) throw new RangeError(`matmul: variant '${family}' takes no '@' parameters (got '${name}')`);
+    return { family, tm: 1, tn: 1, wgx: 1, wgy: 1 };
+  }
+  const f = family as 'blocked' | 'blocked-vec4';
+  if (spec === undefined) return { family: f, ...BLOCKED_DEFAULTS[f] };
+  const m = spec.match(/^(\d+)x(\d+)\/(\d+)x(\d+)$/);
+  if (!m) throw new RangeError(`matmul: bad variant '${name}': expected ${family}@TMxTN/WGXxWGY`);
+  const [tm, tn, wgx, wgy] = m.slice(1).map(Number);
+  const ok = tm >= 1 && tn >= 1 && tm <= 16 && tn <= 16 && wgx * wgy >= 1 && wgx * wgy <= 256;
+  if (!ok || (f === 'blocked-vec4' && (tm % 4 !== 0 || tn % 4 !== 0))) {
+    throw new RangeError(`matmul: bad variant '${name}': TM, TN in 1..16 (multiples of 4 for blocked-vec4), WGX·WGY in 1..256`);
+  }
+  return { family: f, tm, tn, wgx, wgy };
+}
+
+/** Whether every vec4 load of the blocked-vec4 kernel is aligned for this problem. */
+export function vec4Aligned(M: number, N: number, K: number, transA: boolean, transB: boolean): boolean {
+  return K % 4 === 0 && (!transA || M % 4 === 0) && (transB || N % 4 === 0);
+}
+
+interface Dims {
+  batch: number;
+  batchShape: number[];
+  M: number;
+  N: number;
+  K: number;
+  bBatched: boolean;
+}
+
+function checkShapes(a: GpuArray, b: GpuArray, opts: MatmulOptions): Dims {
+  const { transA = false, transB = false, bias } = opts;
+  const shapes = `a ${fmt(a.shape)} × b ${fmt(b.shape)}`;
+  const flags = transA || transB ? ` (${[transA && 'transA', transB && 'transB'].filter(Boolean).join(', ')})` : '';
+  if (a.rank < 2 || b.rank < 2) throw new RangeError(`matmul: operands must be at least 2-D: ${shapes}`);
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const M = transA ? ac : ar;
+  const K = transA ? ar : ac;
+  const N = transB ? br : bc;
+  const Kb = transB ? bc : br;
+  const batchShape = a.shape.slice(0, -2);
+  const bBatched = b.rank > 2;
+  if (bBatched && fmt(b.shape.slice(0, -2)) !== fmt(batchShape)) {
+    throw new RangeError(`matmul: batch dimensions differ: ${shapes} (b must have a's batch dimensions or be 2-D)`);
+  }
+  if (K !== Kb) throw new RangeError(`matmul: inner dimensions differ: ${shapes}${flags}`);
+  if (bias && (bias.rank !== 1 || bias.size !== N)) {
+    throw new RangeError(`matmul: bias ${fmt(bias.shape)} does not match N = ${N} of ${shapes}${flags}`);
+  }
+  return { batch: batchShape.reduce((x, y) => x * y, 1), batchShape, M, N, K, bBatched };
+}
+
+/**
+ * C = op(A) · op(B) (+ bias), op(X) = Xᵀ when transX.
+ * a: [...batch, M, K] ([...batch, K, M] if transA); b: [...batch, K, N] ([...batch, N, K] if transB), or
+ * b 2-D (shared across a's batch). bias: [N]. Returns [...batch, M, N].
+ */
+export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuArray {
+  const { transA = false, transB = false, bias } = opts;
+  const d = checkShapes(a, b, opts);
+  const { batch, M, N, K } = d;
+  const out = GpuArray.empty([...d.batchShape, M, N], 'matmul');
+  if (out.size === 0) return out;
+  const g = gpu();
+  let cfg = parseMatmulVariant(opts.variant ?? matmulVariantFor(g.adapterKey));
+  if (cfg.family === 'blocked-vec4' && !vec4Aligned(M, N, K, transA, transB)) cfg = { ...cfg, family: 'blocked' };
+  const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
+  let gx: number;
+  let gy: number;
+  const shader = `matmul_${cfg.family.replace('-', '_')}`;
+  if (cfg.family === 'naive') {
+    gx = Math.ceil(N / 8);
+    gy = Math.ceil(M / 8);
+  } else if (cfg.family === 'tiled') {
+    gx = Math.ceil(N / 64);
+    gy = Math.ceil(M / 64);
+  } else {
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy });
+    gx = Math.ceil(Math.ceil(N / cfg.tn) / cfg.wgx);
+    gy = Math.ceil(Math.ceil(M / cfg.tm) / cfg.wgy);
+  }
+  const p = pipeline(shader, defs);
+  const buffers = [a.buffer, b.buffer, (bias ?? a).buffer, out.buffer];
+  const maxZ = g.limits.maxComputeWorkgroupsPerDimension;
+  for (let z0 = 0; z0 < batch; z0 += maxZ) {
+    const u = packUniforms([['u32', M], ['u32', N], ['u32', K], ['u32', d.bBatched ? 1 : 0], ['u32', z0]]);
+    dispatch('matmul', p, buffers, u, [gx, gy, Math.min(maxZ, batch - z0)]);
+  }
+  return out;
+}

@@ -1,0 +1,213 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, matmulVariantFor, setMatmulVariant } from '../src/kernels/autotune.js';
+import { gpu } from '../src/kernels/device.js';
+import { matmul, MATMUL_VARIANTS, vec4Aligned } from '../src/kernels/matmul.js';
+import { GpuArray } from '../src/kernels/memory.js';
+import { matmulRef } from '../src/kernels/ref/matmul.js';
+import { randomArray, rng } from '../src/kernels/ref/math.js';
+import { expectClose, useGpu } from './gpu.js';
+
+useGpu();
+
+// Tolerance. Every kernel sums its K products in order, in f32, with fma; the inputs are exact f32
+// values also used by the float64 reference. Recursive summation then errs by at most
+// γ·Σ_k |a_ik·b_kj| with γ = K·u/(1 - K·u), u = 2^-24 (Higham, Accuracy and Stability §3.1), plus one
+// rounding for the bias. We use atol = (K + 2)·2^-24 · max_ij(Σ_k |a_ik||b_kj| + |bias_j|) and rtol 0:
+// a rigorous bound for every element. It is loose for random data (errors grow like √K in practice), so
+// exactness is also checked separately on small-integer data, where f32 sums are exact and any
+// indexing mistake shows.
+const U = 2 ** -24;
+
+function tolerance(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], K: number, opts: { transA?: boolean; transB?: boolean; bias?: Float32Array }): number {
+  const abs = (x: Float32Array) => Float32Array.from(x, Math.abs);
+  const s = matmulRef(abs(a), aShape, abs(b), bShape, { ...opts, bias: opts.bias && abs(opts.bias) });
+  let mx = 0;
+  for (const v of s) mx = Math.max(mx, v);
+  return (K + 2) * U * mx + 1e-30;
+}
+
+interface Case {
+  batch?: number[];
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  bias?: boolean;
+  /** b is 2-D, shared over a's batch */
+  shareB?: boolean;
+  ints?: boolean;
+}
+
+function operands(c: Case, seed: number) {
+  const batch = c.batch ?? [];
+  const bs = batch.reduce((x, y) => x * y, 1);
+  const aShape = [...batch, ...(c.transA ? [c.K, c.M] : [c.M, c.K])];
+  const bShape = [...(c.shareB ? [] : batch), ...(c.transB ? [c.N, c.K] : [c.K, c.N])];
+  const gen = (n: number, s: number) => {
+    if (!c.ints) return randomArray(n, s);
+    const r = rng(s);
+    return Float32Array.from({ length: n }, () => Math.floor(r() * 9) - 4);
+  };
+  const a = gen(bs * c.M * c.K, seed);
+  const b = gen((c.shareB ? 1 : bs) * c.K * c.N, seed + 1);
+  const bias = c.bias ? gen(c.N, seed + 2) : undefined;
+  return { a, b, bias, aShape, bShape };
+}
+
+async function check(variant: string | undefined, c: Case, seed = 1): Promise<void> {
+  const { a, b, bias, aShape, bShape } = operands(c, seed);
+  const A = GpuArray.fromData(a, aShape);
+  const B = GpuArray.fromData(b, bShape);
+  const Bias = bias && GpuArray.fromData(bias, [c.N]);
+  const C = matmul(A, B, { transA: c.transA, transB: c.transB, bias: Bias, variant });
+  const what = `matmul ${variant ?? '(default)'} a ${JSON.stringify(aShape)} b ${JSON.stringify(bShape)} transA=${!!c.transA} transB=${!!c.transB} bias=${!!bias}`;
+  expect(C.shape, what).toEqual([...(c.batch ?? []), c.M, c.N]);
+  const got = await C.read();
+  const opts = { transA: c.transA, transB: c.transB, bias };
+  const expected = matmulRef(a, aShape, b, bShape, opts);
+  if (c.ints) expectClose(got, expected, 1e-30, 0, `${what} (integers: must be exact)`);
+  else expectClose(got, expected, tolerance(a, aShape, b, bShape, c.K, opts), 0, what);
+  for (const x of [A, B, Bias, C]) x?.dispose();
+}
+
+const TRANS: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+
+// Awkward sizes: 1, primes, sizes just off multiples of 4 and of the tiles, and aligned ones (the vec4 path).
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 13, 5],
+  [3, 100, 48],
+  [13, 20, 36],
+  [65, 68, 64],
+  [100, 1, 17],
+  [1, 97, 40],
+];
+
+describe('matmul', () => {
+  for (const variant of MATMUL_VARIANTS) {
+    for (const [transA, transB] of TRANS) {
+      it(`${variant} transA=${transA} transB=${transB}: awkward shapes, with and without bias, vs float64`, async () => {
+        let seed = 10;
+        for (const [M, N, K] of SHAPES) {
+          await check(variant, { M, N, K, transA, transB, bias: (M + N) % 2 === 0 }, seed++);
+        }
+        // Small integers: f32 sums are exact, so any indexing or edge mistake shows as a mismatch.
+        await check(variant, { M: 33, N: 20, K: 44, transA, transB, bias: true, ints: true }, seed++);
+        await check(variant, { M: 9, N: 11, K: 7, transA, transB, ints: true }, seed++);
+      });
+    }
+  }
+
+  for (const variant of MATMUL_VARIANTS) {
+    it(`${variant}: batched, b shared over the batch (2-D), bias`, async () => {
+      await check(variant, { batch: [2, 3], M: 17, N: 9, K: 12, bias: true }, 40);
+      await check(variant, { batch: [2, 3], M: 16, N: 8, K: 12, transB: true }, 41);
+      await check(variant, { batch: [5], M: 4, N: 8, K: 16, transA: true, ints: true }, 42);
+      await check(variant, { batch: [4], M: 17, N: 12, K: 12, shareB: true, bias: true }, 43);
+      await check(variant, { batch: [2, 2], M: 7, N: 20, K: 8, shareB: true, transA: true, transB: true, ints: true }, 44);
+    });
+  }
+
+  it('197×768×2304 (a ViT-B qkv projection) with each transpose, default variant, sampled rows vs float64', async () => {
+    // The whole reference would be 350 M float64 multiply-adds per case; rows of C depend only on the
+    // matching rows of op(A), so the reference is computed for 12 rows (first, last, and between).
+    const [M, K, N] = [197, 768, 2304];
+    const rows = [0, 1, 17, 63, 64, 100, 127, 128, 150, 191, 195, 196];
+    for (const [transA, transB] of TRANS) {
+      const { a, b, bias, aShape, bShape } = operands({ M, N, K, transA, transB, bias: true }, 50);
+      const A = GpuArray.fromData(a, aShape);
+      const B = GpuArray.fromData(b, bShape);
+      const Bias = GpuArray.fromData(bias!, [N]);
+      const C = matmul(A, B, { transA, transB, bias: Bias });
+      const got = await C.read();
+      const subA = new Float32Array(rows.length * K);
+      rows.forEach((m, i) => {
+        for (let k = 0; k < K; k++) subA[i * K + k] = transA ? a[k * M + m] : a[m * K + k];
+      });
+      const opts = { transB, bias };
+      const expected = matmulRef(subA, [rows.length, K], b, bShape, opts);
+      const sampled = new Float32Array(rows.length * N);
+      rows.forEach((m, i) => sampled.set(got.subarray(m * N, (m + 1) * N), i * N));
+      expectClose(sampled, expected, tolerance(subA, [rows.length, K], b, bShape, K, opts), 0, `matmul 197×768×2304 transA=${transA} transB=${transB}`);
+      for (const x of [A, B, Bias, C]) x.dispose();
+    }
+  });
+
+  it('K = 0 gives zeros (plus the bias); empty M or N give empty results', async () => {
+    const A = GpuArray.fromData([], [3, 0]);
+    const B = GpuArray.fromData([], [0, 5]);
+    const bias = GpuArray.fromData([1, 2, 3, 4, 5], [5]);
+    for (const variant of MATMUL_VARIANTS) {
+      const C = matmul(A, B, { bias, variant });
+      expect([...(await C.read())]).toEqual([1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
+      C.dispose();
+    }
+    const E = matmul(GpuArray.fromData([], [0, 4]), GpuArray.fromData(new Float32Array(8), [4, 2]));
+    expect(E.shape).toEqual([0, 2]);
+    expect((await E.read()).length).toBe(0);
+  });
+
+  it('rejects bad shapes, naming the op and the shapes', () => {
+    const a = GpuArray.zeros([2, 3]);
+    const b = GpuArray.zeros([4, 5]);
+    expect(() => matmul(a, b)).toThrow(/^matmul: inner dimensions differ: a \[2, 3\] × b \[4, 5\]/);
+    expect(() => matmul(a, GpuArray.zeros([5, 4]), { transB: true })).toThrow(/^matmul: inner dimensions differ: a \[2, 3\] × b \[5, 4\] \(transB\)/);
+    expect(() => matmul(GpuArray.zeros([2, 2, 3]), GpuArray.zeros([3, 3, 4]))).toThrow(/^matmul: batch dimensions differ: a \[2, 2, 3\] × b \[3, 3, 4\]/);
+    expect(() => matmul(a, GpuArray.zeros([2, 3, 4]))).toThrow(/^matmul: batch dimensions differ: a \[2, 3\] × b \[2, 3, 4\]/);
+    expect(() => matmul(a, GpuArray.zeros([3, 4]), { bias: GpuArray.zeros([5]) })).toThrow(/^matmul: bias \[5\] does not match N = 4 of a \[2, 3\] × b \[3, 4\]/);
+    expect(() => matmul(a, GpuArray.zeros([3, 4]), { bias: GpuArray.zeros([1, 4]) })).toThrow(/^matmul: bias \[1, 4\] does not match N = 4/);
+    expect(() => matmul(GpuArray.zeros([3]), b)).toThrow(/^matmul: operands must be at least 2-D: a \[3\] × b \[4, 5\]/);
+    expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'fastest' })).toThrow(/^matmul: unknown variant 'fastest'/);
+    expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'blocked-vec4@3x4/8x8' })).toThrow(/^matmul: bad variant/);
+  });
+
+  it('the vec4 path is used only when its loads are aligned (otherwise it falls back to scalar loads)', () => {
+    expect(vec4Aligned(197, 2304, 768, false, false)).toBe(true);
+    expect(vec4Aligned(197, 197, 64, false, true)).toBe(true);
+    expect(vec4Aligned(197, 64, 197, false, false)).toBe(false);
+    expect(vec4Aligned(197, 64, 768, true, false)).toBe(false);
+    expect(vec4Aligned(768, 3072, 196, true, false)).toBe(true);
+    expect(vec4Aligned(8, 13, 8, false, false)).toBe(false);
+  });
+
+  describe('variant choice', () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'celluscan-autotune-'));
+    const savedXdg = process.env.XDG_CACHE_HOME;
+    afterAll(() => {
+      setMatmulVariant(gpu().adapterKey, undefined);
+      if (savedXdg === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = savedXdg;
+      rmSync(cacheDir, { recursive: true, force: true });
+    });
+
+    it('has a default per adapter, and tiled for unknown (real) GPUs', () => {
+      expect(matmulVariantFor('llvmpipe')).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
+      expect(matmulVariantFor('some-new-gpu')).toBe('tiled');
+      for (const v of Object.values(DEFAULT_MATMUL_VARIANTS)) expect(MATMUL_VARIANTS).toContain(v.split('@')[0]);
+    });
+
+    it('autotune times correct candidates, makes the fastest the default, and caches it in a file', async () => {
+      process.env.XDG_CACHE_HOME = cacheDir;
+      const r = await autotuneMatmul({ shape: [64, 64, 64], candidates: ['naive', 'blocked-vec4'], force: true, runs: 1 });
+      expect(r.fromCache).toBe(false);
+      expect(Object.keys(r.timings).sort()).toEqual(['blocked-vec4', 'naive']);
+      expect(['naive', 'blocked-vec4']).toContain(r.variant);
+      expect(matmulVariantFor(gpu().adapterKey)).toBe(r.variant);
+      const file = JSON.parse(readFileSync(join(cacheDir, 'celluscan', 'matmul-autotune.json'), 'utf8'));
+      expect(file.entries[gpu().adapterKey].variant).toBe(r.variant);
+      setMatmulVariant(gpu().adapterKey, undefined);
+      const again = await autotuneMatmul({ shape: [64, 64, 64] });
+      expect(again).toMatchObject({ fromCache: true, variant: r.variant });
+      expect(matmulVariantFor(gpu().adapterKey)).toBe(r.variant);
+    });
+  });
+});
