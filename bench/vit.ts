@@ -1,0 +1,86 @@
+// ViT forward time per image on the adapter: a preset config (vit_b_16 with 14 classes by default) with random
+// weights, one warm-up pass (pipelines compiled, buffers pooled), then the best of `runs` timed passes, each
+// from host input to logits read back. Optional peer: torchvision's same model on the CPU (PyTorch, eval mode).
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { gpu, initGpu } from '../src/kernels/device.js';
+import { randomArray } from '../src/kernels/ref/math.js';
+import { VIT_PRESETS, vitPreset, type VitPresetName } from '../src/vit/config.js';
+import { VisionTransformer } from '../src/vit/model.js';
+
+export interface BenchVitOptions {
+  batch?: number;
+  /** A preset name (default vit_b_16). */
+  config?: string;
+  runs?: number;
+  attention?: 'fused' | 'explicit';
+  /** Also time torchvision on the CPU through python3 (skipped quietly when torch is missing). */
+  peers?: boolean;
+}
+
+// A type alias (not an interface) so it is assignable to Record<string, unknown> (bench/suite.ts).
+export type BenchVitResult = {
+  op: 'vit_forward';
+  config: string;
+  batch: number;
+  attention: 'fused' | 'explicit';
+  runs: number;
+  seconds_per_image: number;
+  /** Seconds of each timed run (whole batch). */
+  run_seconds: number[];
+  adapter: string;
+  peers?: Record<string, number | string>;
+};
+
+export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResult> {
+  const name = opts.config ?? 'vit_b_16';
+  if (!(name in VIT_PRESETS)) throw new RangeError(`bench vit: unknown config '${name}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
+  const batch = opts.batch ?? 1;
+  const runs = opts.runs ?? 3;
+  const attention = opts.attention ?? 'fused';
+  await initGpu();
+  const config = vitPreset(name as VitPresetName, { num_classes: 14 });
+  const model = new VisionTransformer(config, { init: 'random', seed: 1 }).eval();
+  const S = config.image_size;
+  const input = randomArray(batch * 3 * S * S, 7, -2, 2);
+  try {
+    await model.predictLogits(input, batch, { attention });
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await model.predictLogits(input, batch, { attention });
+      times.push((performance.now() - t0) / 1000);
+    }
+    const best = Math.min(...times);
+    const r: BenchVitResult = {
+      op: 'vit_forward',
+      config: name,
+      batch,
+      attention,
+      runs,
+      seconds_per_image: best / batch,
+      run_seconds: times,
+      adapter: gpu().adapterKey,
+    };
+    if (opts.peers) {
+      const t = torchPeer(name, batch, runs);
+      if (t !== undefined) r.peers = { 'PyTorch CPU (torchvision)': t };
+    }
+    return r;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** torchvision's forward on the CPU, seconds per image (best of runs), or undefined when torch is missing. */
+function torchPeer(name: string, batch: number, runs: number): number | undefined {
+  const script = fileURLToPath(new URL('../tools/torch_bench_vit.py', import.meta.url));
+  for (const py of [process.env.CELLUSCAN_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean) as string[]) {
+    const r = spawnSync(py, [script, '--config', name, '--batch', String(batch), '--runs', String(runs)], { encoding: 'utf8', timeout: 600_000 });
+    if (r.status === 0) {
+      const v = Number(JSON.parse(r.stdout.trim().split('\n').pop()!).seconds_per_image);
+      if (Number.isFinite(v)) return v;
+    }
+  }
+  return undefined;
+}

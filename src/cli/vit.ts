@@ -1,0 +1,242 @@
+// ViT commands: predict, convert, attention, and `bench vit`. Registered from main.ts with register(program).
+// Everything is checked (files read, images decoded, arguments parsed) before the GPU starts, and files are
+// written only when everything succeeded (each atomically), so an error leaves no partial output.
+import { Command, Option } from 'commander';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { intArg, listArg, output, table, UsageError } from './util.js';
+
+const pct = (p: number) => `${(100 * p).toFixed(2)}%`;
+
+/** Image paths from --image values: files as given, folders expanded to their PNG/JPEG files (sorted). */
+export async function expandImagePaths(values: string[]): Promise<string[]> {
+  const { IMAGE_EXTENSIONS } = await import('../vit/image.js');
+  const out: string[] = [];
+  for (const v of values) {
+    let s;
+    try {
+      s = await stat(v);
+    } catch {
+      throw new UsageError(`${v}: no such file or folder`);
+    }
+    if (s.isDirectory()) {
+      const names = (await readdir(v)).filter((n) => IMAGE_EXTENSIONS.includes(extname(n).toLowerCase())).sort();
+      if (!names.length) throw new UsageError(`${v}: the folder has no .png/.jpg/.jpeg files`);
+      out.push(...names.map((n) => join(v, n)));
+    } else out.push(v);
+  }
+  return out;
+}
+
+async function readBytes(path: string, what: string): Promise<Uint8Array> {
+  try {
+    const b = await readFile(path);
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`${path}: cannot read the ${what}${code === 'ENOENT' ? ': no such file' : `: ${(e as Error).message}`}`);
+  }
+}
+
+/** Read, decode and check every image before the model is touched. */
+async function loadImages(paths: string[]) {
+  const { decodeImage } = await import('../vit/image.js');
+  const out = [];
+  for (const p of paths) out.push({ path: p, rgb: decodeImage(await readBytes(p, 'image'), p) });
+  return out;
+}
+
+async function loadModel(weights: string) {
+  const bytes = await readBytes(weights, 'weights file');
+  const { initGpu } = await import('../kernels/device.js');
+  await initGpu();
+  const { loadModelFromSafetensors } = await import('../vit/predict.js');
+  return loadModelFromSafetensors(bytes, weights);
+}
+
+async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+async function resolveLabels(spec: string | undefined): Promise<{ labels?: string[]; note?: string }> {
+  if (spec === undefined) return {};
+  const { isLabelPreset, parseLabelsText, presetLabels } = await import('../vit/labels.js');
+  let isFile = false;
+  try {
+    isFile = (await stat(spec)).isFile();
+  } catch {
+    /* not a file */
+  }
+  if (isFile) return { labels: parseLabelsText(new TextDecoder().decode(await readBytes(spec, 'labels file')), spec) };
+  if (spec === 'generic') return { note: "labels 'generic': none stored; predictions name classes class_0, class_1, …" };
+  if (isLabelPreset(spec)) return { labels: presetLabels(spec) };
+  throw new UsageError(`--labels: '${spec}' is neither a file nor a label preset (presets: wbc14, generic)`);
+}
+
+function parseAttentionPath(v: string | undefined): 'fused' | 'explicit' {
+  const p = v ?? 'fused';
+  if (p !== 'fused' && p !== 'explicit') throw new UsageError(`--attention must be 'fused' or 'explicit', got '${p}'`);
+  return p;
+}
+
+export function register(program: Command): void {
+  program
+    .command('predict')
+    .description('classify images with a CelluScan safetensors model: top-K classes per image')
+    .requiredOption('--weights <file>', 'CelluScan .safetensors (see `celluscan convert`)')
+    .requiredOption('--image <paths...>', 'PNG/JPEG files or folders of them (repeatable)')
+    .option('--top <k>', 'classes to show per image', intArg('--top'), 5)
+    .option('--batch <n>', 'images per forward pass', intArg('--batch'), 8)
+    .addOption(new Option('--attention <path>', 'attention implementation').choices(['fused', 'explicit']).default('fused'))
+    .option('--json', 'JSON: one object {image, logits, probs, top} per image (an array for several images)')
+    .action(async (o) => {
+      const paths = await expandImagePaths(o.image);
+      const images = await loadImages(paths);
+      const lm = await loadModel(o.weights);
+      const { prepareImage } = await import('../vit/image.js');
+      const prepared = images.map((im) => prepareImage(im.rgb, { imageSize: lm.config.image_size, mean: lm.mean, std: lm.std, name: im.path }));
+      const { predict } = await import('../vit/predict.js');
+      const preds = await predict(lm, prepared, { top: o.top, batch: o.batch, attention: parseAttentionPath(o.attention) });
+      if (o.json) process.stdout.write(JSON.stringify(preds.length === 1 ? preds[0] : preds) + '\n');
+      else {
+        const { describeLabel } = await import('../vit/labels.js');
+        for (const n of lm.notes) console.error(`note: ${n}`);
+        const lines: string[] = [];
+        for (const p of preds) {
+          lines.push(p.image);
+          p.top.forEach((t, i) => {
+            const d = describeLabel(t.label);
+            lines.push(`  ${i + 1}. ${t.label.padEnd(26)} ${pct(t.prob).padStart(7)}${d && i === 0 ? `   ${d}` : ''}`);
+          });
+        }
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+    });
+
+  program
+    .command('convert')
+    .description('convert a torchvision/timm/Hugging Face ViT state dict (.pth/.pt/.safetensors) to a CelluScan safetensors file')
+    .argument('<in>', 'input weights (.pth/.pt zip checkpoint or .safetensors)')
+    .argument('<out>', 'output .safetensors')
+    .option('--num-heads <n>', 'attention heads (cannot be read from the weights; default from a matching preset or hidden/64)', intArg('--num-heads'))
+    .option('--labels <file|preset>', 'class names: a file (one per line, or a JSON array) or a preset (wbc14, generic)')
+    .option('--mean <m,m,m>', 'input normalisation mean (RGB)', listArg('--mean', 3))
+    .option('--std <s,s,s>', 'input normalisation std (RGB)', listArg('--std', 3))
+    .option('--json', 'one JSON object')
+    .action(async (input: string, out: string, o) => {
+      const lab = await resolveLabels(o.labels);
+      const { convertFile } = await import('../vit/convert.js');
+      const r = await convertFile(input, out, { numHeads: o.numHeads, labels: lab.labels, mean: o.mean, std: o.std });
+      const notes = [...r.notes, ...(lab.note ? [lab.note] : [])];
+      const res = { input, output: out, layout: r.layout, config: r.config, labels: lab.labels ?? null, mean: o.mean ?? null, std: o.std ?? null, tensors: r.tensorCount, bytes: r.bytes, notes };
+      output(o.json, res, () => {
+        const c = r.config;
+        const rows = Object.entries(c).map(([k, v]) => [k, String(v)]);
+        return [
+          `converted ${input} (${r.layout} layout) → ${out}: ${r.tensorCount} tensors, ${(r.bytes / 1e6).toFixed(1)} MB`,
+          table(rows, ['config', 'value']),
+          ...(lab.labels ? [`labels: ${lab.labels.join(', ')}`] : []),
+          ...notes.map((n) => `note: ${n}`),
+        ].join('\n');
+      });
+    });
+
+  program
+    .command('attention')
+    .description("class-token attention maps for every layer and head, attention rollout, overlays; head ablation's effect")
+    .requiredOption('--weights <file>', 'CelluScan .safetensors')
+    .requiredOption('--image <file>', 'a PNG/JPEG image')
+    .requiredOption('--out <dir>', 'folder for the PNG overlays (created if missing)')
+    .option('--ablate-heads <L:H,...>', 'mask these (layer, head) pairs (0-based) and report each class\'s probability change')
+    .option('--top <k>', 'classes to show', intArg('--top'), 5)
+    .option('--json', 'one JSON object with the numbers')
+    .action(async (o) => {
+      const { parseAblateHeads, attentionMaps, overlayRgba, ablationChanges } = await import('../vit/attentionMaps.js');
+      const ablate = o.ablateHeads !== undefined ? parseAblateHeads(o.ablateHeads) : undefined;
+      const [im] = await loadImages([o.image]);
+      const lm = await loadModel(o.weights);
+      const { prepareImage } = await import('../vit/image.js');
+      const img = prepareImage(im.rgb, { imageSize: lm.config.image_size, mean: lm.mean, std: lm.std, name: o.image });
+      if (ablate) for (const [l, h] of ablate) if (l >= lm.config.num_layers || h >= lm.config.num_heads) {
+        throw new UsageError(`--ablate-heads: ${l}:${h} is out of range: the model has layers 0..${lm.config.num_layers - 1} and heads 0..${lm.config.num_heads - 1}`);
+      }
+      const r = await attentionMaps(lm, img);
+      const ablated = ablate ? await attentionMaps(lm, img, ablate) : undefined;
+      // Encode everything first, then write (each file atomically).
+      const pngjs = (await import('pngjs')).default;
+      const S = img.size;
+      const encode = (rgba: Uint8Array) => {
+        const png = new pngjs.PNG({ width: S, height: S });
+        png.data = Buffer.from(rgba.buffer, rgba.byteOffset, rgba.byteLength);
+        return new Uint8Array(pngjs.PNG.sync.write(png));
+      };
+      const files: [string, Uint8Array][] = [];
+      const plain = new Uint8Array(S * S * 4);
+      for (let i = 0; i < S * S; i++) {
+        for (let c = 0; c < 3; c++) plain[i * 4 + c] = Math.round(img.rgb[i * 3 + c]);
+        plain[i * 4 + 3] = 255;
+      }
+      files.push(['input.png', encode(plain)]);
+      files.push(['rollout.png', encode(overlayRgba(img, r.rollout, r.grid))]);
+      r.clsMean.forEach((m, l) => files.push([`layer_${String(l).padStart(2, '0')}_mean.png`, encode(overlayRgba(img, m, r.grid))]));
+      r.cls.forEach((heads, l) => heads.forEach((m, h) => files.push([`layer_${String(l).padStart(2, '0')}_head_${String(h).padStart(2, '0')}.png`, encode(overlayRgba(img, m, r.grid))])));
+      await mkdir(o.out, { recursive: true });
+      for (const [name, bytes] of files) await writeAtomic(join(o.out, name), bytes);
+      const { topK } = await import('../vit/predict.js');
+      const top = topK(r.probs, lm.labels, o.top);
+      const changes = ablated ? ablationChanges(r.probs, ablated.probs, lm.labels) : undefined;
+      const res = {
+        image: o.image,
+        grid: r.grid,
+        layers: lm.config.num_layers,
+        heads: lm.config.num_heads,
+        top,
+        logits: r.logits,
+        probs: r.probs,
+        cls_attention: r.cls,
+        cls_attention_mean: r.clsMean,
+        rollout: r.rollout,
+        files: files.map(([n]) => join(o.out, n)),
+        ...(ablated ? { ablated_heads: ablate, ablated_probs: ablated.probs, ablated_top: topK(ablated.probs, lm.labels, o.top), changes } : {}),
+      };
+      output(o.json, res, () => {
+        const lines = [`${basename(o.image)}: ${top.map((t) => `${t.label} ${pct(t.prob)}`).join(', ')}`];
+        const peak = (m: number[]) => {
+          const j = m.indexOf(Math.max(...m));
+          return `(${Math.floor(j / r.grid)}, ${j % r.grid})`;
+        };
+        lines.push(table(r.clsMean.map((m, l) => [l, peak(m), Math.max(...m).toFixed(4)]), ['layer', 'peak patch (row, col)', 'class-token attention there (head mean)']));
+        lines.push(`rollout peak patch ${peak(r.rollout)}; ${files.length} overlays written to ${o.out}`);
+        if (changes) {
+          lines.push(`ablated heads ${ablate!.map(([l, h]) => `${l}:${h}`).join(', ')}: probability change per class`);
+          lines.push(table(changes.map((c) => [c.label, pct(c.before), pct(c.after), `${c.change >= 0 ? '+' : ''}${(100 * c.change).toFixed(2)} pts`]), ['class', 'before', 'after', 'change']));
+        }
+        return lines.join('\n');
+      });
+    });
+
+  const bench = program.commands.find((c) => c.name() === 'bench');
+  if (bench) {
+    bench
+      .command('vit')
+      .description('ViT forward pass time per image (random weights; default vit_b_16 with 14 classes)')
+      .option('--batch <b>', 'images per forward', intArg('--batch'), 1)
+      .option('--config <name>', 'a ViT preset (vit_b_16, vit_s_16, vit_ti_16, …)', 'vit_b_16')
+      .option('--runs <n>', 'timed runs (the best is reported)', intArg('--runs'), 3)
+      .addOption(new Option('--attention <path>', 'attention implementation').choices(['fused', 'explicit']).default('fused'))
+      .option('--peers', 'also time torchvision on the CPU (needs python3 with torch)')
+      .option('--json', 'one JSON object')
+      .action(async (o) => {
+        const { benchVit } = await import('../../bench/vit.js');
+        const r = await benchVit({ batch: o.batch, config: o.config, runs: o.runs, attention: o.attention, peers: !!o.peers });
+        output(o.json, r, () => table(Object.entries(r).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
+      });
+  }
+}
