@@ -60,7 +60,7 @@ describe('cross-entropy', () => {
   for (const [T, WG] of [[1, 64], [4, 64], [16, 16], [256, 256]] as const) {
     it(`matches the reference with team ${T}, workgroup ${WG}`, async () => {
       setRowTeamSize(T, WG);
-      for (const [n, c] of [[1, 1], [7, 13], [67, 197], [3, 1000]] as const) await check(n, c, 0.1, T + c);
+      for (const [n, c] of [[1, 1], [7, 13], [19, 197], [3, 1000]] as const) await check(n, c, 0.1, T + c);
     });
   }
 

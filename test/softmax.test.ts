@@ -40,7 +40,7 @@ async function check(rows: number, cols: number, seed: number, lo = -8, hi = 8, 
 
 describe('softmax', () => {
   for (const [rows, cols] of [[1, 1], [7, 13], [197, 768], [3, 100], [1, 100_000], [70_000, 7], [5, 4097]] as const) {
-    it(`matches the float64 reference, ${rows}×${cols} (team ${'adapter default'})`, async () => {
+    it(`matches the float64 reference, ${rows}×${cols} (the adapter's row plan)`, async () => {
       await check(rows, cols, rows * 31 + cols);
     });
   }
@@ -50,7 +50,7 @@ describe('softmax', () => {
     it(`matches the reference with team ${T}, workgroup ${WG}`, async () => {
       setRowTeamSize(T, WG);
       expect(rowPlan(10, 10)).toMatchObject({ T, WG });
-      for (const [rows, cols] of [[1, 1], [7, 13], [67, 197], [3, 1000]] as const) await check(rows, cols, T * 7 + cols);
+      for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000]] as const) await check(rows, cols, T * 7 + cols);
     });
   }
 
