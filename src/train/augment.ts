@@ -98,13 +98,30 @@ export type TaOp = (typeof TA_OPS)[number];
 
 const f32 = Math.fround;
 
-/** torch.linspace(start, end, steps) in float32 (torch computes the halves from each end). */
+/**
+ * torch.linspace(start, end, steps) for float32 as torch 1.13's CPU kernel computes it with AVX2 (8-float vectors):
+ * step = (end − start)/(steps − 1) in float32; in blocks of 16 a vector base = start + step·idx (or, past halfway,
+ * end − step·(steps − 1 − idx)), fused multiply-add, then base + f32(step·j) for each lane; the tail per element with
+ * a fused multiply-add. (Which end an element is stepped from and the fusing change the last bit, and TrivialAugment's
+ * bins are these float32 values read back as doubles.)
+ */
 export function linspaceF32(start: number, end: number, steps: number): number[] {
   if (steps === 1) return [f32(start)];
-  const step = (end - start) / (steps - 1);
+  const a = f32(start);
+  const b = f32(end);
+  const step = f32(f32(b - a) / (steps - 1));
   const half = Math.floor(steps / 2);
+  // step·k is exact in float64 for k < 2^29, so one f32 rounding of a ± step·k is the fused multiply-add.
+  const fma = (i: number) => (i < half ? f32(a + step * i) : f32(b - step * (steps - 1 - i)));
   const out: number[] = [];
-  for (let i = 0; i < steps; i++) out.push(f32(i < half ? start + step * i : end - step * (steps - 1 - i)));
+  let i = 0;
+  for (; i + 16 <= steps; i += 16) {
+    for (const v of [i, i + 8]) {
+      const base = fma(v);
+      for (let j = 0; j < 8; j++) out.push(f32(base + f32(step * j)));
+    }
+  }
+  for (; i < steps; i++) out.push(fma(i));
   return out;
 }
 
