@@ -3,7 +3,7 @@
 // decoded-image cache, mean/std and batches.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -22,6 +22,10 @@ import {
 } from '../src/train/data.js';
 import { parseIdx, readFashionMnist, readIdxImages } from '../src/train/idx.js';
 import { prepareDataset } from '../src/train/cache.js';
+import { Rng } from '../src/train/augment.js';
+import { dedup, dHash, formatDedup, hamming } from '../src/train/dedup.js';
+import { balance, formatBalance } from '../src/train/balance.js';
+import { decodeImage } from '../src/vit/image.js';
 
 let tmp: string;
 beforeAll(() => {
@@ -281,5 +285,94 @@ describe('decoding, the cache and batches', () => {
     expect(e1.map((x) => x.indices)).not.toEqual(e2.map((x) => x.indices));
     expect([...batches(d.train, { batchSize: 2, dropLast: true, mean: d.mean, std: d.std })].length).toBe(2);
     d.close();
+  });
+});
+
+describe('data tools: dedup and balance', () => {
+  /** A w×h RGB PNG of seeded noise, each value + `bump` (clamped); `level` is pngjs's deflate level. */
+  function noisePng(w: number, h: number, seed: number, bump = 0, level = 6): Buffer {
+    const r = new Rng(seed);
+    const p = new pngjs.PNG({ width: w, height: h });
+    for (let i = 0; i < w * h; i++) {
+      for (let k = 0; k < 3; k++) p.data[4 * i + k] = Math.min(255, 20 + r.int(200) + bump);
+      p.data[4 * i + 3] = 255;
+    }
+    return pngjs.PNG.sync.write(p, { deflateLevel: level });
+  }
+
+  it('dedup finds exact and near duplicates, keeps the first in sorted order, and removes on request', () => {
+    const root = join(tmp, 'dedup');
+    mkdirSync(join(root, 'a'), { recursive: true });
+    mkdirSync(join(root, 'b'), { recursive: true });
+    writeFileSync(join(root, 'a', '1.png'), noisePng(32, 24, 1));
+    writeFileSync(join(root, 'a', '2.png'), noisePng(32, 24, 1, 0, 1)); // same pixels, other compression
+    writeFileSync(join(root, 'a', '3.png'), noisePng(32, 24, 1, 1)); // every value +1: same dHash, other pixels
+    writeFileSync(join(root, 'a', '4.png'), noisePng(32, 24, 2));
+    writeFileSync(join(root, 'a', 'bad.png'), 'not a png');
+    writeFileSync(join(root, 'b', '0.png'), noisePng(32, 24, 2)); // an exact copy of a/4.png in another class
+    writeFileSync(join(root, 'b', '5.png'), noisePng(32, 24, 3));
+    const warnings: string[] = [];
+    const r = dedup(root, { warn: (m) => warnings.push(m) });
+    const rel = (p: string) => p.slice(root.length + 1);
+    expect(r.images).toBe(7);
+    expect(r.groups.map((g) => [rel(g.keep), g.duplicates.map((d) => [rel(d.path), d.kind, d.distance])])).toEqual([
+      ['a/1.png', [['a/2.png', 'exact', 0], ['a/3.png', 'near', 0]]],
+      ['a/4.png', [['b/0.png', 'exact', 0]]],
+    ]);
+    expect([r.exact, r.near, r.crossClass, r.unreadable.length, r.removed]).toEqual([2, 1, 1, 1, 0]);
+    expect(warnings[0]).toMatch(/skipping unreadable image .*bad\.png: not a PNG or JPEG/);
+    expect(formatDedup(r)).toMatch(/7 images in .*: 3 duplicates \(2 exact, 1 near with dHash distance ≤ 4\) in 2 groups; 1 across class folders; 1 unreadable skipped \(use --remove/);
+    // Random images are far apart in dHash; an image is at distance 0 from itself.
+    expect(hamming(dHash({ width: 2, height: 2, data: new Uint8Array(12) }), [0, 0])).toBe(0);
+    const removed = dedup(root, { remove: true, warn: () => {} });
+    expect(removed.removed).toBe(3);
+    expect(readdirSync(join(root, 'a')).sort()).toEqual(['1.png', '4.png', 'bad.png']);
+    expect(readdirSync(join(root, 'b'))).toEqual(['5.png']);
+    expect(dedup(root, { warn: () => {} }).groups).toEqual([]);
+    expect(() => dedup(root, { threshold: 64 })).toThrow(/threshold must be an integer 0..63/);
+  });
+
+  it('balance tops up minority classes with seeded augmented copies and copies the rest', () => {
+    const root = join(tmp, 'bal');
+    mkdirSync(join(root, 'few'), { recursive: true });
+    mkdirSync(join(root, 'many'), { recursive: true });
+    for (let i = 0; i < 2; i++) writeFileSync(join(root, 'few', `f${i}.png`), noisePng(12, 10, 10 + i));
+    writeFileSync(join(root, 'few', 'broken.jpg'), 'no');
+    for (let i = 0; i < 6; i++) writeFileSync(join(root, 'many', `m${i}.png`), noisePng(8, 8, 20 + i));
+    const warnings: string[] = [];
+    const r = balance(root, { minPerClass: 6, out: join(tmp, 'bal-out'), seed: 3, warn: (m) => warnings.push(m) });
+    expect(r.classes.map((c) => [c.name, c.before, c.generated, c.after, c.unreadable.length])).toEqual([
+      ['few', 3, 3, 6, 1],
+      ['many', 6, 0, 6, 0],
+    ]);
+    expect(warnings).toHaveLength(1);
+    expect(readdirSync(join(tmp, 'bal-out', 'few')).sort()).toEqual(['broken.jpg', 'f0.png', 'f0_aug0.png', 'f0_aug1.png', 'f1.png', 'f1_aug0.png']);
+    expect(readdirSync(join(tmp, 'bal-out', 'many')).sort()).toEqual(['m0.png', 'm1.png', 'm2.png', 'm3.png', 'm4.png', 'm5.png']);
+    const aug = decodeImage(new Uint8Array(readFileSync(join(tmp, 'bal-out', 'few', 'f0_aug0.png'))));
+    expect([aug.width, aug.height]).toEqual([12, 10]);
+    expect(readFileSync(join(tmp, 'bal-out', 'many', 'm3.png')).equals(readFileSync(join(root, 'many', 'm3.png')))).toBe(true);
+    // The same seed gives the same files.
+    balance(root, { minPerClass: 6, out: join(tmp, 'bal-out2'), seed: 3, warn: () => {} });
+    for (const f of ['f0_aug0.png', 'f0_aug1.png', 'f1_aug0.png']) {
+      expect(readFileSync(join(tmp, 'bal-out2', 'few', f)).equals(readFileSync(join(tmp, 'bal-out', 'few', f)))).toBe(true);
+    }
+    expect(formatBalance(r)).toMatch(/copied 9 images, generated 3 augmented ones so every class has at least 6 \(seed 3\)/);
+    expect(() => balance(root, { minPerClass: 6, out: join(tmp, 'bal-out') })).toThrow(/already exists and is not empty/);
+    expect(() => balance(root, { minPerClass: 6, out: join(root, 'x') })).toThrow(/must not be inside/);
+  });
+
+  it('the CLI prints one JSON object, or a one-line error', () => {
+    const root = join(tmp, 'cli');
+    mkdirSync(join(root, 'a'), { recursive: true });
+    writeFileSync(join(root, 'a', '1.png'), noisePng(8, 8, 1));
+    writeFileSync(join(root, 'a', '2.png'), noisePng(8, 8, 1));
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'data', ...args], { encoding: 'utf8' });
+    const ok = cli('dedup', root, '--json');
+    expect(ok.status).toBe(0);
+    const j = JSON.parse(ok.stdout);
+    expect([j.images, j.exact, j.near]).toEqual([2, 1, 0]);
+    const bad = cli('balance', join(tmp, 'missing'), '--min-per-class', '3', '--out', join(tmp, 'o'));
+    expect(bad.status).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^celluscan: image folder '.*missing' does not exist$/);
   });
 });

@@ -104,17 +104,18 @@ export function findClasses(root: string): string[] {
 }
 
 /** Image files under a class folder as torchvision's make_dataset lists them: sorted(os.walk(...)), then sorted names. */
-function walkImages(dir: string): string[] {
+export function walkImages(dir: string): string[] {
   const roots: [string, string[]][] = [];
   const visit = (d: string, seen: Set<string>) => {
-    let real: string;
+    let id: string;
     try {
-      real = statSync(d).ino + ':' + statSync(d).dev;
+      const st = statSync(d);
+      id = `${st.dev}:${st.ino}`;
     } catch {
       return;
     }
-    if (seen.has(real)) return; // symlink loop
-    seen.add(real);
+    if (seen.has(id)) return; // a symlink loop
+    seen.add(id);
     const files: string[] = [];
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);

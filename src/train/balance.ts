@@ -1,0 +1,133 @@
+// Class balancing for an ImageFolder training set: every class with fewer than `minPerClass` images is topped up
+// with augmented copies of its own images (random horizontal flip + TrivialAugmentWide, seeded), cycling through
+// its images in sorted order; every image (all of a majority class) is copied as it is.
+//
+// OUT/<class>/<same relative path as in DIR>            the originals
+// OUT/<class>/<source path without extension>_aug<k>.png  the k-th augmented copy of that source
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join, relative, resolve } from 'node:path';
+import pngjs from 'pngjs';
+import { decodeImage, type RgbImage } from '../vit/image.js';
+import { augment, mixSeed, Rng } from './augment.js';
+import { DataError, listImageFolder } from './data.js';
+
+export interface BalanceOptions {
+  minPerClass: number;
+  out: string;
+  seed?: number;
+  warn?: (msg: string) => void;
+  progress?: (cls: string, done: number, total: number) => void;
+}
+
+export interface ClassBalance {
+  name: string;
+  before: number;
+  copied: number;
+  generated: number;
+  after: number;
+  /** Sources that could not be decoded (copied, but not used for augmentation). */
+  unreadable: string[];
+}
+
+export interface BalanceReport {
+  dir: string;
+  out: string;
+  minPerClass: number;
+  seed: number;
+  classes: ClassBalance[];
+  copied: number;
+  generated: number;
+}
+
+/** An RGB image as PNG bytes. */
+export function encodePng(img: RgbImage): Buffer {
+  const p = new pngjs.PNG({ width: img.width, height: img.height });
+  for (let i = 0; i < img.width * img.height; i++) {
+    p.data[4 * i] = img.data[3 * i];
+    p.data[4 * i + 1] = img.data[3 * i + 1];
+    p.data[4 * i + 2] = img.data[3 * i + 2];
+    p.data[4 * i + 3] = 255;
+  }
+  return pngjs.PNG.sync.write(p, { colorType: 2 });
+}
+
+export function balance(dir: string, opts: BalanceOptions): BalanceReport {
+  const min = opts.minPerClass;
+  if (!Number.isInteger(min) || min < 1) throw new DataError(`--min-per-class must be a positive integer, got ${min}`);
+  const seed = opts.seed ?? 0;
+  const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
+  const src = resolve(dir);
+  const out = resolve(opts.out);
+  if (out === src || out.startsWith(src + '/')) throw new DataError(`the output folder '${opts.out}' must not be inside '${dir}'`);
+  if (src.startsWith(out + '/')) throw new DataError(`the output folder '${opts.out}' must not contain '${dir}'`);
+  const listing = listImageFolder(dir);
+  if (listing.classes.includes('train') && existsSync(join(dir, 'train'))) {
+    throw new DataError(`'${dir}' looks like a train/val/test layout; balance its training set: ${join(dir, 'train')}`);
+  }
+  if (existsSync(out) && readdirSync(out).length) throw new DataError(`the output folder '${opts.out}' already exists and is not empty`);
+  const report: BalanceReport = { dir, out: opts.out, minPerClass: min, seed, classes: [], copied: 0, generated: 0 };
+  listing.classes.forEach((name, c) => {
+    const classDir = join(dir, name);
+    const files = listing.paths.filter((_, i) => listing.labels[i] === c);
+    const cb: ClassBalance = { name, before: files.length, copied: 0, generated: 0, after: 0, unreadable: [] };
+    const written = new Set<string>();
+    for (const f of files) {
+      const dst = join(out, name, relative(classDir, f));
+      mkdirSync(dirname(dst), { recursive: true });
+      copyFileSync(f, dst);
+      written.add(dst);
+      cb.copied++;
+    }
+    const need = Math.max(0, min - files.length);
+    if (need > 0) {
+      // Find the readable sources (decoding each once; kept decoded when the class is small), then cycle over
+      // them in sorted order.
+      const keep = files.length <= 256;
+      const decoded = new Map<string, RgbImage>();
+      const readable: string[] = [];
+      const decode = (f: string) => decodeImage(new Uint8Array(readFileSync(f)), f);
+      for (const f of files) {
+        try {
+          const img = decode(f);
+          readable.push(f);
+          if (keep) decoded.set(f, img);
+        } catch (e) {
+          const reason = (e as Error).message.replace(`${f}: `, '');
+          warn(`${name}: not augmenting unreadable image ${f}: ${reason}`);
+          cb.unreadable.push(f);
+        }
+      }
+      if (!readable.length) throw new DataError(`class '${name}' has no readable image to augment (${files.length} files)`);
+      const perSource = new Map<string, number>();
+      for (let k = 0; k < need; k++) {
+        const f = readable[k % readable.length];
+        const img = decoded.get(f) ?? decode(f);
+        const idx = perSource.get(f) ?? 0;
+        perSource.set(f, idx + 1);
+        const rng = new Rng(mixSeed(seed, c, k));
+        const a = augment({ data: img.data, width: img.width, height: img.height, channels: 3 }, rng).image;
+        const rel = relative(classDir, f);
+        let dst = join(out, name, rel.slice(0, rel.length - extname(rel).length) + `_aug${idx}.png`);
+        for (let bump = 1; written.has(dst) || existsSync(dst); bump++) dst = join(out, name, rel.slice(0, rel.length - extname(rel).length) + `_aug${idx}-${bump}.png`);
+        mkdirSync(dirname(dst), { recursive: true });
+        writeFileSync(dst, encodePng({ width: a.width, height: a.height, data: a.data }));
+        written.add(dst);
+        cb.generated++;
+        opts.progress?.(name, k + 1, need);
+      }
+    }
+    cb.after = cb.copied + cb.generated;
+    report.copied += cb.copied;
+    report.generated += cb.generated;
+    report.classes.push(cb);
+  });
+  return report;
+}
+
+export function formatBalance(r: BalanceReport): string {
+  const w = Math.max(5, ...r.classes.map((c) => c.name.length));
+  const lines = [`${'class'.padEnd(w)}  before  generated  after`];
+  for (const c of r.classes) lines.push(`${c.name.padEnd(w)}  ${String(c.before).padStart(6)}  ${String(c.generated).padStart(9)}  ${String(c.after).padStart(5)}${c.unreadable.length ? `  (${c.unreadable.length} unreadable, not augmented)` : ''}`);
+  lines.push(`${r.out}: copied ${r.copied} images, generated ${r.generated} augmented ones so every class has at least ${r.minPerClass} (seed ${r.seed})`);
+  return lines.join('\n');
+}
