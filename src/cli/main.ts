@@ -91,6 +91,8 @@ bench
 // (one line each: import { register as registerX } from './x.js'; registerX(program);)
 import { register as registerVit } from './vit.js';
 registerVit(program);
+import { register as registerData } from './data.js';
+registerData(program);
 
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
