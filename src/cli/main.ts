@@ -89,6 +89,8 @@ bench
 
 // Command groups owned by other modules register themselves here.
 // (one line each: import { register as registerX } from './x.js'; registerX(program);)
+import { register as registerTrain } from './train.js';
+registerTrain(program);
 import { register as registerVit } from './vit.js';
 registerVit(program);
 import { register as registerData } from './data.js';

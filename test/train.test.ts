@@ -1,0 +1,335 @@
+// The training track: metrics, the trainer's run folder (metrics.jsonl, plots, summaries, checkpoints), resume ==
+// uninterrupted, NaN stops with the last good checkpoint kept, corrupt images skipped and reported, clear errors for
+// an empty class folder and an --init label mismatch, eval against a hand-computed confusion matrix, the CLI.
+// Tiny ViTs (image 16, 1 layer, hidden 32) on tiny synthetic PNG folders, so the file stays fast on lavapipe.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pngjs from 'pngjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { memoryStats } from '../src/kernels/memory.js';
+import { loadCheckpoint } from '../src/train/checkpoint.js';
+import { loadData } from '../src/train/data.js';
+import { confusionMatrix, formatReport, reportFromConfusion, rowNormalise } from '../src/train/metrics.js';
+import { getPreset, TRAIN_PRESETS } from '../src/train/presets.js';
+import { Progress } from '../src/train/progress.js';
+import { evaluate, lrAt, readJsonl, train, type TrainOptions } from '../src/train/trainer.js';
+import { parseSafetensors, serializeSafetensors, celluscanMetadata } from '../src/vit/safetensors.js';
+import { VisionTransformer } from '../src/vit/model.js';
+import { useGpu } from './gpu.js';
+
+useGpu();
+
+const tmp = mkdtempSync(join(tmpdir(), 'celluscan-train-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const TINY = { image_size: 16, patch_size: 4, num_layers: 1, num_heads: 2, hidden_dim: 32, mlp_dim: 48 };
+const CLASSES = ['circle', 'cross', 'square'];
+
+/** A folder of per-class 16×16 RGB PNGs with a simple shape per class and noise. */
+function makeFolder(root: string, per = 8, S = 16, classes = CLASSES): string {
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  classes.forEach((c, ci) => {
+    mkdirSync(join(root, c), { recursive: true });
+    for (let i = 0; i < per; i++) {
+      const png = new pngjs.PNG({ width: S, height: S });
+      for (let y = 0; y < S; y++) {
+        for (let x = 0; x < S; x++) {
+          const dx = x - S / 2;
+          const dy = y - S / 2;
+          const k = ci % 3;
+          const on = k === 0 ? dx * dx + dy * dy < (S / 3) ** 2 : k === 1 ? Math.abs(dx) < 2 || Math.abs(dy) < 2 : Math.abs(dx) < S / 3 && Math.abs(dy) < S / 3;
+          const v = Math.max(0, Math.min(255, Math.round((on ? 200 : 40) + (rnd() - 0.5) * 80)));
+          const o = 4 * (y * S + x);
+          png.data[o] = v;
+          png.data[o + 1] = (v * 0.8) | 0;
+          png.data[o + 2] = 255 - v;
+          png.data[o + 3] = 255;
+        }
+      }
+      writeFileSync(join(root, c, `img_${String(i).padStart(3, '0')}.png`), pngjs.PNG.sync.write(png));
+    }
+  });
+  return root;
+}
+
+const DATA = makeFolder(join(tmp, 'data'));
+
+function sink() {
+  const lines: string[] = [];
+  return { stream: { isTTY: false, write: (s: string) => (lines.push(s), true) }, text: () => lines.join('') };
+}
+
+function base(out: string, extra: Partial<TrainOptions> = {}): TrainOptions & { text: () => string } {
+  const s = sink();
+  return {
+    data: DATA,
+    out: join(tmp, out),
+    config: TINY,
+    epochs: 2,
+    batchSize: 8,
+    lr: 1e-3,
+    seed: 3,
+    cacheDir: false,
+    handleSigint: false,
+    stream: s.stream,
+    text: s.text,
+    ...extra,
+  };
+}
+
+async function weightsOf(dir: string): Promise<Map<string, Float32Array>> {
+  const f = parseSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))));
+  return new Map([...f.tensors].map(([k, t]) => [k, t.data]));
+}
+
+describe('metrics', () => {
+  it('confusion matrix, accuracy and per-class precision/recall/F1 match a hand computation', () => {
+    const truth = [0, 0, 0, 1, 1, 2, 2, 2, 2, 0];
+    const pred = [0, 1, 0, 1, 2, 2, 2, 0, 2, 0];
+    const cm = confusionMatrix(truth, pred, 3);
+    expect(cm).toEqual([
+      [3, 1, 0],
+      [0, 1, 1],
+      [1, 0, 3],
+    ]);
+    const r = reportFromConfusion(cm, ['a', 'b', 'c']);
+    expect(r.accuracy).toBeCloseTo(7 / 10, 12);
+    // a: tp 3, predicted a 4 (3 + 1 from c), support 4
+    expect(r.per_class.a.precision).toBeCloseTo(3 / 4, 12);
+    expect(r.per_class.a.recall).toBeCloseTo(3 / 4, 12);
+    expect(r.per_class.a.f1).toBeCloseTo(3 / 4, 12);
+    // b: tp 1, predicted b 2, support 2
+    expect(r.per_class.b.precision).toBeCloseTo(1 / 2, 12);
+    expect(r.per_class.b.recall).toBeCloseTo(1 / 2, 12);
+    // c: tp 3, predicted c 4, support 4
+    expect(r.per_class.c).toEqual({ precision: 0.75, recall: 0.75, f1: 0.75, support: 4 });
+    expect(r.macro.f1).toBeCloseTo((0.75 + 0.5 + 0.75) / 3, 12);
+    expect(rowNormalise(cm)[1]).toEqual([0, 0.5, 0.5]);
+    // A class never predicted: precision 0 (no division by zero), F1 0.
+    const r2 = reportFromConfusion(confusionMatrix([0, 1], [0, 0], 2), ['x', 'y']);
+    expect(r2.per_class.y).toEqual({ precision: 0, recall: 0, f1: 0, support: 1 });
+    expect(formatReport(r, ['a', 'b', 'c'])).toMatch(/accuracy 70\.00% \(7\/10\)/);
+    expect(() => confusionMatrix([3], [0], 3)).toThrow(/true label 3/);
+  });
+
+  it('LR schedule: linear warmup, then constant or cosine to 0', () => {
+    const o = { lr: 1, warmupSteps: 4, schedule: 'cosine' as const };
+    expect([0, 1, 2, 3].map((s) => lrAt(s, 14, o))).toEqual([0.25, 0.5, 0.75, 1]);
+    expect(lrAt(4, 14, o)).toBeCloseTo(1, 12);
+    expect(lrAt(9, 14, o)).toBeCloseTo(0.5, 12);
+    expect(lrAt(14, 14, o)).toBeCloseTo(0, 12);
+    expect(lrAt(100, 14, { lr: 3e-4, warmupSteps: 0, schedule: 'constant' })).toBe(3e-4);
+  });
+
+  it('progress: plain lines when not a TTY, an in-place bar on a TTY', () => {
+    const plain: string[] = [];
+    const p = new Progress({ isTTY: false, write: (s: string) => plain.push(s) });
+    p.update({ step: 1, totalSteps: 10, epoch: 0, loss: 2.3, imagesPerS: 12.5, lr: 1e-3 });
+    expect(plain[0]).toMatch(/^step 1\/10 .*loss 2\.3000 +12\.5 img\/s.*ETA/);
+    const tty: string[] = [];
+    const q = new Progress({ isTTY: true, columns: 120, write: (s: string) => tty.push(s) });
+    q.update({ step: 10, totalSteps: 10, epoch: 0, loss: 1, imagesPerS: 5, lr: 1e-3 });
+    expect(tty[0]).toMatch(/^\r\x1b\[2K█+ 10\/10 loss 1\.0000/);
+  });
+
+  it('presets: the fashion-mnist recipes use the benchmarked model; celluscan needs --init', () => {
+    expect(Object.keys(TRAIN_PRESETS)).toEqual(['fashion-mnist', 'fashion-mnist-quick', 'celluscan']);
+    const f = getPreset('fashion-mnist').options;
+    expect(f.config).toMatchObject({ image_size: 28, patch_size: 7, num_layers: 4, num_heads: 4, hidden_dim: 64, mlp_dim: 128 });
+    expect(getPreset('celluscan').options).toMatchObject({ model: 'vit_b_16', labels: 'wbc14', lr: 3e-4, weightDecay: 1e-2, requiresInit: true });
+    expect(() => getPreset('nope')).toThrow(/unknown training preset 'nope'.*fashion-mnist/);
+  });
+});
+
+describe('trainer', () => {
+  it('writes metrics.jsonl (step and eval lines), checkpoints, decodable PNG plots and summaries; no GPU memory leak', async () => {
+    const o = base('run-basic', { saveEvery: 2 });
+    const before = memoryStats().liveArrays;
+    const r = await train(o);
+    expect(r.status).toBe('completed');
+    // 3 classes × 8 images; val 0.1 → 1 per class; 21 train → 3 batches of 8 per epoch, 2 epochs
+    expect(r.steps).toBe(6);
+    expect(memoryStats().liveArrays).toBe(before);
+    const lines = readJsonl(join(o.out, 'metrics.jsonl'));
+    const steps = lines.filter((l) => l.type === 'step');
+    expect(steps.map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    for (const l of steps) {
+      expect(Object.keys(l).sort()).toEqual(['epoch', 'images_per_s', 'loss', 'lr', 'step', 'type']);
+      expect(Number.isFinite(l.loss)).toBe(true);
+      expect(l.images_per_s as number).toBeGreaterThan(0);
+      expect(l.lr).toBe(1e-3);
+    }
+    expect(steps.map((l) => l.epoch)).toEqual([1, 1, 1, 2, 2, 2]);
+    const evals = lines.filter((l) => l.type === 'eval');
+    expect(evals.map((l) => [l.split, l.epoch])).toEqual([
+      ['val', 1],
+      ['val', 2],
+    ]);
+    const pc = evals[1].per_class as Record<string, { precision: number; recall: number; f1: number; support: number }>;
+    expect(Object.keys(pc)).toEqual(CLASSES);
+    expect(pc.circle.support).toBe(1);
+    for (const f of ['loss_curves.png', 'confusion_matrix.png']) {
+      const png = pngjs.PNG.sync.read(readFileSync(join(o.out, f)));
+      expect(png.width).toBeGreaterThan(200);
+      expect(png.height).toBeGreaterThan(100);
+    }
+    const summary = JSON.parse(readFileSync(join(o.out, 'summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ status: 'completed', steps: 6, labels: CLASSES, train_images: 21, val_images: 3 });
+    expect(readFileSync(join(o.out, 'summary.md'), 'utf8')).toMatch(/# Training run[\s\S]*validation: loss/);
+    // The checkpoint carries config, labels, mean/std and the optimizer state.
+    const ck = await loadCheckpoint(o.out);
+    expect(ck.meta.labels).toEqual(CLASSES);
+    expect(ck.meta.config).toMatchObject({ ...TINY, num_classes: 3 });
+    expect(ck.meta.mean).toHaveLength(3);
+    expect(ck.optimizerStep).toBe(6);
+    expect(ck.moments.get('heads.head.weight.exp_avg')!.shape).toEqual([3, 32]);
+    expect(ck.moments.has('encoder.layers.encoder_layer_0.ln_1.bias.exp_avg_sq')).toBe(true);
+    // A second run into the same folder without --resume is refused.
+    await expect(train(base('run-basic'))).rejects.toThrow(/already holds a run.*--resume/);
+  });
+
+  it('--resume after an interrupt ends at the same weights as an uninterrupted run (shuffle, augmentation, dropout, cosine, clipping)', async () => {
+    const extra: Partial<TrainOptions> = {
+      config: { ...TINY, dropout: 0.1 },
+      epochs: 3,
+      augment: 'trivialaugment',
+      schedule: 'cosine',
+      warmupSteps: 2,
+      clipGradNorm: 0.5,
+      decayNormBias: false,
+      labelSmoothing: 0.1,
+    };
+    const full = await train(base('run-full', extra));
+    expect(full.steps).toBe(9);
+    const first = base('run-split', extra);
+    const a = await train({ ...first, debugInterruptAtStep: 4 });
+    expect(a.status).toBe('interrupted');
+    expect(a.steps).toBe(4);
+    expect(first.text()).toMatch(/interrupted at step 4.*--resume/);
+    const b = await train({ out: first.out, data: DATA, resume: true, cacheDir: false, handleSigint: false, stream: sink().stream });
+    expect(b.status).toBe('completed');
+    expect(b.steps).toBe(9);
+    const w1 = await weightsOf(join(tmp, 'run-full'));
+    const w2 = await weightsOf(first.out);
+    for (const [k, v] of w1) expect(Array.from(w2.get(k)!), k).toEqual(Array.from(v));
+    // The metrics history is the same step sequence and the same losses.
+    const l1 = readJsonl(join(tmp, 'run-full', 'metrics.jsonl')).filter((l) => l.type === 'step');
+    const l2 = readJsonl(join(first.out, 'metrics.jsonl')).filter((l) => l.type === 'step');
+    expect(l2.map((l) => l.step)).toEqual(l1.map((l) => l.step));
+    expect(l2.map((l) => l.loss)).toEqual(l1.map((l) => l.loss));
+  });
+
+  it('a NaN loss stops the run with a message naming the step and keeps the last good checkpoint', async () => {
+    const o = base('run-nan', { saveEvery: 2, epochs: 3 });
+    const r = await train({ ...o, debugNanAtStep: 5 });
+    expect(r.status).toBe('diverged');
+    expect(r.message).toMatch(/loss is NaN at step 5 \(epoch 2\).*last good checkpoint \(step 4\)/);
+    expect(o.text()).toMatch(/error: loss is NaN at step 5/);
+    const ck = await loadCheckpoint(o.out);
+    expect(ck.state.step).toBe(4);
+    for (const [k, t] of ck.weights) expect(t.data.every(Number.isFinite), k).toBe(true);
+    const last = readJsonl(join(o.out, 'metrics.jsonl')).pop()!;
+    expect(last).toMatchObject({ type: 'error', step: 5 });
+  });
+
+  it('a huge learning rate diverges to a non-finite loss and stops cleanly', async () => {
+    const o = base('run-lr', { lr: 1e12, epochs: 20, saveEvery: 1, augment: 'none' });
+    const r = await train(o);
+    expect(r.status).toBe('diverged');
+    expect(r.message).toMatch(/(loss is (NaN|Infinity|-Infinity) at step \d+|non-finite values at step \d+)/);
+    const ck = await loadCheckpoint(o.out);
+    for (const [k, t] of ck.weights) expect(t.data.every(Number.isFinite), k).toBe(true);
+  });
+
+  it('skips a corrupt image among good ones and reports it', async () => {
+    const d = makeFolder(join(tmp, 'data-corrupt'), 6);
+    writeFileSync(join(d, 'cross', 'broken.png'), new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3, 4, 5]));
+    const o = base('run-corrupt', { data: d, epochs: 1, valFraction: 0 });
+    const r = await train(o);
+    expect(r.status).toBe('completed');
+    expect(r.skipped).toHaveLength(1);
+    expect(r.skipped[0].name).toMatch(/broken\.png$/);
+    expect(o.text()).toMatch(/skipped 1 corrupt image: .*broken\.png/);
+    const summary = JSON.parse(readFileSync(join(o.out, 'summary.json'), 'utf8'));
+    expect(summary.train_images).toBe(18);
+    expect(summary.skipped).toHaveLength(1);
+  });
+
+  it('an empty class folder and an --init label mismatch are clear errors', async () => {
+    const d = makeFolder(join(tmp, 'data-empty'), 3);
+    mkdirSync(join(d, 'zzz_empty'));
+    await expect(train(base('run-empty', { data: d }))).rejects.toThrow(/empty class folder.*'zzz_empty'/);
+    // Weights whose labels differ from the data's classes.
+    const cfg = { ...TINY, num_classes: 3, dropout: 0, attention_dropout: 0 };
+    const m = new VisionTransformer(cfg);
+    const sd = await m.stateDict();
+    m.dispose();
+    const w = join(tmp, 'other-labels.safetensors');
+    writeFileSync(w, serializeSafetensors(sd, celluscanMetadata({ config: cfg, labels: ['cat', 'dog', 'bird'], mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2] })));
+    await expect(train(base('run-mismatch', { config: undefined, init: w }))).rejects.toThrow(
+      /--init .*other-labels\.safetensors: its labels \[cat, dog, bird\] do not match the data's classes \[circle, cross, square\].*--new-head/,
+    );
+  });
+
+  it('evaluate: the confusion matrix equals one computed by hand from the logits', async () => {
+    const data = await loadData({ data: DATA, imageSize: 16, valFraction: 0, cacheDir: false, mean: [0.4, 0.3, 0.6], std: [0.3, 0.25, 0.3], warn: () => {} });
+    const m = new VisionTransformer({ ...TINY, num_classes: 3, dropout: 0, attention_dropout: 0 }, { init: 'random', seed: 5 });
+    try {
+      const r = await evaluate(m, data.train, { mean: data.mean, std: data.std, labels: CLASSES, batchSize: 5 });
+      const { makeBatch } = await import('../src/train/data.js');
+      const all = makeBatch(data.train, [...Array(data.train.length).keys()], { mean: data.mean, std: data.std });
+      const logits = await m.predictLogits(all.x, all.size);
+      const hand = [
+        [0, 0, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+      ];
+      let lossSum = 0;
+      for (let i = 0; i < all.size; i++) {
+        const row = Array.from(logits.subarray(3 * i, 3 * i + 3));
+        const p = row.indexOf(Math.max(...row));
+        hand[all.y[i]][p]++;
+        const mx = Math.max(...row);
+        lossSum += Math.log(row.reduce((s, v) => s + Math.exp(v - mx), 0)) + mx - row[all.y[i]];
+      }
+      expect(r.report.confusion).toEqual(hand);
+      expect(r.report.count).toBe(24);
+      expect(r.loss).toBeCloseTo(lossSum / all.size, 4);
+    } finally {
+      m.dispose();
+      data.close();
+    }
+  });
+});
+
+describe('CLI', () => {
+  const cli = (args: string[]) =>
+    spawnSync(process.execPath, ['bin/celluscan.mjs', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+
+  it('celluscan train then eval --json (metrics match the run) and the printed table', () => {
+    const out = join(tmp, 'run-cli');
+    const cfg = join(tmp, 'tiny.json');
+    writeFileSync(cfg, JSON.stringify(TINY));
+    const t = cli(['train', '--data', DATA, '--out', out, '--config', cfg, '--epochs', '1', '--batch-size', '8', '--no-augment', '--val-fraction', '0', '--seed', '1']);
+    expect(t.status, t.stderr + t.stdout).toBe(0);
+    expect(t.stdout).toMatch(/step 1\/3 .*loss .*img\/s.*ETA/);
+    expect(t.stdout).toMatch(/done: 3 steps/);
+    expect(existsSync(join(out, 'confusion_matrix.png'))).toBe(true);
+    const e = cli(['eval', '--weights', join(out, 'model.safetensors'), '--data', DATA, '--split', 'train', '--val-fraction', '0', '--json']);
+    expect(e.status, e.stderr).toBe(0);
+    const j = JSON.parse(e.stdout);
+    expect(j.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(24);
+    expect(Object.keys(j.per_class)).toEqual(CLASSES);
+    const fromRun = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(j.confusion).toEqual(fromRun.confusion);
+    const e2 = cli(['eval', '--weights', join(out, 'model.safetensors'), '--data', DATA, '--split', 'test']);
+    expect(e2.status).toBe(1);
+    expect(e2.stderr).toMatch(/--split test: the data has no test split \(it has train, val\)/);
+    const e3 = cli(['eval', '--weights', join(out, 'model.safetensors'), '--data', DATA, '--split', 'val']);
+    expect(e3.status, e3.stderr).toBe(0);
+    expect(e3.stdout).toMatch(/accuracy [\d.]+% \(\d+\/3\)[\s\S]*precision  recall[\s\S]*confusion matrix/);
+  });
+});
