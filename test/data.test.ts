@@ -15,6 +15,7 @@ import {
   FolderDataset,
   listImageFolder,
   loadData,
+  loadSplit,
   makeBatch,
   openSplits,
   stratifiedSplit,
@@ -250,6 +251,12 @@ describe('decoding, the cache and batches', () => {
     expect(readdirSync(cacheDir).filter((f) => f.endsWith('.bin')).length).toBe(2); // sizes 8 and 4
     expect(readdirSync(cacheDir).some((f) => f.includes('.tmp-'))).toBe(false);
     expect(changed.read(2)).not.toEqual(first.read(2));
+    // A cache file bigger than the in-memory limit is read a record at a time.
+    const onDisk = prepareDataset(ds(), { imageSize: 8, cacheDir, inMemoryLimit: 10 });
+    expect(onDisk.cacheHit).toBe(true);
+    for (let i = 0; i < 3; i++) expect(onDisk.read(i)).toEqual(changed.read(i));
+    onDisk.close();
+    expect(() => onDisk.read(0)).toThrow(/already closed/);
     // A damaged cache file is rebuilt, not trusted.
     writeFileSync(changed.cacheFile!, 'garbage');
     const rebuilt = prepareDataset(ds(), { imageSize: 8, cacheDir });
@@ -285,6 +292,10 @@ describe('decoding, the cache and batches', () => {
     expect(e1.map((x) => x.indices)).not.toEqual(e2.map((x) => x.indices));
     expect([...batches(d.train, { batchSize: 2, dropLast: true, mean: d.mean, std: d.std })].length).toBe(2);
     d.close();
+    // One split alone, from the same cache.
+    const one = await loadSplit({ data: root, imageSize: 4, valFraction: 0, split: 'train', cacheDir: join(tmp, 'batch-cache') });
+    expect(one.data.cacheHit).toBe(true);
+    await expect(loadSplit({ data: root, imageSize: 4, valFraction: 0, split: 'test', cacheDir: false })).rejects.toThrow(/no test split \(it has train\)/);
   });
 });
 

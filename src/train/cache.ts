@@ -19,8 +19,8 @@ import { DataError, type Dataset, type Sample } from './data.js';
 const MAGIC = 'CSCACHE1';
 const VERSION = 1;
 const HEADER = 64;
-/** Caches up to this size are read into memory; larger ones are read record by record. */
-const IN_MEMORY_LIMIT = 1 << 30;
+/** Caches up to this size are read into memory; larger ones are read record by record (PrepareOptions.inMemoryLimit). */
+export const IN_MEMORY_LIMIT = 1 << 30;
 
 export interface CacheMeta {
   key: string;
@@ -155,6 +155,8 @@ export interface PrepareOptions {
   progress?: (done: number, total: number) => void;
   /** Split name for messages. */
   what?: string;
+  /** Cache files up to this many bytes are read into memory, larger ones a record at a time (default 1 GiB). */
+  inMemoryLimit?: number;
 }
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -175,7 +177,7 @@ function namesOf(ds: Dataset, sourceIndex: number[]): string[] {
   return sourceIndex.map((i) => ds.name(i));
 }
 
-function openCache(file: string, ds: Dataset, imageSize: number, hit: boolean): PreparedDataset | null {
+function openCache(file: string, ds: Dataset, imageSize: number, hit: boolean, inMemoryLimit = IN_MEMORY_LIMIT): PreparedDataset | null {
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -196,7 +198,7 @@ function openCache(file: string, ds: Dataset, imageSize: number, hit: boolean): 
     const meta = JSON.parse(Buffer.from(mb).toString('utf8')) as CacheMeta;
     if (meta.labels.length !== count) throw new Error('label count');
     let data: Uint8Array | null = null;
-    if (count * rec <= IN_MEMORY_LIMIT) {
+    if (count * rec <= inMemoryLimit) {
       data = new Uint8Array(count * rec);
       let off = 0;
       while (off < data.length) {
@@ -228,7 +230,7 @@ export function prepareDataset(ds: Dataset, opts: PrepareOptions): PreparedDatas
   let file: string | undefined;
   if (opts.cacheDir) {
     file = cacheFileFor(ds, S, opts.cacheDir);
-    const hit = openCache(file, ds, S, true);
+    const hit = openCache(file, ds, S, true, opts.inMemoryLimit);
     if (hit) {
       for (const s of hit.skipped) warn(`${what}: skipped corrupt image ${s.name}: ${s.reason} (recorded in the cache)`);
       return hit;
@@ -305,7 +307,7 @@ export function prepareDataset(ds: Dataset, opts: PrepareOptions): PreparedDatas
       renameSync(tmp, file);
       tmp = undefined;
       removeStale(opts.cacheDir as string, file);
-      const p = openCache(file, ds, S, false);
+      const p = openCache(file, ds, S, false, opts.inMemoryLimit);
       if (!p) throw new DataError(`${file}: the cache file just written cannot be read back`);
       return p;
     }

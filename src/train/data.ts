@@ -528,6 +528,28 @@ export async function loadData(opts: LoadOptions): Promise<DataBundle> {
   };
 }
 
+/**
+ * One split only (e.g. for evaluating on test without decoding train), at a fixed size, through the cache.
+ * mean/std are not computed here: pass the model's.
+ */
+export async function loadSplit(opts: Omit<LoadOptions, 'mean' | 'std'> & { split: 'train' | 'val' | 'test' }): Promise<{ classes: string[]; data: PreparedDataset; skipped: SkippedImage[]; layout: string }> {
+  const { prepareDataset } = await import('./cache.js');
+  const raw = openSplits(opts);
+  const ds = raw[opts.split];
+  if (!ds) {
+    const have = (['train', 'val', 'test'] as const).filter((s) => raw[s]);
+    throw new DataError(`the data has no ${opts.split} split (it has ${have.join(', ')})`);
+  }
+  const data = prepareDataset(ds, {
+    imageSize: opts.imageSize,
+    cacheDir: opts.cacheDir === undefined ? defaultCacheDir(opts.data) : opts.cacheDir,
+    warn: opts.warn,
+    progress: opts.progress ? (d, t) => opts.progress!(opts.split, d, t) : undefined,
+    what: opts.split,
+  });
+  return { classes: raw.classes, data, skipped: data.skipped.map((s) => ({ split: opts.split, ...s })), layout: raw.layout };
+}
+
 export { IMAGENET_MEAN, IMAGENET_STD };
 
 export interface BatchOptions {
