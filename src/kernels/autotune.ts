@@ -14,7 +14,7 @@ import { randomArray, toleranceRatio } from './ref/math.js';
  * blocking with vec4 loads; real GPUs want workgroup-memory tiling. See bench/results/llvmpipe.md.
  */
 export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
-  llvmpipe: 'blocked-vec4',
+  llvmpipe: 'subgroup',
   swiftshader: 'blocked-vec4',
   default: 'tiled',
 };
@@ -130,7 +130,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
       return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, fromCache: true };
     }
   }
-  const candidates = opts.candidates ?? [...MATMUL_VARIANTS, 'blocked-vec4@8x4/16x4', 'blocked-vec4@4x8/16x4'];
+  const candidates = opts.candidates ?? [...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4'];
   const [M, N, K] = shape;
   const runs = opts.runs ?? 3;
   const timings: Record<string, number> = {};

@@ -15,11 +15,11 @@ export interface MatmulOptions {
   variant?: string;
 }
 
-/** The kernel families, each its own WGSL file. */
-export const MATMUL_VARIANTS: string[] = ['naive', 'tiled', 'blocked', 'blocked-vec4'];
+/** The kernel families, each its own WGSL file ('subgroup' runs as 'blocked' without the feature). */
+export const MATMUL_VARIANTS: string[] = ['naive', 'tiled', 'blocked', 'blocked-vec4', 'subgroup'];
 
 interface Config {
-  family: 'naive' | 'tiled' | 'blocked' | 'blocked-vec4';
+  family: 'naive' | 'tiled' | 'blocked' | 'blocked-vec4' | 'subgroup';
   /** Outputs per invocation: rows × columns (blocked families). */
   tm: number;
   tn: number;
@@ -29,9 +29,11 @@ interface Config {
 }
 
 /** Default register-block and workgroup shapes of the blocked families (tuned on lavapipe, see bench/results). */
-const BLOCKED_DEFAULTS: Record<'blocked' | 'blocked-vec4', Omit<Config, 'family'>> = {
+const BLOCKED_DEFAULTS: Record<'blocked' | 'blocked-vec4' | 'subgroup', Omit<Config, 'family'>> = {
   blocked: { tm: 4, tn: 4, wgx: 16, wgy: 4 },
   'blocked-vec4': { tm: 4, tn: 4, wgx: 16, wgy: 4 },
+  // subgroup: tm = A values per lane (rows per subgroup = tm·SG), tn = columns per lane, wgx unused (= SG)
+  subgroup: { tm: 2, tn: 8, wgx: 0, wgy: 4 },
 };
 
 /**
@@ -47,12 +49,12 @@ export function parseMatmulVariant(name: string): Config {
     if (spec !== undefined) throw new RangeError(`matmul: variant '${family}' takes no '@' parameters (got '${name}')`);
     return { family, tm: 1, tn: 1, wgx: 1, wgy: 1 };
   }
-  const f = family as 'blocked' | 'blocked-vec4';
+  const f = family as 'blocked' | 'blocked-vec4' | 'subgroup';
   if (spec === undefined) return { family: f, ...BLOCKED_DEFAULTS[f] };
   const m = spec.match(/^(\d+)x(\d+)\/(\d+)x(\d+)$/);
   if (!m) throw new RangeError(`matmul: bad variant '${name}': expected ${family}@TMxTN/WGXxWGY`);
   const [tm, tn, wgx, wgy] = m.slice(1).map(Number);
-  const ok = tm >= 1 && tn >= 1 && tm <= 16 && tn <= 16 && wgx * wgy >= 1 && wgx * wgy <= 256;
+  const ok = tm >= 1 && tn >= 1 && tm <= 16 && tn <= 16 && (f === 'subgroup' ? wgy >= 1 && wgy <= 32 : wgx * wgy >= 1 && wgx * wgy <= 256);
   if (!ok || (f === 'blocked-vec4' && (tm % 4 !== 0 || tn % 4 !== 0))) {
     throw new RangeError(`matmul: bad variant '${name}': TM, TN in 1..16 (multiples of 4 for blocked-vec4), WGX·WGY in 1..256`);
   }
@@ -62,6 +64,46 @@ export function parseMatmulVariant(name: string): Config {
 /** Whether every vec4 load of the blocked-vec4 kernel is aligned for this problem. */
 export function vec4Aligned(M: number, N: number, K: number, transA: boolean, transB: boolean): boolean {
   return K % 4 === 0 && (!transA || M % 4 === 0) && (transB || N % 4 === 0);
+}
+
+/**
+ * The adapter's subgroup size when the device has 'subgroups' and the size is fixed (min = max), else
+ * null: the subgroup kernel is compiled for one size.
+ */
+export function subgroupSize(): number | null {
+  const g = gpu();
+  if (!g.features.has('subgroups')) return null;
+  const info = (g.adapter as GPUAdapter & { info?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).info;
+  const lo = info?.subgroupMinSize;
+  const hi = info?.subgroupMaxSize;
+  return lo && lo === hi && lo <= 128 ? lo : null;
+}
+
+/**
+ * The unrolled statements of shaders/matmul_subgroup.wgsl for RQ A values and TN columns per lane and
+ * subgroup size SG (see the comment there for the variables).
+ */
+export function subgroupBody(rq: number, tn: number, sg: number): { SETUP: string; STEP: string; STORE: string } {
+  const setup: string[] = [];
+  const step: string[] = [];
+  const store: string[] = [];
+  for (let q = 0; q < rq; q++) setup.push(`let ao${q} = aOffset(aBase, m0 + ${q * sg}u + lane, M, K);`);
+  for (let j = 0; j < tn; j++) setup.push(`let bo${j} = bOffset(bBase, nb + ${j * sg}u + lane, N, K);`);
+  for (let r = 0; r < rq * sg; r++) setup.push(Array.from({ length: tn }, (_, j) => `var c${r}_${j} = 0.0;`).join(' '));
+  for (let q = 0; q < rq; q++) step.push(`let a${q} = a[ao${q} + ka];`);
+  for (let j = 0; j < tn; j++) step.push(`let b${j} = b[bo${j} + kb];`);
+  for (let q = 0; q < rq; q++) {
+    for (let l = 0; l < sg; l++) {
+      const r = q * sg + l;
+      step.push(`let s${r} = subgroupShuffle(a${q}, ${l}u);`);
+      step.push(Array.from({ length: tn }, (_, j) => `c${r}_${j} = fma(s${r}, b${j}, c${r}_${j});`).join(' '));
+    }
+  }
+  for (let r = 0; r < rq * sg; r++) {
+    for (let j = 0; j < tn; j++) store.push(`store(t, m0 + ${r}u, nb + ${j * sg}u + lane, c${r}_${j});`);
+  }
+  const ind = (xs: string[], n: number) => xs.map((x) => ' '.repeat(n) + x).join('\n');
+  return { SETUP: ind(setup, 2), STEP: ind(step, 4), STORE: ind(store, 2) };
 }
 
 interface Dims {
@@ -110,6 +152,8 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const g = gpu();
   let cfg = parseMatmulVariant(opts.variant ?? matmulVariantFor(g.adapterKey));
   if (cfg.family === 'blocked-vec4' && !vec4Aligned(M, N, K, transA, transB)) cfg = { ...cfg, family: 'blocked' };
+  const sg = subgroupSize();
+  if (cfg.family === 'subgroup' && !sg) cfg = { family: 'blocked', ...BLOCKED_DEFAULTS.blocked };
   const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
   let gx: number;
   let gy: number;
@@ -120,6 +164,10 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   } else if (cfg.family === 'tiled') {
     gx = Math.ceil(N / 64);
     gy = Math.ceil(M / 64);
+  } else if (cfg.family === 'subgroup') {
+    Object.assign(defs, { SG: sg!, RM: cfg.tm * sg!, CN: cfg.tn * sg!, WGY: cfg.wgy }, subgroupBody(cfg.tm, cfg.tn, sg!));
+    gx = Math.ceil(N / (sg! * cfg.tn));
+    gy = Math.ceil(M / (cfg.tm * sg! * cfg.wgy));
   } else {
     Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy });
     gx = Math.ceil(Math.ceil(N / cfg.tn) / cfg.wgx);

@@ -1,0 +1,77 @@
+// tfjs-backend-webgpu as a peer, run on the same Dawn adapter in the same process as our kernels.
+// tfjs-backend-webgpu registers its backend at import time only if globalThis.navigator.gpu exists, and
+// then asks navigator.gpu for an adapter; in Node we point navigator.gpu at the GPU object our device
+// came from (gpu().gpu), so both libraries run on the same adapter (each with its own GPUDevice).
+import { gpu } from '../src/kernels/device.js';
+import { median } from './timing.js';
+
+type Tf = typeof import('@tensorflow/tfjs-core');
+let tfPromise: Promise<Tf> | undefined;
+
+/** tfjs-core with the webgpu backend active; rejects with the reason when it cannot run. */
+export function tfjsWebgpu(): Promise<Tf> {
+  tfPromise ??= (async () => {
+    const g = gpu();
+    const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+    if (!nav?.gpu) {
+      // Node 20 has no navigator; Node 21+ has one without gpu (a getter-only global: redefine it).
+      Object.defineProperty(globalThis, 'navigator', { value: { ...(nav ?? {}), gpu: g.gpu }, configurable: true, writable: true });
+    }
+    const tf = (await import('@tensorflow/tfjs-core')) as Tf;
+    await import('@tensorflow/tfjs-backend-webgpu');
+    if (!tf.findBackendFactory('webgpu')) throw new Error('tfjs-backend-webgpu did not register (navigator.gpu missing at import)');
+    const ok = await tf.setBackend('webgpu');
+    if (!ok || tf.getBackend() !== 'webgpu') throw new Error('tf.setBackend("webgpu") failed');
+    await tf.ready();
+    return tf;
+  })();
+  tfPromise.catch(() => (tfPromise = undefined));
+  return tfPromise;
+}
+
+export interface PeerResult {
+  peer: string;
+  version?: string;
+  gflops?: number;
+  ms?: number;
+  median_ms?: number;
+  /** Why the peer did not run (then there are no numbers). */
+  error?: string;
+}
+
+/**
+ * tfjs tf.matMul(a[m,k], b[k,n]) timed as ours is: best of `runs` after warm-up, each run including
+ * the readback (await c.data()). Checked on a small product before timing.
+ */
+export async function tfjsMatmul(opts: { m: number; n: number; k: number; runs?: number }): Promise<PeerResult> {
+  const { m, n, k } = opts;
+  const runs = opts.runs ?? 5;
+  try {
+    const tf = await tfjsWebgpu();
+    const version = (tf.version_core as string | undefined) ?? undefined;
+    // Sanity check: [[1,2],[3,4]]·[[5,6],[7,8]] = [[19,22],[43,50]].
+    const s = tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([5, 6, 7, 8], [2, 2]));
+    const sv = Array.from(await s.data());
+    tf.dispose(s);
+    if (sv.join(',') !== '19,22,43,50') throw new Error(`tfjs matMul gave ${sv} for a 2×2 check`);
+    const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
+    const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
+    const once = async () => {
+      const t0 = performance.now();
+      const c = tf.matMul(a, b);
+      await c.data();
+      const ms = performance.now() - t0;
+      c.dispose();
+      return ms;
+    };
+    await once(); // compile and warm up
+    await once();
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) times.push(await once());
+    tf.dispose([a, b]);
+    const ms = Math.min(...times);
+    return { peer: 'tfjs-backend-webgpu', version, gflops: (2 * m * n * k) / ms / 1e6, ms, median_ms: median(times) };
+  } catch (e) {
+    return { peer: 'tfjs-backend-webgpu', error: (e as Error).message ?? String(e) };
+  }
+}
