@@ -35,6 +35,7 @@ apt_install() { # why, packages...
 if ((for_tests)); then
   apt_install "the tests' oracle: torchvision models with random weights for parity checks" python3-torch python3-torchvision libopenblas0-pthread
   apt_install "the Fashion-MNIST data the training tests read" dataset-fashion-mnist
+  apt_install "headless Chromium for the browser test (WebGPU through SwiftShader)" chromium
 fi
 
 # 2. A WebGPU adapter. Dawn needs a Vulkan driver; on a Linux machine without a GPU that is Mesa's lavapipe.
