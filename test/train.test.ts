@@ -2,7 +2,7 @@
 // uninterrupted, NaN stops with the last good checkpoint kept, corrupt images skipped and reported, clear errors for
 // an empty class folder and an --init label mismatch, eval against a hand-computed confusion matrix, the CLI.
 // Tiny ViTs (image 16, 1 layer, hidden 32) on tiny synthetic PNG folders, so the file stays fast on lavapipe.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -331,5 +331,44 @@ describe('CLI', () => {
     const e3 = cli(['eval', '--weights', join(out, 'model.safetensors'), '--data', DATA, '--split', 'val']);
     expect(e3.status, e3.stderr).toBe(0);
     expect(e3.stdout).toMatch(/accuracy [\d.]+% \(\d+\/3\)[\s\S]*precision  recall[\s\S]*confusion matrix/);
+  });
+
+  it('Ctrl-C (a real SIGINT) checkpoints at the next step boundary and exits 130; --resume ends at the uninterrupted weights', async () => {
+    const cfg = join(tmp, 'tiny-sigint.json');
+    writeFileSync(cfg, JSON.stringify(TINY));
+    const common = ['--data', DATA, '--config', cfg, '--epochs', '4', '--batch-size', '8', '--seed', '2', '--lr', '1e-3'];
+    const ref = base('run-sigint-ref', { epochs: 4, seed: 2, data: DATA, config: TINY, batchSize: 8, lr: 1e-3 });
+    const full = await train(ref);
+    expect(full.steps).toBe(12);
+    const out = join(tmp, 'run-sigint');
+    const child = spawn(process.execPath, ['bin/celluscan.mjs', 'train', '--out', out, ...common], { env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+    let stdout = '';
+    let sent = false;
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (d) => {
+        stdout += d;
+        if (!sent && /step 1\/12/.test(stdout)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      child.stderr.on('data', () => {});
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(sent, stdout).toBe(true);
+    expect(code, stdout).toBe(130);
+    expect(stdout).toMatch(/interrupt: stopping after this step/);
+    const m = /interrupted at step (\d+)/.exec(stdout);
+    expect(m, stdout).not.toBeNull();
+    const stoppedAt = Number(m![1]);
+    expect(stoppedAt).toBeGreaterThanOrEqual(1);
+    expect(stoppedAt).toBeLessThan(12);
+    expect((await loadCheckpoint(out)).state.step).toBe(stoppedAt);
+    const r = cli(['train', '--out', out, '--data', DATA, '--resume']);
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`resuming .* at step ${stoppedAt}`));
+    const w1 = await weightsOf(ref.out);
+    const w2 = await weightsOf(out);
+    for (const [k, v] of w1) expect(Array.from(w2.get(k)!), k).toEqual(Array.from(v));
   });
 });

@@ -113,7 +113,7 @@ export function register(program: Command): void {
       const { evalCommand } = await import('../train/trainer.js').then(async (m) => ({ evalCommand: await makeEval(m) }));
       const r = await evalCommand(o);
       const { formatReport } = await import('../train/metrics.js');
-      output(o.json, r, () => {
+      output(o.json, { ...r, report: undefined }, () => {
         const notes = r.notes.map((n: string) => `note: ${n}\n`).join('');
         return notes + formatReport(r.report, r.labels, `${r.weights} on ${r.data} (${r.split}, ${r.report.count} images): loss ${r.loss.toFixed(4)}`);
       });
@@ -129,26 +129,20 @@ async function makeEval(m: typeof import('../train/trainer.js')) {
     } catch (e) {
       throw new UsageError(`${o.weights}: cannot read the weights file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    const { loadData } = await import('../train/data.js');
+    const { loadSplit, DataError } = await import('../train/data.js');
     const { parseSafetensors, readCelluscanMetadata } = await import('../vit/safetensors.js');
     const md = readCelluscanMetadata(parseSafetensors(bytes).metadata);
     if (!md.config) throw new UsageError(`${o.weights}: no celluscan_config metadata (convert it with \`celluscan convert\` first)`);
-    const data = await loadData({
-      data: o.data,
-      imageSize: md.config.image_size,
-      valFraction: o.valFraction,
-      subset: o.subset,
-      seed: o.seed,
-      mean: md.mean ?? [0.485, 0.456, 0.406],
-      std: md.std ?? [0.229, 0.224, 0.225],
-      warn: (w) => console.error(`warning: ${w}`),
-    });
+    let split;
     try {
-      const ds = data[o.split];
-      if (!ds) {
-        const have = (['train', 'val', 'test'] as const).filter((s) => data[s]);
-        throw new UsageError(`--split ${o.split}: the data has no ${o.split} split (it has ${have.join(', ')})`);
-      }
+      split = await loadSplit({ data: o.data, split: o.split, imageSize: md.config.image_size, valFraction: o.valFraction, subset: o.subset, seed: o.seed, warn: (w) => console.error(`warning: ${w}`) });
+    } catch (e) {
+      if (e instanceof DataError) throw new UsageError(`--split ${o.split}: ${e.message}`);
+      throw e;
+    }
+    const data = { classes: split.classes, skipped: split.skipped, close: () => split.data.close() };
+    const ds = split.data;
+    try {
       const { initGpu } = await import('../kernels/device.js');
       await initGpu();
       const { loadModelFromSafetensors } = await import('../vit/predict.js');
