@@ -84,6 +84,8 @@ export function register(program: Command): void {
       if (given.model && !given.config) delete opts.config;
       if (!opts.data && !o.resume) throw new UsageError('train: --data DIR|fashion-mnist is required (or --preset fashion-mnist)');
       if (opts.init && (given.model || given.config)) throw new UsageError('train: give either --init (the config comes from the weights) or --model/--config, not both');
+      // With --json, stdout carries only the summary object: progress and messages go to stderr.
+      if (o.json) opts.stream = process.stderr;
       const r = await train(opts as never);
       if (o.json) output(true, r.summary, () => '');
       else if (r.status === 'completed') {
