@@ -2,7 +2,7 @@
 // user would time it), GPU time from timestamp queries where available; tfjs-backend-webgpu beside it.
 import { matmulVariantFor } from '../src/kernels/autotune.js';
 import { gpu, initGpu } from '../src/kernels/device.js';
-import { matmul, parseMatmulVariant, vec4Aligned } from '../src/kernels/matmul.js';
+import { matmul, parseMatmulVariant, resolveMatmulKernel } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { matmulRef } from '../src/kernels/ref/matmul.js';
 import { randomArray, toleranceRatio } from '../src/kernels/ref/math.js';
@@ -77,7 +77,8 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
     n,
     k,
     variant,
-    kernel: parseMatmulVariant(variant).family === 'blocked-vec4' && !vec4Aligned(m, n, k, false, false) ? 'blocked (vec4 needs K, N % 4 == 0)' : variant,
+    /** The kernel that ran (a variant can fall back, e.g. blocked-vec4 on unaligned shapes). */
+    kernel: resolveMatmulKernel(variant, m, n, k).family,
     adapter: g.adapterKey,
     device: g.info.description,
     gflops: flops / t.bestWallMs / 1e6,

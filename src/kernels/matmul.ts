@@ -18,7 +18,7 @@ export interface MatmulOptions {
 /** The kernel families, each its own WGSL file ('subgroup' runs as 'blocked' without the feature). */
 export const MATMUL_VARIANTS: string[] = ['naive', 'tiled', 'blocked', 'blocked-vec4', 'subgroup'];
 
-interface Config {
+export interface MatmulConfig {
   family: 'naive' | 'tiled' | 'blocked' | 'blocked-vec4' | 'subgroup';
   /** Outputs per invocation: rows × columns (blocked families). */
   tm: number;
@@ -29,7 +29,7 @@ interface Config {
 }
 
 /** Default register-block and workgroup shapes of the blocked families (tuned on lavapipe, see bench/results). */
-const BLOCKED_DEFAULTS: Record<'blocked' | 'blocked-vec4' | 'subgroup', Omit<Config, 'family'>> = {
+const BLOCKED_DEFAULTS: Record<'blocked' | 'blocked-vec4' | 'subgroup', Omit<MatmulConfig, 'family'>> = {
   blocked: { tm: 4, tn: 4, wgx: 16, wgy: 4 },
   'blocked-vec4': { tm: 4, tn: 4, wgx: 16, wgy: 4 },
   // subgroup: tm = A values per lane (rows per subgroup = tm·SG), tn = columns per lane, wgx unused (= SG)
@@ -40,7 +40,7 @@ const BLOCKED_DEFAULTS: Record<'blocked' | 'blocked-vec4' | 'subgroup', Omit<Con
  * Parse a variant name: a family, optionally with '@TMxTN/WGXxWGY' for the blocked ones
  * (e.g. 'blocked-vec4@8x4/64x1': 8 rows × 4 columns per invocation, workgroups of 64×1).
  */
-export function parseMatmulVariant(name: string): Config {
+export function parseMatmulVariant(name: string): MatmulConfig {
   const [family, spec] = name.split('@');
   if (!MATMUL_VARIANTS.includes(family)) {
     throw new RangeError(`matmul: unknown variant '${name}' (known: ${MATMUL_VARIANTS.join(', ')})`);
@@ -106,6 +106,17 @@ export function subgroupBody(rq: number, tn: number, sg: number): { SETUP: strin
   return { SETUP: ind(setup, 2), STEP: ind(step, 4), STORE: ind(store, 2) };
 }
 
+/**
+ * The kernel a variant actually runs for this problem on this device: blocked-vec4 falls back to blocked
+ * when its vec4 loads would be misaligned, subgroup to blocked without a fixed subgroup size.
+ */
+export function resolveMatmulKernel(variant: string, M: number, N: number, K: number, transA = false, transB = false): MatmulConfig {
+  const cfg = parseMatmulVariant(variant);
+  if (cfg.family === 'blocked-vec4' && !vec4Aligned(M, N, K, transA, transB)) return { ...cfg, family: 'blocked' };
+  if (cfg.family === 'subgroup' && !subgroupSize()) return { family: 'blocked', ...BLOCKED_DEFAULTS.blocked };
+  return cfg;
+}
+
 interface Dims {
   batch: number;
   batchShape: number[];
@@ -150,10 +161,8 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const out = GpuArray.empty([...d.batchShape, M, N], 'matmul');
   if (out.size === 0) return out;
   const g = gpu();
-  let cfg = parseMatmulVariant(opts.variant ?? matmulVariantFor(g.adapterKey));
-  if (cfg.family === 'blocked-vec4' && !vec4Aligned(M, N, K, transA, transB)) cfg = { ...cfg, family: 'blocked' };
+  const cfg = resolveMatmulKernel(opts.variant ?? matmulVariantFor(g.adapterKey), M, N, K, transA, transB);
   const sg = subgroupSize();
-  if (cfg.family === 'subgroup' && !sg) cfg = { family: 'blocked', ...BLOCKED_DEFAULTS.blocked };
   const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
   let gx: number;
   let gy: number;
