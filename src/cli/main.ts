@@ -11,6 +11,7 @@ program
   .description('CelluScan on WebGPU: kernels, autograd and a ViT-B/16, in Node through Dawn')
   .option('--debug', 'print stack traces on errors')
   .showHelpAfterError()
+  .enablePositionalOptions()
   .exitOverride();
 
 program
@@ -54,6 +55,8 @@ async function runSelfCheck(json: boolean, info?: unknown): Promise<boolean> {
 
 const bench = program
   .command('bench')
+  // `bench matmul --json`: options after a subcommand belong to it, not to `bench` itself.
+  .enablePositionalOptions()
   .description(`benchmarks: ${['all', 'matmul', 'softmax', 'layernorm', 'gelu', 'attention', 'vit', 'train'].join(' | ')} (records bench/results/<adapter>.*)`)
   .argument('[which...]', 'benchmarks to run (default: all)')
   .option('--quick', 'smaller shapes, fewer runs')
@@ -97,9 +100,10 @@ import { register as registerData } from './data.js';
 registerData(program);
 
 async function main(argv: string[]): Promise<number> {
+  // --debug may stand anywhere on the line; it is read here, not by a command.
   const debug = argv.includes('--debug');
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(argv.filter((a) => a !== '--debug'));
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
