@@ -2,7 +2,7 @@
 // strict state-dict loading; image decoding and preprocessing; attention rollout. (Parity with torchvision itself:
 // test/parity.test.ts.)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
@@ -14,6 +14,7 @@ import { randomArray } from '../src/kernels/ref/math.js';
 import { expectedShapes, vitPreset, type VitConfig } from '../src/vit/config.js';
 import { decodeImage, ImageError, prepareImage, type RgbImage } from '../src/vit/image.js';
 import { presetLabels, parseLabelsText, WBC14 } from '../src/vit/labels.js';
+import { celluscanMetadata, serializeSafetensors } from '../src/vit/safetensors.js';
 import { VisionTransformer } from '../src/vit/model.js';
 import { ablationChanges, attentionMaps, heatColor, parseAblateHeads } from '../src/vit/attentionMaps.js';
 import { softmax, topK } from '../src/vit/predict.js';
@@ -378,4 +379,48 @@ describe('labels, top-K, attention tools', () => {
   });
 });
 
-void execFileSync;
+describe('CLI predict and attention', () => {
+  it('predict --json (one object for one image, an array for several) and attention overlays + ablation numbers', async () => {
+    const m = new VisionTransformer(SMALL48, { init: 'random', seed: 21 }).eval();
+    const labels = ['a', 'b', 'c', 'd', 'e'];
+    const weights = join(tmp, 'cli.safetensors');
+    const imgs = [0, 1].map((k) => {
+      const p = join(tmp, `cli${k}.png`);
+      writeFileSync(p, pngBytes(48, 48, randomRgba(48 * 48, 30 + k)));
+      return p;
+    });
+    let direct: Float32Array;
+    try {
+      writeFileSync(weights, serializeSafetensors(await m.stateDict(), celluscanMetadata({ config: SMALL48, labels, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] })));
+      direct = await m.predictLogits(prepareImage(decodeImage(pngBytes(48, 48, randomRgba(48 * 48, 30))), { imageSize: 48, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }).input, 1);
+    } finally {
+      m.dispose();
+    }
+    const cli = (args: string[]) => execFileSync(process.execPath, ['bin/celluscan.mjs', ...args], { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const one = JSON.parse(cli(['predict', '--weights', weights, '--image', imgs[0], '--json', '--top', '2']));
+    expect(one.image).toBe(imgs[0]);
+    expectClose(one.logits, direct, 1e-5, 1e-5, 'CLI logits vs in-process');
+    expect(one.top.map((t: { label: string }) => t.label)).toEqual(topK(softmax(one.logits), labels, 2).map((t) => t.label));
+    const two = JSON.parse(cli(['predict', '--weights', weights, '--image', ...imgs, '--json']));
+    expect(two.map((r: { image: string }) => r.image)).toEqual(imgs);
+    const out = join(tmp, 'att');
+    const att = JSON.parse(cli(['attention', '--weights', weights, '--image', imgs[0], '--out', out, '--json', '--ablate-heads', '1:0,1:2']));
+    expect(att.grid).toBe(3);
+    expect(att.cls_attention.length).toBe(2);
+    expect(att.cls_attention[1].length).toBe(3);
+    expect(att.rollout.length).toBe(9);
+    expect(att.changes.length).toBe(5);
+    expect(att.changes.reduce((s: number, c: { change: number }) => s + c.change, 0)).toBeCloseTo(0, 9);
+    expect(att.ablated_heads).toEqual([[1, 0], [1, 2]]);
+    const files = readdirSync(out).sort();
+    expect(files).toEqual(['input.png', 'layer_00_head_00.png', 'layer_00_head_01.png', 'layer_00_head_02.png', 'layer_00_mean.png', 'layer_01_head_00.png', 'layer_01_head_01.png', 'layer_01_head_02.png', 'layer_01_mean.png', 'rollout.png']);
+    const overlay = decodeImage(new Uint8Array(readFileSync(join(out, 'rollout.png'))));
+    expect([overlay.width, overlay.height]).toEqual([48, 48]);
+    // a bad ablation is a one-line error and writes nothing
+    const out2 = join(tmp, 'att2');
+    const r = spawnSync(process.execPath, ['bin/celluscan.mjs', 'attention', '--weights', weights, '--image', imgs[0], '--out', out2, '--ablate-heads', '2:0'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^celluscan: --ablate-heads: 2:0 is out of range/m);
+    expect(existsSync(out2)).toBe(false);
+  });
+});

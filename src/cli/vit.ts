@@ -229,14 +229,18 @@ export function register(program: Command): void {
       .description('ViT forward pass time per image (random weights; default vit_b_16 with 14 classes)')
       .option('--batch <b>', 'images per forward', intArg('--batch'), 1)
       .option('--config <name>', 'a ViT preset (vit_b_16, vit_s_16, vit_ti_16, …)', 'vit_b_16')
-      .option('--runs <n>', 'timed runs (the best is reported)', intArg('--runs'), 3)
+      .option('--runs <n>', 'timed runs (the best is reported; default 3)', intArg('--runs'))
       .addOption(new Option('--attention <path>', 'attention implementation').choices(['fused', 'explicit']).default('fused'))
       .option('--peers', 'also time torchvision on the CPU (needs python3 with torch)')
       .option('--json', 'one JSON object')
-      .action(async (o) => {
+      .action(async (o, cmd: Command) => {
+        // `bench` itself defines --runs and --json, so commander may hand them to the parent: read both.
+        const parent = cmd.parent?.opts() ?? {};
+        const json = !!(o.json || parent.json);
+        const runs = o.runs ?? parent.runs ?? 3;
         const { benchVit } = await import('../../bench/vit.js');
-        const r = await benchVit({ batch: o.batch, config: o.config, runs: o.runs, attention: o.attention, peers: !!o.peers });
-        output(o.json, r, () => table(Object.entries(r).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
+        const r = await benchVit({ batch: o.batch, config: o.config, runs, attention: o.attention, peers: !!o.peers });
+        output(json, r, () => table(Object.entries(r).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
       });
   }
 }

@@ -19,6 +19,9 @@ export interface LoadedModel {
 
 /** Build the model from safetensors bytes and load its weights (strictly). `what` names the file in errors. */
 export function loadModelFromSafetensors(bytes: Uint8Array, what = 'weights', opts: VitOptions = {}): LoadedModel {
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) {
+    throw new WeightsError(`${what} is a PyTorch (zip) checkpoint, not safetensors: convert it first (celluscan convert IN OUT.safetensors)`);
+  }
   let file;
   try {
     file = parseSafetensors(bytes);
