@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import * as ops from '../src/autograd/ops.js';
 import { noGrad, Tensor } from '../src/autograd/tensor.js';
 import { memoryStats } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
@@ -187,6 +188,48 @@ describe('VisionTransformer forward', () => {
         await logits(m, x, 1, { attention: 'explicit', ablate: [[0, 1]] });
       }
       expect(memoryStats().liveArrays).toBe(before);
+    } finally {
+      m.dispose();
+    }
+  });
+});
+
+describe('VisionTransformer training', () => {
+  it('backward reaches every parameter; fused and explicit paths give the same gradients', async () => {
+    const grads: Record<string, Map<string, Float32Array>> = {};
+    for (const path of ['fused', 'explicit'] as const) {
+      const m = new VisionTransformer(FMNIST28, { init: 'random', seed: 8 }).train();
+      try {
+        const x = Tensor.from(randomArray(2 * 3 * 28 * 28, 9), [2, 3, 28, 28]);
+        const { logits: l } = m.forward(x, { attention: path });
+        const loss = ops.mean(ops.square(l));
+        loss.backward();
+        grads[path] = new Map();
+        for (const [name, p] of m.namedParameters()) {
+          expect(p.grad, name).not.toBeNull();
+          const g = await p.grad!.read();
+          expect(g.every(Number.isFinite), name).toBe(true);
+          grads[path].set(name, g);
+        }
+        x.dispose();
+      } finally {
+        m.dispose();
+      }
+    }
+    for (const [name, g] of grads.fused) expectClose(g, grads.explicit.get(name)!, 1e-5, 1e-3, `grad ${name}: fused vs explicit`);
+  });
+
+  it('dropout is active in training and off in eval', async () => {
+    const c = { ...SMALL48, dropout: 0.2, attention_dropout: 0.1 };
+    const m = new VisionTransformer(c, { init: 'random', seed: 3 });
+    try {
+      const x = randomArray(3 * 48 * 48, 4);
+      const e1 = await m.eval().predictLogits(x, 1);
+      expect(Array.from(await m.predictLogits(x, 1))).toEqual(Array.from(e1));
+      const t1 = await m.train().predictLogits(x, 1);
+      const t2 = await m.predictLogits(x, 1);
+      expect(Array.from(t1)).not.toEqual(Array.from(e1));
+      expect(Array.from(t1)).not.toEqual(Array.from(t2)); // fresh masks each call
     } finally {
       m.dispose();
     }
