@@ -35,11 +35,20 @@ export function pipeline(name: string, defs: Record<string, string | number> = {
   let p = pipelines.get(key);
   if (!p) {
     const code = shaderSource(name, defs);
-    const module = g.device.createShaderModule({ code, label: key });
-    p = g.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label: key });
+    const label = shortLabel(key);
+    const module = g.device.createShaderModule({ code, label });
+    p = g.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint }, label });
     pipelines.set(key, p);
   }
   return p;
+}
+
+/** Pipeline labels appear in Dawn's messages: keep generated code (long template values) out of them. */
+function shortLabel(key: string): string {
+  if (key.length <= 160) return key;
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  return `${key.slice(0, 120)}…#${(h >>> 0).toString(16)}`;
 }
 
 /** Check a compiled shader for errors (tests and the kernel lab use it; pipelines compile lazily). */
