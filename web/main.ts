@@ -442,4 +442,16 @@ els.clear.addEventListener('click', () => {
   void enqueue(analyse);
 });
 
-void start().then(() => setupTraining({ enqueue, ready: () => !!gpuInfo }));
+void start().then(() =>
+  setupTraining({
+    enqueue,
+    ready: () => !!gpuInfo,
+    useModel: (next, what) =>
+      enqueue(async () => {
+        clearError();
+        setModel(next, what);
+        image ??= { name: 'synthetic sample', rgb: drawSyntheticCell(96, 1, 42) };
+        await analyse();
+      }),
+  }),
+);
