@@ -15,7 +15,7 @@ export interface BenchAttentionOptions {
   dim?: number;
   runs?: number;
   backward?: boolean;
-  /** 'rows' or 'tiled'; default: the adapter's default variant. */
+  /** 'rows', 'tiled' or 'blocked' (also 'blocked@RxC'); default: the adapter's default variant. */
   variant?: string;
   warmup?: number;
 }
@@ -91,4 +91,48 @@ export async function benchAttention(opts: BenchAttentionOptions = {}): Promise<
   }
   for (const a of [q, k, v, g]) a.dispose();
   return result;
+}
+
+/**
+ * Fused variants beside the explicit path (matmul → scale → softmax → matmul through autograd), all in one
+ * process at one shape, timed the same way (bench/timing.ts: GPU timestamps where available, runs
+ * interleaved variant by variant). Returns forward and forward+backward ms per path and the ratios
+ * explicit / fused (> 1: the fused kernel is faster).
+ */
+export async function benchAttentionCompare(opts: BenchAttentionOptions & { variants?: string[] } = {}): Promise<object[]> {
+  await initGpu();
+  const { Tensor } = await import('../src/autograd/tensor.js');
+  const ops = await import('../src/autograd/ops.js');
+  const { scope } = await import('../src/kernels/memory.js');
+  const { timeRuns } = await import('./timing.js');
+  const B = opts.batch ?? 1, H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
+  const runs = opts.runs ?? 3;
+  const arrays = [1, 2, 3, 4].map((s) => GpuArray.fromData(randomArray(B * H * N * D, s), [B, H, N, D], 'benchAttention'));
+  const [q0, k0, v0, g0] = arrays;
+  const paths = ['explicit', ...(opts.variants ?? ['rows', 'blocked'])];
+  const forward = (path: string, grad: boolean) => {
+    const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: grad }));
+    const out =
+      path === 'explicit'
+        ? ops.matmul(ops.softmax(ops.scale(ops.matmul(q, k, { transB: true }), 1 / Math.sqrt(D))), v)
+        : ops.attention(q, k, v, { variant: path });
+    if (grad) out.backward(g0);
+  };
+  const rows: Record<string, unknown>[] = [];
+  for (const path of paths) {
+    const c0 = performance.now();
+    scope(() => forward(path, true));
+    await sync();
+    const firstMs = performance.now() - c0;  // compiles the pipelines (or finds them in the shader cache)
+    const fwd = await timeRuns(() => scope(() => forward(path, false)), { runs });
+    const both = await timeRuns(() => scope(() => forward(path, true)), { runs });
+    rows.push({ path, adapter: gpu().adapterKey, shape: `B${B} H${H} N${N} D${D}`, first_ms: Math.round(firstMs), fwd_ms: fwd.gpuMs ?? fwd.wallMs, fwd_bwd_ms: both.gpuMs ?? both.wallMs, clock: fwd.clock });
+  }
+  const e = rows[0];
+  for (const r of rows) {
+    r.fwd_speedup = Math.round(((e.fwd_ms as number) / (r.fwd_ms as number)) * 100) / 100;
+    r.fwd_bwd_speedup = Math.round(((e.fwd_bwd_ms as number) / (r.fwd_bwd_ms as number)) * 100) / 100;
+  }
+  for (const a of arrays) a.dispose();
+  return rows;
 }
