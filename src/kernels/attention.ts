@@ -70,7 +70,7 @@ interface Block {
 }
 
 /** Default blocking (measured on lavapipe, see bench/results/llvmpipe-attention.md). */
-const BLOCKED_DEFAULT: Block = { fwd: [4, 8], dq: [4, 8], dkv: [2, 8] };
+const BLOCKED_DEFAULT: Block = { fwd: [4, 4], dq: [4, 4], dkv: [4, 4] };
 /** Invocations per workgroup of the 'blocked' kernels (one SIMD chunk of llvmpipe's AVX2 code). */
 const BLOCKED_WG = 8;
 
