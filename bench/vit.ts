@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { gpu, initGpu } from '../src/kernels/device.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { VIT_PRESETS, vitPreset, type VitPresetName } from '../src/vit/config.js';
-import { VisionTransformer } from '../src/vit/model.js';
+import { VisionTransformer, defaultAttentionPath } from '../src/vit/model.js';
 
 export interface BenchVitOptions {
   batch?: number;
@@ -37,8 +37,8 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
   if (!(name in VIT_PRESETS)) throw new RangeError(`bench vit: unknown config '${name}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
   const batch = opts.batch ?? 1;
   const runs = opts.runs ?? 3;
-  const attention = opts.attention ?? 'fused';
   await initGpu();
+  const attention = opts.attention ?? defaultAttentionPath();
   const config = vitPreset(name as VitPresetName, { num_classes: 14 });
   const model = new VisionTransformer(config, { init: 'random', seed: 1 }).eval();
   const S = config.image_size;

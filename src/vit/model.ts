@@ -28,10 +28,20 @@ import * as ops from '../autograd/ops.js';
 import { Module } from '../autograd/module.js';
 import { noGrad, Parameter, Tensor } from '../autograd/tensor.js';
 import { GpuArray, scope } from '../kernels/memory.js';
+import { gpu } from '../kernels/device.js';
 import { rng } from '../kernels/ref/math.js';
 import { validateConfig, type VitConfig } from './config.js';
 
 export type AttentionPath = 'fused' | 'explicit';
+
+/**
+ * The attention path measured faster on this adapter. On CPU adapters (llvmpipe, SwiftShader) the
+ * explicit path wins at ViT-B/16 shapes (llvmpipe: 43 ms vs 78 ms forward, bench/results/llvmpipe-attention.md),
+ * because there every per-lane load in the fused kernel's loops is a gather; GPUs take the fused kernel.
+ */
+export function defaultAttentionPath(adapterKey = gpu().adapterKey): AttentionPath {
+  return adapterKey === 'llvmpipe' || adapterKey === 'swiftshader' ? 'explicit' : 'fused';
+}
 
 /** Switches beyond torchvision's arguments (for the from-scratch track); defaults are torchvision's. */
 export interface VitOptions {
@@ -43,7 +53,7 @@ export interface VitOptions {
   seed?: number;
   /** 'torchvision' (default; zero head) or 'random' (the head drawn too, so outputs depend on everything). */
   init?: 'torchvision' | 'random';
-  /** Default attention path of forward() (default 'fused'). */
+  /** Default attention path of forward() (default: the faster one on this adapter, see defaultAttentionPath). */
   attention?: AttentionPath;
 }
 
@@ -320,7 +330,7 @@ export class VisionTransformer extends Module {
     if (images.shape.length !== 4 || images.shape[1] !== 3 || images.shape[2] !== S || images.shape[3] !== S) {
       throw new RangeError(`VisionTransformer: input ${fmtS(images.shape)} must be [B, 3, ${S}, ${S}]`);
     }
-    const path = opts.attention ?? this.options.attention ?? 'fused';
+    const path = opts.attention ?? this.options.attention ?? defaultAttentionPath();
     if (path !== 'fused' && path !== 'explicit') throw new RangeError(`VisionTransformer: attention path must be 'fused' or 'explicit', got '${String(path)}'`);
     const wantProbs = !!opts.returnAttention;
     const masks = this.headMasks(opts.ablate);
