@@ -3,6 +3,7 @@
 // 10 classes, batch 128) on random inputs, best of `runs` timed runs of `steps` steps after 2 warm-up steps.
 // Peer: the same torchvision model and torch.optim.AdamW on the CPU through python3 (when torch is installed).
 import { spawnSync } from 'node:child_process';
+import { findTorchPython } from '../tools/torchPython.js';
 import * as ops from '../src/autograd/ops.js';
 import { AdamW } from '../src/autograd/optim.js';
 import { Tensor } from '../src/autograd/tensor.js';
@@ -112,12 +113,12 @@ print(json.dumps({"images_per_s": best, "threads": torch.get_num_threads()}))
 function torchTrainPeer(B: number, runs: number, steps: number): number | undefined {
   const cfg = { ...FMNIST_VIT };
   delete (cfg as { representation_size?: null }).representation_size;
-  for (const py of [process.env.CELLUSCAN_PYTHON, '/usr/bin/python3', 'python3'].filter(Boolean) as string[]) {
-    const r = spawnSync(py, ['-c', TORCH_SCRIPT, String(B), String(runs), String(Math.max(steps, 5)), JSON.stringify(cfg)], { encoding: 'utf8', timeout: 600_000 });
-    if (r.status === 0) {
-      const v = Number(JSON.parse(r.stdout.trim().split('\n').pop()!).images_per_s);
-      if (Number.isFinite(v)) return v;
-    }
+  const py = findTorchPython(['torch', 'torchvision']);
+  if (py instanceof Error) return undefined;
+  const r = spawnSync(py, ['-c', TORCH_SCRIPT, String(B), String(runs), String(Math.max(steps, 5)), JSON.stringify(cfg)], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status === 0) {
+    const v = Number(JSON.parse(r.stdout.trim().split('\n').pop()!).images_per_s);
+    if (Number.isFinite(v)) return v;
   }
   return undefined;
 }

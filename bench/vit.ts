@@ -2,6 +2,7 @@
 // weights, one warm-up pass (pipelines compiled, buffers pooled), then the best of `runs` timed passes, each
 // from host input to logits read back. Optional peer: torchvision's same model on the CPU (PyTorch, eval mode).
 import { spawnSync } from 'node:child_process';
+import { findTorchPython } from '../tools/torchPython.js';
 import { fileURLToPath } from 'node:url';
 import { gpu, initGpu } from '../src/kernels/device.js';
 import { randomArray } from '../src/kernels/ref/math.js';
@@ -14,7 +15,8 @@ export interface BenchVitOptions {
   config?: string;
   runs?: number;
   attention?: 'fused' | 'explicit';
-  /** Also time torchvision on the CPU through python3 (skipped quietly when torch is missing). */
+  /** Also time torchvision on the CPU through python3 (skipped quietly when torch is missing), and ONNX Runtime
+   *  (WebGPU and CPU execution providers, vit_b_16 only; bench/ortPeer.ts). */
   peers?: boolean;
 }
 
@@ -63,8 +65,19 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
       adapter: gpu().adapterKey,
     };
     if (opts.peers) {
+      const peers: Record<string, number | string> = {};
       const t = torchPeer(name, batch, runs);
-      if (t !== undefined) r.peers = { 'PyTorch CPU (torchvision)': t };
+      if (t !== undefined) peers['PyTorch CPU (torchvision)'] = t;
+      if (name === 'vit_b_16') {
+        // ONNX Runtime (WebGPU and CPU execution providers) on torchvision's model exported to ONNX; a note
+        // says how to install onnxruntime-node when it is missing (it is not a dependency).
+        const { ortVitPeer } = await import('./ortPeer.js');
+        const o = await ortVitPeer({ config: name, batch, runs });
+        if (o.webgpu_s !== undefined) peers.onnxruntime_webgpu_s = o.webgpu_s;
+        if (o.cpu_s !== undefined) peers.onnxruntime_cpu_s = o.cpu_s;
+        if (o.note) peers.onnxruntime_note = o.note;
+      }
+      if (Object.keys(peers).length) r.peers = peers;
     }
     return r;
   } finally {
@@ -75,12 +88,12 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
 /** torchvision's forward on the CPU, seconds per image (best of runs), or undefined when torch is missing. */
 function torchPeer(name: string, batch: number, runs: number): number | undefined {
   const script = fileURLToPath(new URL('../tools/torch_bench_vit.py', import.meta.url));
-  for (const py of [process.env.CELLUSCAN_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean) as string[]) {
-    const r = spawnSync(py, [script, '--config', name, '--batch', String(batch), '--runs', String(runs)], { encoding: 'utf8', timeout: 600_000 });
-    if (r.status === 0) {
-      const v = Number(JSON.parse(r.stdout.trim().split('\n').pop()!).seconds_per_image);
-      if (Number.isFinite(v)) return v;
-    }
+  const py = findTorchPython(['torch', 'torchvision']);
+  if (py instanceof Error) return undefined;
+  const r = spawnSync(py, [script, '--config', name, '--batch', String(batch), '--runs', String(runs)], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status === 0) {
+    const v = Number(JSON.parse(r.stdout.trim().split('\n').pop()!).seconds_per_image);
+    if (Number.isFinite(v)) return v;
   }
   return undefined;
 }

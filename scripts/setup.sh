@@ -32,9 +32,9 @@ apt_install() { # why, packages...
   apt-get install -y -qq "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
 }
 
+apt_install "the Fashion-MNIST data the main job (and the training tests) train on" dataset-fashion-mnist
 if ((for_tests)); then
   apt_install "the tests' oracle: torchvision models with random weights for parity checks" python3-torch python3-torchvision libopenblas0-pthread
-  apt_install "the Fashion-MNIST data the training tests read" dataset-fashion-mnist
   apt_install "headless Chromium for the browser test (WebGPU through SwiftShader)" chromium
 fi
 

@@ -4,7 +4,8 @@
 // error of a pixel-centre half the other way than torch's kernels (its bmm may fuse or reorder), so they are held
 // to ≤ 1 % of pixels differing (on these images they match exactly; SHOW_WORST=1 prints the worst fraction).
 import { describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { findTorchPython } from '../tools/torchPython.js';
 import {
   applyOp,
   augment,
@@ -18,9 +19,7 @@ import {
   type U8Image,
 } from '../src/train/augment.js';
 
-const PYTHON = [process.env.PYTHON, '/usr/bin/python3', 'python3'].find(
-  (p) => p && spawnSync(p, ['-c', 'import importlib.util as u, sys; sys.exit(u.find_spec("torchvision") is None)'], { stdio: 'ignore' }).status === 0,
-);
+const PYTHON = ((p) => (p instanceof Error ? undefined : p))(findTorchPython(['torch', 'torchvision']));
 
 const REF_PY = `
 import base64, json, sys

@@ -16,6 +16,7 @@ import { decodeImage, prepareImage } from '../src/vit/image.js';
 import { VisionTransformer } from '../src/vit/model.js';
 import type { VitConfig } from '../src/vit/config.js';
 import { useGpu } from './gpu.js';
+import { requireTorchPython } from '../tools/torchPython.js';
 
 useGpu();
 
@@ -36,16 +37,7 @@ let python = '';
 
 /** The first python with torch + torchvision: $CELLUSCAN_PYTHON, python3, /usr/bin/python3 (Debian's, where apt puts torch). */
 function findPython(): string {
-  const tried: string[] = [];
-  for (const py of [process.env.CELLUSCAN_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean) as string[]) {
-    const r = spawnSync(py, ['-c', 'import torch, torchvision, numpy'], { encoding: 'utf8', timeout: 120_000 });
-    if (r.status === 0) return py;
-    tried.push(`${py}: ${r.error ? r.error.message : (r.stderr.trim().split('\n').pop() ?? `exit ${r.status}`)}`);
-  }
-  throw new Error(
-    `the torchvision parity tests need PyTorch: install python3-torch python3-torchvision (apt-get install python3-torch python3-torchvision; ` +
-      `or set CELLUSCAN_PYTHON to a python that has torch and torchvision). Tried: ${tried.join('; ')}`,
-  );
+  return requireTorchPython();
 }
 
 function run(cmd: string, args: string[], timeoutMs: number): string {

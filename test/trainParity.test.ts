@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { requireTorchPython } from '../tools/torchPython.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SCRIPT = join(ROOT, 'tools', 'torch_train_parity.py');
@@ -20,16 +21,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'celluscan-trainparity-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function findPython(): string {
-  const tried: string[] = [];
-  for (const c of [process.env.CELLUSCAN_PYTHON, '/usr/bin/python3', 'python3', 'python'].filter(Boolean) as string[]) {
-    const r = spawnSync(c, ['-c', 'import torch, torchvision, numpy, PIL'], { encoding: 'utf8' });
-    if (r.status === 0) return c;
-    tried.push(`${c}: ${r.error ? r.error.message : (r.stderr || '').trim().split('\n').pop()}`);
-  }
-  throw new Error(
-    `the training parity test needs PyTorch: install python3-torch python3-torchvision (apt-get install python3-torch python3-torchvision), ` +
-      `or point CELLUSCAN_PYTHON at a python with torch, torchvision, numpy and PIL. Tried: ${tried.join('; ')}`,
-  );
+  return requireTorchPython(['torch', 'torchvision', 'numpy', 'PIL']);
 }
 
 const MEAN = '0.286,0.286,0.286';

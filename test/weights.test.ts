@@ -20,6 +20,7 @@ import {
 } from '../src/vit/safetensors.js';
 import { readTorchCheckpoint, unpickle } from '../src/vit/torchCheckpoint.js';
 import { convertFile, readWeightsFile, writeFileAtomic } from '../src/vit/weightsFile.node.js';
+import { requireTorchPython } from '../tools/torchPython.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SCRIPT = join(HERE, 'fixtures', 'make_torch_fixtures.py');
@@ -323,16 +324,7 @@ describe('unpickler', () => {
 // ---- real torch.save outputs -------------------------------------------------------------------------------
 
 function findPython(): string {
-  const tried: string[] = [];
-  for (const c of [process.env.CELLUSCAN_PYTHON, 'python3', '/usr/bin/python3', 'python'].filter(Boolean) as string[]) {
-    const r = spawnSync(c, ['-c', 'import torch, torchvision, numpy'], { encoding: 'utf8' });
-    if (r.status === 0) return c;
-    tried.push(`${c}: ${r.error ? r.error.message : (r.stderr || '').trim().split('\n').pop()}`);
-  }
-  throw new Error(
-    `these tests need PyTorch: install python3-torch python3-torchvision (apt-get install python3-torch python3-torchvision), ` +
-      `or point CELLUSCAN_PYTHON at a python with torch, torchvision and numpy. Tried: ${tried.join('; ')}`,
-  );
+  return requireTorchPython();
 }
 
 function runPython(py: string, args: string[]): Record<string, unknown> {
