@@ -92,11 +92,22 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       const { benchVit } = await import('./vit.js');
       const r = (await benchVit({ batch: 1, runs: o.runs ?? 2, peers: o.peers !== false } as never)) as Obj;
       const s = num(r, 'seconds_per_image');
-      const peers = (r.peers ?? {}) as Record<string, number>;
-      const [peerName, peerValue] = Object.entries(peers).find(([, v]) => typeof v === 'number') ?? [];
+      const peers = (r.peers ?? {}) as Record<string, number | string>;
+      const ortGpu = peers.onnxruntime_webgpu_s;
+      const ortCpu = peers.onnxruntime_cpu_s;
+      const torch = Object.entries(peers).find(([k, v]) => k.startsWith('PyTorch') && typeof v === 'number') as [string, number] | undefined;
+      // The row's peer: ONNX Runtime's WebGPU EP on the same adapter when measured, else PyTorch on the CPU;
+      // the others go in the note.
+      const [peerName, peerValue] = typeof ortGpu === 'number' ? ['ONNX Runtime WebGPU EP', ortGpu] : (torch ?? []);
+      const others = [
+        ...(typeof ortGpu === 'number' && torch ? [`${torch[0]} ${torch[1].toFixed(3)} s (×${(torch[1] / s).toFixed(2)})`] : []),
+        ...(typeof ortCpu === 'number' ? [`ONNX Runtime CPU EP ${ortCpu.toFixed(3)} s (×${(ortCpu / s).toFixed(2)})`] : []),
+        ...(typeof ortGpu !== 'number' && typeof peers.onnxruntime_note === 'string' ? [`ONNX Runtime: ${peers.onnxruntime_note}`] : []),
+      ];
       rows.push({
         bench: 'vit', case: `${r.config ?? 'vit_b_16'} forward, batch ${r.batch}`, variant: String(r.attention ?? 'fused'), metric: 'time/image', value: s, unit: 's',
         ...(peerName ? { peer: peerName, peerValue, ratio: (peerValue as number) / s } : {}),
+        ...(others.length ? { note: others.join('; ') } : {}),
       });
       break;
     }
