@@ -13,7 +13,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { decodeImage, IMAGENET_MEAN, IMAGENET_STD } from '../vit/image.js';
-import { augment as augmentImage, mixSeed, Rng } from './augment.js';
+import { augment as augmentImage, mixSeed, Rng, type U8Image } from './augment.js';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, readFashionMnist } from './idx.js';
 import type { PreparedDataset } from './cache.js';
 
@@ -555,8 +555,11 @@ export { IMAGENET_MEAN, IMAGENET_STD };
 export interface BatchOptions {
   mean: readonly number[];
   std: readonly number[];
-  /** Apply the training augmentation (flip + TrivialAugmentWide); false for --no-augment and for eval. */
-  augment?: boolean;
+  /**
+   * The training augmentation: true for flip + TrivialAugmentWide, a function for another transform of each
+   * image (given its dataset index); false for --no-augment and for eval.
+   */
+  augment?: boolean | ((img: U8Image, index: number) => U8Image);
   /** Seed and epoch: sample i of epoch e is augmented with Rng(mixSeed(seed, e, i)). */
   seed?: number;
   epoch?: number;
@@ -594,7 +597,9 @@ export function makeBatch(ds: PreparedDataset, indices: number[], opts: BatchOpt
   const buf = new Uint8Array(S * S * C);
   indices.forEach((idx, b) => {
     let img = ds.read(idx, buf);
-    if (opts.augment) {
+    if (typeof opts.augment === 'function') {
+      img = opts.augment({ data: img, width: S, height: S, channels: C }, idx).data;
+    } else if (opts.augment) {
       const rng = new Rng(mixSeed(opts.seed ?? 0, opts.epoch ?? 0, idx));
       img = augmentImage({ data: img, width: S, height: S, channels: C }, rng).image.data;
     }

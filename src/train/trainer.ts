@@ -23,10 +23,10 @@ import { presetLabels, isLabelPreset } from '../vit/labels.js';
 import { VisionTransformer } from '../vit/model.js';
 import { readCelluscanMetadata } from '../vit/safetensors.js';
 import { readWeightsFile } from '../vit/weightsFile.node.js';
-import { hflip, mixSeed, Rng, translate } from './augment.js';
+import { hflip, mixSeed, Rng, translate, type U8Image } from './augment.js';
 import type { PreparedDataset } from './cache.js';
 import { CheckpointError, dropoutCounterOf, hasCheckpoint, loadCheckpoint, restoreCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.js';
-import { DataError, epochOrder, loadData, makeBatch, normaliseInto, numBatches, type Batch, type DataBundle } from './data.js';
+import { DataError, epochOrder, loadData, makeBatch, numBatches, type Batch, type DataBundle } from './data.js';
 import { accumulateConfusion, argmaxRow, emptyConfusion, reportFromConfusion, type ClassificationReport } from './metrics.js';
 import { writeTrainingPlots, type EvalPoint, type StepPoint } from './plots.js';
 import type { AugmentMode } from './presets.js';
@@ -179,24 +179,16 @@ export function isNormOrBias(name: string, p: Parameter): boolean {
 
 /** A training batch with the chosen augmentation ('trivialaugment': the data module's flip + TrivialAugmentWide). */
 export function trainBatch(ds: PreparedDataset, indices: number[], mode: AugmentMode, o: { mean: number[]; std: number[]; seed: number; epoch: number }): Batch {
-  if (mode !== 'light') return makeBatch(ds, indices, { mean: o.mean, std: o.std, augment: mode === 'trivialaugment', seed: o.seed, epoch: o.epoch });
-  const S = ds.imageSize;
-  const C = ds.channels;
-  const per = 3 * S * S;
-  const x = new Float32Array(indices.length * per);
-  const y = new Int32Array(indices.length);
-  const buf = new Uint8Array(S * S * C);
-  indices.forEach((idx, b) => {
-    let img = { data: ds.read(idx, buf), width: S, height: S, channels: C };
+  // 'light': a horizontal flip (p = 0.5) and a shift of up to ±2 px, seeded per (seed, epoch, index).
+  const light = (img: U8Image, idx: number): U8Image => {
     const rng = new Rng(mixSeed(o.seed, 0x11647, o.epoch, idx));
     if (rng.float() < 0.5) img = hflip(img);
     const dx = rng.int(5) - 2;
     const dy = rng.int(5) - 2;
-    if (dx || dy) img = translate(img, dx, dy);
-    normaliseInto(img.data, S, C, o.mean, o.std, x, b * per);
-    y[b] = ds.labels[idx];
-  });
-  return { x, y, indices, size: indices.length, imageSize: S };
+    return dx || dy ? translate(img, dx, dy) : img;
+  };
+  const augment = mode === 'light' ? light : mode === 'trivialaugment';
+  return makeBatch(ds, indices, { mean: o.mean, std: o.std, augment, seed: o.seed, epoch: o.epoch });
 }
 
 // ---- evaluation -------------------------------------------------------------------------------------------------
