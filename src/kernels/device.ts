@@ -180,18 +180,7 @@ export function destroyGpu(): void {
 
 /** The limits that matter for this library, as plain numbers. */
 export function keyLimits(limits: GPUSupportedLimits): Record<string, number> {
-  const names = [
-    'maxStorageBufferBindingSize',
-    'maxBufferSize',
-    'maxComputeWorkgroupStorageSize',
-    'maxComputeInvocationsPerWorkgroup',
-    'maxComputeWorkgroupSizeX',
-    'maxComputeWorkgroupSizeY',
-    'maxComputeWorkgroupsPerDimension',
-    'maxStorageBuffersPerShaderStage',
-    'maxUniformBufferBindingSize',
-    'minStorageBufferOffsetAlignment',
-  ];
+  const names = [...RAISED_LIMITS, 'maxUniformBufferBindingSize', 'minStorageBufferOffsetAlignment'];
   const out: Record<string, number> = {};
   for (const n of names) out[n] = (limits as unknown as Record<string, number>)[n];
   return out;
