@@ -60,15 +60,21 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
     case 'softmax': {
       const { benchSoftmax } = await import('./softmax.js');
       const r = (await benchSoftmax({ runs: o.runs ?? 5 })) as Obj;
-      const g = num(r, 'gbs');
-      rows.push({ bench: 'softmax', case: `${r.rows}×${r.cols}`, variant: String(r.variant ?? 'default'), metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g) });
+      const variant = `rows per team T=${r.T}, WG ${r.WG}`;
+      for (const dir of ['forward', 'backward'] as const) {
+        const g = num((r[dir] ?? {}) as Obj, 'gbps');
+        rows.push({ bench: 'softmax', case: `${r.rows}×${r.cols} ${dir}`, variant, metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g) });
+      }
       break;
     }
     case 'layernorm': {
       const { benchLayerNorm } = await import('./layernorm.js');
       const r = (await benchLayerNorm({ runs: o.runs ?? 5 })) as Obj;
-      const g = num(r, 'gbs');
-      rows.push({ bench: 'layernorm', case: `${r.rows}×${r.cols}`, variant: String(r.variant ?? 'default'), metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g) });
+      const variant = `rows per team T=${r.T}, WG ${r.WG}`;
+      for (const dir of ['forward', 'backward'] as const) {
+        const g = num((r[dir] ?? {}) as Obj, 'gbps');
+        rows.push({ bench: 'layernorm', case: `${r.rows}×${r.cols} ${dir}`, variant, metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g) });
+      }
       break;
     }
     case 'gelu': {
@@ -168,6 +174,8 @@ export function markdownTable(s: SuiteResult): string {
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...s.rows.map((r) => `| ${r.bench} | ${r.case} | ${r.variant} | ${fmtNum(r.value)} ${r.unit} | ${fmtNum(r.pctPeak, 1)} | ${r.peer ? `${r.peer}: ${fmtNum(r.peerValue)} ${r.unit}` : ''} | ${fmtNum(r.ratio)} |`),
   ];
+  const notes = s.rows.filter((r) => r.note);
+  if (notes.length) lines.push('', 'Other peers in the same runs:', ...notes.map((r) => `- ${r.bench} ${r.case}: ${r.note}`));
   if (s.errors.length) lines.push('', 'Not measured:', ...s.errors.map((e) => `- ${e.bench}: ${e.error}`));
   return lines.join('\n') + '\n';
 }
@@ -205,7 +213,7 @@ export async function recordSuite(s: SuiteResult): Promise<string[]> {
       height: { step: 22 },
       data: { values: data },
       layer: [
-        { mark: 'bar', encoding: { y: { field: 'what', type: 'nominal', title: null, sort: null }, x: { field: 'ratio', type: 'quantitative', title: 'speed ratio (×)' }, color: { field: 'peer', type: 'nominal', legend: { orient: 'bottom', columns: 1 } } } },
+        { mark: 'bar', encoding: { y: { field: 'what', type: 'nominal', title: null, sort: null, axis: { labelLimit: 360 } }, x: { field: 'ratio', type: 'quantitative', title: 'speed ratio (×)' }, color: { field: 'peer', type: 'nominal', legend: { orient: 'bottom', columns: 1, labelLimit: 400 } } } },
         { mark: { type: 'rule', color: 'black', strokeDash: [4, 3] }, encoding: { x: { datum: 1 } } },
       ],
     } as never);
