@@ -11,35 +11,7 @@ struct Params { rows: u32, cols: u32, smoothing: f32, nan_bits: u32 }
 @group(0) @binding(3) var<storage, read_write> lse_out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 
-const WG: u32 = {{WG}}u;
-const T: u32 = {{T}}u;
-var<workgroup> sh: array<vec2<f32>, WG>;
-
-fn team_max(lid: u32, v: f32) -> f32 {
-  if (T == 1u) { return v; }
-  sh[lid].x = v;
-  for (var s = T / 2u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (lid % T < s) { sh[lid].x = max(sh[lid].x, sh[lid + s].x); }
-  }
-  workgroupBarrier();
-  let r = sh[lid - lid % T].x;
-  workgroupBarrier();
-  return r;
-}
-
-fn team_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
-  if (T == 1u) { return v; }
-  sh[lid] = v;
-  for (var s = T / 2u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (lid % T < s) { sh[lid] += sh[lid + s]; }
-  }
-  workgroupBarrier();
-  let r = sh[lid - lid % T];
-  workgroupBarrier();
-  return r;
-}
+//#include "row_team"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -7,37 +7,7 @@ struct Params { rows: u32, cols: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-const WG: u32 = {{WG}}u;
-const T: u32 = {{T}}u;            // invocations per row, a power of two dividing WG
-var<workgroup> sh: array<f32, WG>;
-
-// Reductions over the T invocations of one team; called from uniform control flow by every
-// invocation of the workgroup (T is a constant, so T == 1 skips every barrier).
-fn team_max(lid: u32, v: f32) -> f32 {
-  if (T == 1u) { return v; }
-  sh[lid] = v;
-  for (var s = T / 2u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (lid % T < s) { sh[lid] = max(sh[lid], sh[lid + s]); }
-  }
-  workgroupBarrier();
-  let r = sh[lid - lid % T];
-  workgroupBarrier();
-  return r;
-}
-
-fn team_sum(lid: u32, v: f32) -> f32 {
-  if (T == 1u) { return v; }
-  sh[lid] = v;
-  for (var s = T / 2u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (lid % T < s) { sh[lid] += sh[lid + s]; }
-  }
-  workgroupBarrier();
-  let r = sh[lid - lid % T];
-  workgroupBarrier();
-  return r;
-}
+//#include "row_team"
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
