@@ -1,4 +1,4 @@
-// LayerNorm benchmark: ms (best and median of `runs` after warm-up, each synced with sync()) and the
+// LayerNorm benchmark: ms (best and median wall, and GPU time where timestamps exist, after warm-up) and the
 // effective bandwidth (forward: x read + y written; backward: x and dy read + dx written, as an ideal
 // kernel would) for the adapter's row plan, and for each team size in `teams` (to re-tune rowPlan).
 // Run alone: `timeout 300 npx tsx bench/layernorm.ts [rows] [cols] [runs]`.
@@ -8,7 +8,7 @@ import { GpuArray } from '../src/kernels/memory.js';
 import { layerNormBackward, layerNormForward } from '../src/kernels/layernorm.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { rowPlan, setRowTeamSize } from '../src/kernels/softmax.js';
-import { timeRuns } from './softmax.js';
+import { timeKernel } from './softmax.js';
 
 const gbps = (bytes: number, ms: number) => bytes / (ms * 1e6);
 
@@ -27,19 +27,13 @@ export async function benchLayerNorm(opts: { rows?: number; cols?: number; runs?
     if (Array.isArray(team)) setRowTeamSize(team[0], team[1]);
     else setRowTeamSize(team);
     const { T, WG } = rowPlan(rows, cols);
-    const fwd = await timeRuns(() => {
-      const o = layerNormForward(x, gamma, beta, eps);
-      return [o.y, o.mean, o.rstd];
-    }, runs);
-    const bwd = await timeRuns(() => {
-      const o = layerNormBackward(x, gamma, f.mean, f.rstd, dy);
-      return [o.dx, o.dgamma, o.dbeta];
-    }, runs);
+    const fwd = await timeKernel(() => layerNormForward(x, gamma, beta, eps), runs);
+    const bwd = await timeKernel(() => layerNormBackward(x, gamma, f.mean, f.rstd, dy), runs);
     return {
       T,
       WG,
-      forward: { ms: fwd, gbps: gbps(2 * rows * cols * 4, fwd.median) },
-      backward: { ms: bwd, gbps: gbps(3 * rows * cols * 4, bwd.median) },
+      forward: { ms: fwd.ms, gbps: gbps(2 * rows * cols * 4, fwd.timed) },
+      backward: { ms: bwd.ms, gbps: gbps(3 * rows * cols * 4, bwd.timed) },
     };
   };
   try {

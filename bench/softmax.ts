@@ -1,36 +1,18 @@
-// Softmax benchmark: ms (best and median of `runs` after warm-up, each synced with sync()) and the
+// Softmax benchmark: ms (best and median wall, and GPU time where timestamps exist, after warm-up) and the
 // effective bandwidth (x read once + y written once, as an ideal kernel would) for the team size the
 // adapter's tuning picks, and for every team size in `teams` (to re-tune rowPlan on a new adapter).
 // Run alone: `timeout 300 npx tsx bench/softmax.ts [rows] [cols] [runs]`.
 import { pathToFileURL } from 'node:url';
 import { destroyGpu, gpu, initGpu } from '../src/kernels/device.js';
-import { sync } from '../src/kernels/encoder.js';
-import { GpuArray } from '../src/kernels/memory.js';
+import { GpuArray, scope } from '../src/kernels/memory.js';
+import { timeRuns } from './timing.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { rowPlan, setRowTeamSize, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
 
-export interface Timing {
-  best: number;
-  median: number;
-}
-
-/** Time fn (which records GPU work and returns what to dispose) after `warmup` untimed calls. */
-export async function timeRuns(fn: () => { dispose(): void }[], runs: number, warmup = 2): Promise<Timing> {
-  for (let i = 0; i < warmup; i++) {
-    const out = fn();
-    await sync();
-    for (const o of out) o.dispose();
-  }
-  const ms: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const out = fn();
-    await sync();
-    ms.push(performance.now() - t0);
-    for (const o of out) o.dispose();
-  }
-  ms.sort((a, b) => a - b);
-  return { best: ms[0], median: ms[Math.floor(ms.length / 2)] };
+/** Time fn (which records GPU work) with the shared timer; what fn allocates is freed each run. */
+export async function timeKernel(fn: () => unknown, runs: number) {
+  const t = await timeRuns(() => scope(() => void fn()), { runs });
+  return { ms: { best: t.bestWallMs, median: t.wallMs, gpu: t.gpuMs }, timed: t.gpuMs ?? t.wallMs };
 }
 
 const gbps = (bytes: number, ms: number) => bytes / (ms * 1e6);
@@ -49,9 +31,9 @@ export async function benchSoftmax(opts: { rows?: number; cols?: number; runs?: 
     if (Array.isArray(team)) setRowTeamSize(team[0], team[1]);
     else setRowTeamSize(team);
     const { T, WG } = rowPlan(rows, cols);
-    const fwd = await timeRuns(() => [softmaxForward(x)], runs);
-    const bwd = await timeRuns(() => [softmaxBackward(y, dy)], runs);
-    return { T, WG, forward: { ms: fwd, gbps: gbps(bytesFwd, fwd.median) }, backward: { ms: bwd, gbps: gbps(bytesBwd, bwd.median) } };
+    const fwd = await timeKernel(() => softmaxForward(x), runs);
+    const bwd = await timeKernel(() => softmaxBackward(y, dy), runs);
+    return { T, WG, forward: { ms: fwd.ms, gbps: gbps(bytesFwd, fwd.timed) }, backward: { ms: bwd.ms, gbps: gbps(bytesBwd, bwd.timed) } };
   };
   try {
     const chosen = await one(null);
