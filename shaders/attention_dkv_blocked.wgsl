@@ -5,14 +5,7 @@
 // (a loop over D4 loading C query and C dOs vec4s). dK = scale·dK at the end. The launcher writes out the
 // statements over r and c (src/kernels/attention.ts, blockedDkvBody). q, k, v, dOs: rows of D4 vec4s
 // (zero-padded when D % 4 != 0); dk, dv are written with the unpadded row length D.
-struct Params { n: u32, bh: u32, h: u32, mask_b: u32, mask_h: u32, scale: f32, pad: u32, d4: u32 }
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> mask: array<f32>;   // bound to q when HAS_MASK is false
-@group(0) @binding(5) var<storage, read> stats: array<f32>;  // (lse_safe, Di) per row
-@group(0) @binding(6) var<storage, read> dos: array<vec4<f32>>;
+//#include "attention_bwd_inputs_vec4"
 @group(0) @binding(7) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dv: array<f32>;
 

@@ -2,14 +2,7 @@
 // invocation) and walks the query rows in blocks of BK, staging Q, dOs and the rows' (lse, Di) in
 // workgroup memory. No atomics: each invocation sums over all query rows for its key.
 // dV_j = Σ_i P_ij dOs_i; dK_j = scale·Σ_i dS_ij q_i, dS = P ∘ (dOs_i·v_j - Di).
-struct Params { n: u32, bh: u32, h: u32, mask_b: u32, mask_h: u32, scale: f32, pad: u32, d: u32 }
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<f32>;   // bound to q when HAS_MASK is false
-@group(0) @binding(5) var<storage, read> stats: array<f32>;  // (lse_safe, Di) per row
-@group(0) @binding(6) var<storage, read> dos: array<f32>;
+//#include "attention_bwd_inputs"
 @group(0) @binding(7) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dv: array<f32>;
 

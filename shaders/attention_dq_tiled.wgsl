@@ -1,14 +1,7 @@
 // Attention backward, dQ, "tiled" variant (for GPUs): a workgroup owns WG query rows (one per
 // invocation) and walks the keys in blocks of BK staged in workgroup memory (K and V).
 // P_ij = exp(scale·q_i·k_j + mask_ij - lse_i); dP_ij = dOs_i·v_j; dS = P ∘ (dP - Di); dQ_i = scale·Σ_j dS_ij k_j.
-struct Params { n: u32, bh: u32, h: u32, mask_b: u32, mask_h: u32, scale: f32, pad: u32, d: u32 }
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<f32>;   // bound to q when HAS_MASK is false
-@group(0) @binding(5) var<storage, read> stats: array<f32>;  // (lse_safe, Di) per row
-@group(0) @binding(6) var<storage, read> dos: array<f32>;
+//#include "attention_bwd_inputs"
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;
 
 const D: u32 = {{D}}u;
