@@ -16,7 +16,7 @@ export interface AttentionShape {
 }
 
 /** Forward and forward+backward time of attention at [B, H, N, D], fused or explicit. */
-export async function benchAttentionPath(path: 'fused' | 'explicit', opts: AttentionShape = {}) {
+export async function benchAttentionPath(path: 'fused' | 'explicit', opts: AttentionShape & { variant?: string } = {}) {
   const B = opts.batch ?? 1, H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
   const n = B * H * N * D;
   const arrays = [1, 2, 3, 4].map((s) => GpuArray.fromData(randomArray(n, s), [B, H, N, D]));
@@ -24,7 +24,7 @@ export async function benchAttentionPath(path: 'fused' | 'explicit', opts: Atten
   const forward = (grad: boolean) => {
     const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: grad }));
     const out =
-      path === 'fused' ? ops.attention(q, k, v) : ops.matmul(ops.softmax(ops.scale(ops.matmul(q, k, { transB: true }), 1 / Math.sqrt(D))), v);
+      path === 'fused' ? ops.attention(q, k, v, { variant: opts.variant }) : ops.matmul(ops.softmax(ops.scale(ops.matmul(q, k, { transB: true }), 1 / Math.sqrt(D))), v);
     if (grad) out.backward(g0);
   };
   const runs = opts.runs ?? 3;
@@ -38,6 +38,7 @@ export async function benchAttentionPath(path: 'fused' | 'explicit', opts: Atten
   return {
     op: 'attention',
     path,
+    ...(path === 'fused' ? { variant: opts.variant ?? 'default' } : {}),
     adapter: gpu().adapterKey,
     batch: B,
     heads: H,

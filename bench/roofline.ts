@@ -1,6 +1,6 @@
 // The adapter's measured peaks (compute and bandwidth), so each kernel's numbers can be read as a
 // share of what this adapter can do. Measured, not taken from a spec sheet.
-import { gpu } from '../src/kernels/device.js';
+import { gpu, isSoftwareAdapter } from '../src/kernels/device.js';
 import { dispatch, grid2d, packUniforms, pipeline } from '../src/kernels/launch.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { timeRuns } from './timing.js';
@@ -18,7 +18,7 @@ export async function measureRoofline(opts: { quick?: boolean } = {}): Promise<R
   const key = gpu().adapterKey;
   const hit = cache.get(key);
   if (hit) return hit;
-  const software = gpu().info.isFallbackAdapter || key === 'llvmpipe' || key === 'swiftshader';
+  const software = isSoftwareAdapter();
   // Enough work to dominate launch overhead, little enough to finish in ~a second on a CPU adapter.
   const invocations = software ? 1 << 16 : 1 << 22;
   const iters = software ? 512 : 1024;

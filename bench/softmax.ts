@@ -46,7 +46,8 @@ export async function benchSoftmax(opts: { rows?: number; cols?: number; runs?: 
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+// Run as a script (`npx tsx bench/softmax.ts`) — not when bundled into the CLI, where every module shares one URL.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && import.meta.url.endsWith('/bench/softmax.ts')) {
   const [rows, cols, runs] = process.argv.slice(2).map(Number);
   const r = await benchSoftmax({ rows: rows || undefined, cols: cols || undefined, runs: runs || undefined, teams: process.env.TEAMS ? JSON.parse(process.env.TEAMS) : [1, 4, 16, 64, 256] });
   console.log(JSON.stringify(r, null, 1));

@@ -3,10 +3,17 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gpu, initGpu } from '../src/kernels/device.js';
+import { gpu, initGpu, isSoftwareAdapter } from '../src/kernels/device.js';
 import { measureRoofline, type Roofline } from './roofline.js';
 
 export const BENCHMARKS = ['matmul', 'softmax', 'layernorm', 'gelu', 'attention', 'vit', 'train'] as const;
+
+/**
+ * Extra matmul shapes timed on GPU adapters (beside each family's default): the 'tiled' kernel with larger blocks
+ * (128×128 and 128×64 per workgroup, 8×8 / 8×4 per invocation) and wider register blocks, the shapes that use a
+ * GPU's registers; on CPU adapters these only cost time.
+ */
+export const GPU_MATMUL_SHAPES = ['tiled@8x8/16x16', 'tiled@8x4/16x16', 'tiled@4x8/16x16', 'tiled@4x4/8x8', 'blocked-vec4@8x8/16x16', 'blocked-vec4@8x4/16x8', 'subgroup@4x8/0x4'];
 export type BenchName = (typeof BENCHMARKS)[number];
 
 /** One line of results: a measured number, and where it stands against the adapter's peak and peers. */
@@ -44,10 +51,13 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
     case 'matmul': {
       const { benchMatmul } = await import('./matmul.js');
       const { MATMUL_VARIANTS } = await import('../src/kernels/matmul.js');
-      const size = o.quick ? 512 : 1024;
-      for (const variant of MATMUL_VARIANTS) {
-        if (variant === 'naive' && !o.quick && roof.adapter === 'llvmpipe') continue; // ~minutes at 1024³ on a CPU
-        const r = (await benchMatmul({ m: size, n: size, k: size, variant, runs: o.runs ?? 3, peers: o.peers !== false && variant === MATMUL_VARIANTS[MATMUL_VARIANTS.length - 1] })) as Obj;
+      // 1024³ is ~1 s per product on a CPU adapter; a GPU needs 4096³ (137 GFLOP) to leave launch overhead behind.
+      const software = isSoftwareAdapter();
+      const size = o.quick ? 512 : software ? 1024 : 4096;
+      const variants = software ? MATMUL_VARIANTS : [...MATMUL_VARIANTS, ...GPU_MATMUL_SHAPES];
+      for (const variant of variants) {
+        if (variant === 'naive' && !o.quick && software) continue; // ~minutes at 1024³ on a CPU
+        const r = (await benchMatmul({ m: size, n: size, k: size, variant, runs: o.runs ?? 3, peers: o.peers !== false && variant === variants[variants.length - 1] })) as Obj;
         const g = num(r, 'gflops');
         const peer = r.tfjs as Obj | undefined;
         rows.push({
@@ -86,17 +96,26 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
     }
     case 'attention': {
       const { benchAttentionPath } = await import('./attention_unfused.js');
-      const shape = { batch: 1, heads: 12, seq: o.quick ? 65 : 197, dim: 64, runs: o.runs ?? 3 };
-      const f = await benchAttentionPath('fused', shape);
+      const { defaultAttentionVariant, ATTENTION_VARIANTS } = await import('../src/kernels/attention.js');
+      // ViT-B/16 attention: 12 heads, 197 tokens, head dim 64; batch 1 on a CPU adapter, a training batch of 32 on a GPU.
+      const software = isSoftwareAdapter();
+      const batch = software ? 1 : 32;
+      const shape = { batch, heads: 12, seq: o.quick ? 65 : 197, dim: 64, runs: o.runs ?? 3 };
       const e = await benchAttentionPath('explicit', shape);
-      const c = `B1 H12 N${shape.seq} D64`;
-      rows.push({ bench: 'attention', case: `${c} forward`, variant: 'fused', metric: 'time', value: f.fwd_ms, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: e.fwd_ms, ratio: e.fwd_ms / f.fwd_ms });
-      rows.push({ bench: 'attention', case: `${c} forward+backward`, variant: 'fused', metric: 'time', value: f.fwd_bwd_ms, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: e.fwd_bwd_ms, ratio: e.fwd_bwd_ms / f.fwd_bwd_ms });
+      const c = `B${batch} H12 N${shape.seq} D64`;
+      // The default fused variant on a CPU adapter (the others take seconds to compile there); every variant on a GPU.
+      for (const variant of software ? [defaultAttentionVariant()] : [...ATTENTION_VARIANTS]) {
+        const f = await benchAttentionPath('fused', { ...shape, variant });
+        const v = `fused ${variant}${variant === defaultAttentionVariant() ? ' (default)' : ''}`;
+        rows.push({ bench: 'attention', case: `${c} forward`, variant: v, metric: 'time', value: f.fwd_ms, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: e.fwd_ms, ratio: e.fwd_ms / f.fwd_ms });
+        rows.push({ bench: 'attention', case: `${c} forward+backward`, variant: v, metric: 'time', value: f.fwd_bwd_ms, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: e.fwd_bwd_ms, ratio: e.fwd_bwd_ms / f.fwd_bwd_ms });
+      }
       break;
     }
     case 'vit': {
       const { benchVit } = await import('./vit.js');
-      const r = (await benchVit({ batch: 1, runs: o.runs ?? 2, peers: o.peers !== false } as never)) as Obj;
+      // One image on a CPU adapter; a batch of 32 on a GPU (one image would time launch overhead).
+      const r = (await benchVit({ batch: isSoftwareAdapter() ? 1 : 32, runs: o.runs ?? 2, peers: o.peers !== false } as never)) as Obj;
       const s = num(r, 'seconds_per_image');
       const peers = (r.peers ?? {}) as Record<string, number | string>;
       const ortGpu = peers.onnxruntime_webgpu_s;
@@ -119,13 +138,18 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
     }
     case 'train': {
       const { benchTrain } = await import('./train.js');
-      const r = (await benchTrain({ runs: o.runs ?? 2, peers: o.peers !== false } as never)) as Obj;
-      const v = num(r, 'images_per_s');
-      const pt = r.pytorch_images_per_s;
-      rows.push({
-        bench: 'train', case: String(r.config ?? ''), variant: 'default', metric: 'throughput', value: v, unit: 'img/s',
-        ...(typeof pt === 'number' ? { peer: 'PyTorch CPU', peerValue: pt, ratio: v / pt } : {}),
-      });
+      // The fashion-mnist model everywhere (PyTorch CPU beside it); on a GPU also a vit_b_16 step at batch 32,
+      // beside PyTorch on CUDA (fp32, TF32 off) when torch sees a GPU there.
+      const software = isSoftwareAdapter();
+      for (const model of software ? ['fmnist'] : ['fmnist', 'vit_b_16']) {
+        const r = (await benchTrain({ model, runs: o.runs ?? 2, peers: o.peers !== false, peerDevice: software ? 'cpu' : 'auto' })) as Obj;
+        const v = num(r, 'images_per_s');
+        const pt = r.pytorch_images_per_s;
+        rows.push({
+          bench: 'train', case: String(r.config ?? ''), variant: 'default', metric: 'throughput', value: v, unit: 'img/s',
+          ...(typeof pt === 'number' ? { peer: `PyTorch ${r.pytorch_device ?? 'CPU'}`, peerValue: pt, ratio: v / pt } : {}),
+        });
+      }
       break;
     }
   }
@@ -155,7 +179,9 @@ export async function runSuite(names: readonly BenchName[], o: SuiteOptions = {}
 
 export type SuiteResult = Awaited<ReturnType<typeof runSuite>>;
 
-const fmtNum = (v: number | undefined, d = 2) => (v === undefined || !Number.isFinite(v) ? '' : v >= 100 ? v.toFixed(0) : v.toFixed(d));
+// Three significant digits below 1 (a GPU's 0.0123 s per image must not print as 0.00).
+const fmtNum = (v: number | undefined, d = 2) =>
+  v === undefined || !Number.isFinite(v) ? '' : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 || v === 0 ? v.toFixed(d) : v.toPrecision(3);
 
 export function formatRow(r: BenchRow): string {
   const peer = r.peer ? `   vs ${r.peer}: ${fmtNum(r.peerValue)} ${r.unit} (×${fmtNum(r.ratio)})` : '';

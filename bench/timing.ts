@@ -104,11 +104,13 @@ export async function timeRuns(fn: () => unknown | Promise<unknown>, opts: { run
     setPassHook(null);
     timer?.destroy();
   }
+  // A GPU time of 0 is no measurement (the work took less than one timestamp step): fall back to wall-clock time.
+  const gpuMs = gpus.length && median(gpus) > 0 ? median(gpus) : null;
   return {
     wallMs: median(walls),
     bestWallMs: Math.min(...walls),
-    gpuMs: gpus.length ? median(gpus) : null,
+    gpuMs,
     runs,
-    clock: gpus.length ? 'timestamp-query' : 'wall-clock',
+    clock: gpuMs !== null ? 'timestamp-query' : 'wall-clock',
   };
 }

@@ -1,7 +1,9 @@
 // Training throughput: images/s of full training steps (host batch upload, forward, cross-entropy, backward, AdamW,
-// loss read back) for the fashion-mnist preset's model (image 28 / patch 7 / 4 layers / 4 heads / dim 64 / MLP 128,
-// 10 classes, batch 128) on random inputs, best of `runs` timed runs of `steps` steps after 2 warm-up steps.
-// Peer: the same torchvision model and torch.optim.AdamW on the CPU through python3 (when torch is installed).
+// loss read back) on random inputs, best of `runs` timed runs of `steps` steps after 2 warm-up steps. Models: the
+// fashion-mnist preset's (image 28 / patch 7 / 4 layers / 4 heads / dim 64 / MLP 128, 10 classes, batch 128), or a
+// ViT preset such as vit_b_16 (14 classes; batch 32 by default).
+// Peer: the same torchvision model and torch.optim.AdamW through python3 (when torch is installed): on the CPU, or
+// with device 'auto' on CUDA when torch sees a GPU (fp32, TF32 off: the same arithmetic as ours).
 import { spawnSync } from 'node:child_process';
 import { findTorchPython } from '../tools/torchPython.js';
 import * as ops from '../src/autograd/ops.js';
@@ -11,9 +13,14 @@ import { gpu, initGpu } from '../src/kernels/device.js';
 import { GpuArray, scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { FMNIST_VIT } from '../src/train/presets.js';
+import { VIT_PRESETS, vitPreset, type VitConfig, type VitPresetName } from '../src/vit/config.js';
 import { VisionTransformer } from '../src/vit/model.js';
 
 export interface BenchTrainOptions {
+  /** 'fmnist' (the fashion-mnist preset's model, default) or a ViT preset name such as 'vit_b_16'. */
+  model?: string;
+  /** Where the PyTorch peer runs: 'cpu' (default) or 'auto' (CUDA when torch sees a GPU). */
+  peerDevice?: 'cpu' | 'auto';
   runs?: number;
   /** Steps per timed run (default 3). */
   steps?: number;
@@ -29,18 +36,27 @@ export type BenchTrainResult = {
   seconds_per_step: number;
   run_images_per_s: number[];
   pytorch_images_per_s?: number;
+  /** Where the PyTorch peer ran, e.g. 'CPU' or 'CUDA fp32 (NVIDIA H100 80GB HBM3)'. */
+  pytorch_device?: string;
   adapter: string;
 };
 
-const c = FMNIST_VIT;
-const CONFIG = `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`;
+function modelConfig(name: string): { config: VitConfig; label: string; batch: number } {
+  if (name === 'fmnist') {
+    const c = FMNIST_VIT;
+    return { config: c, label: `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`, batch: 128 };
+  }
+  if (!(name in VIT_PRESETS)) throw new RangeError(`bench train: unknown model '${name}' (known: fmnist, ${Object.keys(VIT_PRESETS).join(', ')})`);
+  return { config: vitPreset(name as VitPresetName, { num_classes: 14 }), label: name, batch: 32 };
+}
 
 export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTrainResult> {
   const runs = opts.runs ?? 2;
   const steps = opts.steps ?? 3;
-  const B = opts.batch ?? 128;
+  const { config: c, label: CONFIG, batch } = modelConfig(opts.model ?? 'fmnist');
+  const B = opts.batch ?? batch;
   await initGpu();
-  const model = new VisionTransformer(FMNIST_VIT, { init: 'random', seed: 1 });
+  const model = new VisionTransformer(c, { init: 'random', seed: 1 });
   const opt = new AdamW(model.parameters(), { lr: 3e-4, weightDecay: 1e-2 });
   const S = c.image_size;
   const x = randomArray(B * 3 * S * S, 3, -2, 2);
@@ -74,8 +90,11 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
       adapter: gpu().adapterKey,
     };
     if (opts.peers) {
-      const t = torchTrainPeer(B, runs, steps);
-      if (t !== undefined) out.pytorch_images_per_s = t;
+      const t = torchTrainPeer(c, B, runs, steps, opts.peerDevice ?? 'cpu');
+      if (t !== undefined) {
+        out.pytorch_images_per_s = t.images_per_s;
+        out.pytorch_device = t.device;
+      }
     }
     return out;
   } finally {
@@ -88,37 +107,43 @@ const TORCH_SCRIPT = `
 import json, sys, time, torch, torchvision
 B, runs, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cfg = json.loads(sys.argv[4])
+dev = 'cuda' if sys.argv[5] == 'auto' and torch.cuda.is_available() else 'cpu'
+if dev == 'cuda':
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision('highest')
 torch.manual_seed(0)
-m = torchvision.models.vision_transformer.VisionTransformer(**cfg)
+m = torchvision.models.vision_transformer.VisionTransformer(**cfg).to(dev)
 opt = torch.optim.AdamW(m.parameters(), lr=3e-4, weight_decay=1e-2)
-x = torch.randn(B, 3, cfg['image_size'], cfg['image_size'])
-y = torch.arange(B) % cfg['num_classes']
+x = torch.randn(B, 3, cfg['image_size'], cfg['image_size'], device=dev)
+y = (torch.arange(B) % cfg['num_classes']).to(dev)
 f = torch.nn.CrossEntropyLoss()
 def step():
     opt.zero_grad()
     l = f(m(x), y)
     l.backward()
     opt.step()
-    return l.item()
+    return l.item()  # reads the loss back, as ours does: a full synchronisation per step
 for _ in range(2): step()
 best = 0.0
 for _ in range(runs):
     t = time.perf_counter()
     for _ in range(steps): step()
     best = max(best, steps * B / (time.perf_counter() - t))
-print(json.dumps({"images_per_s": best, "threads": torch.get_num_threads()}))
+name = f"CUDA fp32 ({torch.cuda.get_device_name()})" if dev == 'cuda' else 'CPU'
+print(json.dumps({"images_per_s": best, "device": name, "threads": torch.get_num_threads()}))
 `;
 
-/** torchvision + torch.optim.AdamW on the CPU, train images/s (best of runs), or undefined when torch is missing. */
-function torchTrainPeer(B: number, runs: number, steps: number): number | undefined {
-  const cfg = { ...FMNIST_VIT };
-  delete (cfg as { representation_size?: null }).representation_size;
+/** torchvision + torch.optim.AdamW (CPU, or CUDA with 'auto'), train images/s (best of runs); undefined when torch is missing. */
+function torchTrainPeer(config: VitConfig, B: number, runs: number, steps: number, device: 'cpu' | 'auto'): { images_per_s: number; device: string } | undefined {
+  const cfg: Record<string, unknown> = { ...config };
+  delete cfg.representation_size;
   const py = findTorchPython(['torch', 'torchvision']);
   if (py instanceof Error) return undefined;
-  const r = spawnSync(py, ['-c', TORCH_SCRIPT, String(B), String(runs), String(Math.max(steps, 5)), JSON.stringify(cfg)], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(py, ['-c', TORCH_SCRIPT, String(B), String(runs), String(Math.max(steps, 5)), JSON.stringify(cfg), device], { encoding: 'utf8', timeout: 600_000 });
   if (r.status === 0) {
-    const v = Number(JSON.parse(r.stdout.trim().split('\n').pop()!).images_per_s);
-    if (Number.isFinite(v)) return v;
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { images_per_s: number; device?: string };
+    if (Number.isFinite(j.images_per_s)) return { images_per_s: j.images_per_s, device: j.device ?? 'CPU' };
   }
   return undefined;
 }

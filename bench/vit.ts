@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { findTorchPython } from '../tools/torchPython.js';
 import { fileURLToPath } from 'node:url';
-import { gpu, initGpu } from '../src/kernels/device.js';
+import { gpu, initGpu, isSoftwareAdapter } from '../src/kernels/device.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { VIT_PRESETS, vitPreset, type VitPresetName } from '../src/vit/config.js';
 import { VisionTransformer, defaultAttentionPath } from '../src/vit/model.js';
@@ -66,8 +66,9 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
     };
     if (opts.peers) {
       const peers: Record<string, number | string> = {};
-      const t = torchPeer(name, batch, runs);
-      if (t !== undefined) peers['PyTorch CPU (torchvision)'] = t;
+      // On a GPU adapter the peer is PyTorch on CUDA (fp32, TF32 off) when torch sees a GPU; else PyTorch on the CPU.
+      const t = torchPeer(name, batch, runs, isSoftwareAdapter() ? 'cpu' : 'auto');
+      if (t !== undefined) peers[`PyTorch ${t.device} (torchvision)`] = t.seconds;
       if (name === 'vit_b_16') {
         // ONNX Runtime (WebGPU and CPU execution providers) on torchvision's model exported to ONNX; a note
         // says how to install onnxruntime-node when it is missing (it is not a dependency).
@@ -85,15 +86,15 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
   }
 }
 
-/** torchvision's forward on the CPU, seconds per image (best of runs), or undefined when torch is missing. */
-function torchPeer(name: string, batch: number, runs: number): number | undefined {
+/** torchvision's forward (CPU, or CUDA when asked and present): seconds per image, best of runs; undefined when torch is missing. */
+function torchPeer(name: string, batch: number, runs: number, device: 'cpu' | 'auto'): { seconds: number; device: string } | undefined {
   const script = fileURLToPath(new URL('../tools/torch_bench_vit.py', import.meta.url));
   const py = findTorchPython(['torch', 'torchvision']);
   if (py instanceof Error) return undefined;
-  const r = spawnSync(py, [script, '--config', name, '--batch', String(batch), '--runs', String(runs)], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(py, [script, '--config', name, '--batch', String(batch), '--runs', String(runs), '--device', device], { encoding: 'utf8', timeout: 600_000 });
   if (r.status === 0) {
-    const v = Number(JSON.parse(r.stdout.trim().split('\n').pop()!).seconds_per_image);
-    if (Number.isFinite(v)) return v;
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { seconds_per_image: number; device?: string };
+    if (Number.isFinite(j.seconds_per_image)) return { seconds: j.seconds_per_image, device: j.device ?? 'CPU' };
   }
   return undefined;
 }

@@ -1,8 +1,12 @@
-// matmul, tiled variant: the classic GPU kernel. A workgroup of 16×16 invocations computes a 64×64 block
-// of C; each invocation a 4×4 sub-block (rows ty + 16i, columns tx + 16j). K is walked in steps of BK:
-// the A and B tiles are staged in workgroup memory (zero-padded past the matrix edges), with barriers.
-// Good on real GPUs; slow on lavapipe, where barriers are expensive. Layout and transposes as in
-// matmul_naive.wgsl.
+// matmul, tiled variant: the classic GPU kernel. A workgroup of WGX×WGY invocations computes a BM×BN block of
+// C (BM = TM·WGY, BN = TN·WGX); each invocation a TM×TN sub-block at rows ty + WGY·i and columns tx + WGX·j
+// (strided, so neighbouring invocations touch neighbouring words of workgroup memory). K is walked in steps of
+// BK: the A and B tiles are staged in workgroup memory (zero-padded past the matrix edges), with barriers.
+// 'tiled' = 4×4 per invocation, 16×16 invocations (a 64×64 block, BK 16); 'tiled@8x8/16x16' = the larger
+// 128×128 block (BK 8) that real GPUs with many registers prefer. The inner product is generated unrolled
+// (matmul.ts tiledBody: accumulators c{i}_{j} as scalars, every K step written out), since a shader compiler may
+// spill a dynamically indexed array to local memory. Slow on lavapipe, where barriers are expensive.
+// Layout and transposes as in matmul_naive.wgsl.
 struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -13,16 +17,19 @@ struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32 }
 const TRANS_A: bool = {{TRANS_A}};
 const TRANS_B: bool = {{TRANS_B}};
 const HAS_BIAS: bool = {{HAS_BIAS}};
-const BM = 64u;
-const BN = 64u;
-const BK = 16u;
-const T = 16u;          // invocations per side
-const NT = T * T;       // invocations per workgroup
+const TM = {{TM}}u;
+const TN = {{TN}}u;
+const WGX = {{WGX}}u;
+const WGY = {{WGY}}u;
+const BK = {{BK}}u;
+const BM = TM * WGY;
+const BN = TN * WGX;
+const NT = WGX * WGY;   // invocations per workgroup
 
 var<workgroup> As: array<f32, BK * BM>;   // [k][m]
 var<workgroup> Bs: array<f32, BK * BN>;   // [k][n]
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(WGX, WGY)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
   let M = P.M;
   let N = P.N;
@@ -32,8 +39,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
   let n0 = wg.x * BN;
   let aBase = t * M * K;
   let bBase = t * K * N * P.bBatched;
-  let li = lid.y * T + lid.x;
-  var acc: array<array<f32, 4>, 4>;
+  let li = lid.y * WGX + lid.x;
+{{DECL}}
   for (var k0 = 0u; k0 < K; k0 += BK) {
     // Stage the tiles; consecutive invocations read consecutive addresses in either layout.
     for (var e = li; e < BK * BM; e += NT) {
@@ -65,26 +72,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
       Bs[kk * BN + nn] = v;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { av[i] = As[kk * BM + lid.y + T * i]; }
-      for (var j = 0u; j < 4u; j++) { bv[j] = Bs[kk * BN + lid.x + T * j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-      }
-    }
+{{INNER}}
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let m = m0 + lid.y + T * i;
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + lid.x + T * j;
-      if (m < M && n < N) {
-        var s = acc[i][j];
-        if (HAS_BIAS) { s += bias[n]; }
-        c[(t * M + m) * N + n] = s;
-      }
-    }
+{{STORE}}
+}
+
+fn store(t: u32, m: u32, n: u32, v: f32) {
+  if (m < P.M && n < P.N) {
+    var s = v;
+    if (HAS_BIAS) { s += bias[n]; }
+    c[(t * P.M + m) * P.N + n] = s;
   }
 }

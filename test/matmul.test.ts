@@ -107,6 +107,21 @@ describe('matmul', () => {
     }
   }
 
+  // Parameterised tiled blocks: the 128×128 block real GPUs get (BK 8), and an odd, non-square one (BK 16).
+  for (const variant of ['tiled@8x8/16x16', 'tiled@3x2/4x8']) {
+    it(`${variant}: awkward shapes, every transpose, batched, vs float64`, async () => {
+      let seed = 60;
+      for (const [transA, transB] of TRANS) {
+        for (const [M, N, K] of [...SHAPES, [130, 129, 19] as [number, number, number]]) {
+          await check(variant, { M, N, K, transA, transB, bias: (M + K) % 2 === 0 }, seed++);
+        }
+        await check(variant, { M: 33, N: 20, K: 44, transA, transB, bias: true, ints: true }, seed++);
+      }
+      await check(variant, { batch: [2, 3], M: 17, N: 9, K: 12, bias: true }, seed++);
+      await check(variant, { batch: [4], M: 17, N: 12, K: 12, shareB: true, bias: true }, seed++);
+    });
+  }
+
   for (const variant of MATMUL_VARIANTS) {
     it(`${variant}: batched, b shared over the batch (2-D), bias`, async () => {
       await check(variant, { batch: [2, 3], M: 17, N: 9, K: 12, bias: true }, 40);
@@ -168,6 +183,8 @@ describe('matmul', () => {
     expect(() => matmul(GpuArray.zeros([3]), b)).toThrow(/^matmul: operands must be at least 2-D: a \[3\] × b \[4, 5\]/);
     expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'fastest' })).toThrow(/^matmul: unknown variant 'fastest'/);
     expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'blocked-vec4@3x4/8x8' })).toThrow(/^matmul: bad variant/);
+    // 16×16 per invocation on 32×8 invocations: a 128×512 block needs 20 KiB of staged tiles per K step of 8.
+    expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'tiled@16x16/32x8' })).toThrow(/^matmul: bad variant .*16 KiB of workgroup memory/);
   });
 
   it('the vec4 path is used only when its loads are aligned (otherwise it falls back to scalar loads)', () => {

@@ -2,7 +2,7 @@
 // replaced by a short measured autotune (autotuneMatmul) whose result is cached in memory and, in Node
 // only, in ~/.cache/celluscan/matmul-autotune.json. matmul() never tunes by itself: it reads the table
 // or a result already tuned/loaded in this process.
-import { gpu } from './device.js';
+import { gpu, isSoftwareAdapter } from './device.js';
 import { sync } from './encoder.js';
 import { matmul, MATMUL_VARIANTS } from './matmul.js';
 import { GpuArray } from './memory.js';
@@ -107,7 +107,7 @@ export async function loadMatmulTuning(): Promise<string | undefined> {
 }
 
 export interface AutotuneOptions {
-  /** Representative problem [M, N, K]; default 512³ (one ViT-B layer's linear is ~197×768×768..3072). */
+  /** Representative problem [M, N, K]; default 512³ on CPU adapters (one ViT-B layer's linear is ~197×768×768..3072), 2048³ on GPUs. */
   shape?: [number, number, number];
   /** Variants to try; default MATMUL_VARIANTS plus a few blocked shapes. */
   candidates?: string[];
@@ -122,7 +122,9 @@ export interface AutotuneOptions {
  */
 export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<AutotuneResult> {
   const g = gpu();
-  const shape = opts.shape ?? [512, 512, 512];
+  const software = isSoftwareAdapter();
+  // A GPU finishes 512³ in microseconds (launch overhead would decide); 2048³ is ~17 GFLOP.
+  const shape = opts.shape ?? (software ? [512, 512, 512] : [2048, 2048, 2048]);
   if (!opts.force) {
     const c = (await readCache()).entries[g.adapterKey];
     if (c && c.description === g.info.description && MATMUL_VARIANTS.includes(c.variant.split('@')[0])) {
@@ -130,7 +132,9 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
       return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, fromCache: true };
     }
   }
-  const candidates = opts.candidates ?? [...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4'];
+  const candidates =
+    opts.candidates ??
+    [...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4', ...(software ? [] : ['tiled@8x8/16x16', 'tiled@8x4/16x16', 'tiled@4x8/16x16', 'blocked-vec4@8x8/16x16'])];
   const [M, N, K] = shape;
   const runs = opts.runs ?? 3;
   const timings: Record<string, number> = {};

@@ -3,6 +3,7 @@
 import { gpu } from './device.js';
 
 let enc: GPUCommandEncoder | null = null;
+let encDevice: GPUDevice | null = null;
 let recorded = 0;
 const onFlush: (() => void)[] = [];
 
@@ -10,7 +11,16 @@ const onFlush: (() => void)[] = [];
 export const MAX_PASSES_PER_SUBMIT = 128;
 
 export function commandEncoder(): GPUCommandEncoder {
-  if (!enc) enc = gpu().device.createCommandEncoder();
+  const device = gpu().device;
+  if (enc && encDevice !== device) {
+    // Recorded on a device that is gone (destroyGpu or lost): that work cannot run anywhere.
+    enc = null;
+    recorded = 0;
+  }
+  if (!enc) {
+    enc = device.createCommandEncoder();
+    encDevice = device;
+  }
   return enc;
 }
 

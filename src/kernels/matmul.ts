@@ -29,15 +29,17 @@ export interface MatmulConfig {
 }
 
 /** Default register-block and workgroup shapes of the blocked families (tuned on lavapipe, see bench/results). */
-const BLOCKED_DEFAULTS: Record<'blocked' | 'blocked-vec4' | 'subgroup', Omit<MatmulConfig, 'family'>> = {
+const BLOCKED_DEFAULTS: Record<'tiled' | 'blocked' | 'blocked-vec4' | 'subgroup', Omit<MatmulConfig, 'family'>> = {
   blocked: { tm: 4, tn: 4, wgx: 16, wgy: 4 },
   'blocked-vec4': { tm: 4, tn: 4, wgx: 16, wgy: 4 },
+  // tiled: 4×4 outputs per invocation, 16×16 invocations = a 64×64 block of C
+  tiled: { tm: 4, tn: 4, wgx: 16, wgy: 16 },
   // subgroup: tm = A values per lane (rows per subgroup = tm·SG), tn = columns per lane, wgx unused (= SG)
   subgroup: { tm: 2, tn: 8, wgx: 0, wgy: 4 },
 };
 
 /**
- * Parse a variant name: a family, optionally with '@TMxTN/WGXxWGY' for the blocked ones
+ * Parse a variant name: a family, optionally with '@TMxTN/WGXxWGY' for the tiled and blocked ones
  * (e.g. 'blocked-vec4@8x4/64x1': 8 rows × 4 columns per invocation, workgroups of 64×1).
  */
 export function parseMatmulVariant(name: string): MatmulConfig {
@@ -45,20 +47,30 @@ export function parseMatmulVariant(name: string): MatmulConfig {
   if (!MATMUL_VARIANTS.includes(family)) {
     throw new RangeError(`matmul: unknown variant '${name}' (known: ${MATMUL_VARIANTS.join(', ')})`);
   }
-  if (family === 'naive' || family === 'tiled') {
+  if (family === 'naive') {
     if (spec !== undefined) throw new RangeError(`matmul: variant '${family}' takes no '@' parameters (got '${name}')`);
     return { family, tm: 1, tn: 1, wgx: 1, wgy: 1 };
   }
-  const f = family as 'blocked' | 'blocked-vec4' | 'subgroup';
+  const f = family as 'tiled' | 'blocked' | 'blocked-vec4' | 'subgroup';
   if (spec === undefined) return { family: f, ...BLOCKED_DEFAULTS[f] };
   const m = spec.match(/^(\d+)x(\d+)\/(\d+)x(\d+)$/);
   if (!m) throw new RangeError(`matmul: bad variant '${name}': expected ${family}@TMxTN/WGXxWGY`);
   const [tm, tn, wgx, wgy] = m.slice(1).map(Number);
-  const ok = tm >= 1 && tn >= 1 && tm <= 16 && tn <= 16 && (f === 'subgroup' ? wgy >= 1 && wgy <= 32 : wgx * wgy >= 1 && wgx * wgy <= 256);
+  const ok =
+    tm >= 1 && tn >= 1 && tm <= 16 && tn <= 16 &&
+    (f === 'subgroup' ? wgy >= 1 && wgy <= 32 : wgx * wgy >= 1 && wgx * wgy <= 256) &&
+    // tiled: the staged A and B tiles (BK·(BM + BN) floats) must fit the 16 KiB of workgroup memory WebGPU guarantees.
+    (f !== 'tiled' || tiledBK(tm, tn, wgx, wgy) * (tm * wgy + tn * wgx) * 4 <= 16384);
   if (!ok || (f === 'blocked-vec4' && (tm % 4 !== 0 || tn % 4 !== 0))) {
-    throw new RangeError(`matmul: bad variant '${name}': TM, TN in 1..16 (multiples of 4 for blocked-vec4), WGX·WGY in 1..256`);
+    throw new RangeError(`matmul: bad variant '${name}': TM, TN in 1..16 (multiples of 4 for blocked-vec4), WGX·WGY in 1..256` +
+      (f === 'tiled' ? ', tiles within 16 KiB of workgroup memory' : ''));
   }
   return { family: f, tm, tn, wgx, wgy };
+}
+
+/** The tiled kernel's K step: 16 for blocks up to 64×64, else 8 (keeps workgroup memory at 8 KiB for 128×128). */
+export function tiledBK(tm: number, tn: number, wgx: number, wgy: number): number {
+  return tm * wgy * tn * wgx <= 64 * 64 ? 16 : 8;
 }
 
 /** Whether every vec4 load of the blocked-vec4 kernel is aligned for this problem. */
@@ -104,6 +116,30 @@ export function subgroupBody(rq: number, tn: number, sg: number): { SETUP: strin
   }
   const ind = (xs: string[], n: number) => xs.map((x) => ' '.repeat(n) + x).join('\n');
   return { SETUP: ind(setup, 2), STEP: ind(step, 4), STORE: ind(store, 2) };
+}
+
+/**
+ * The tiled kernel's unrolled code: TM×TN accumulators as separate scalars (c_i_j) and the BK steps of the inner
+ * product written out, so no array is indexed at run time. A GPU shader compiler may keep a loop and put an array
+ * that it indexes dynamically in (slow, off-chip) local memory; named scalars always live in registers.
+ */
+export function tiledBody(tm: number, tn: number, wgx: number, wgy: number, bk: number): { DECL: string; INNER: string; STORE: string } {
+  const bm = tm * wgy;
+  const bn = tn * wgx;
+  const decl: string[] = [];
+  const inner: string[] = [];
+  const store: string[] = [];
+  for (let i = 0; i < tm; i++) decl.push(Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' '));
+  for (let kk = 0; kk < bk; kk++) {
+    inner.push(Array.from({ length: tm }, (_, i) => `let a${kk}_${i} = As[${kk * bm + i * wgy}u + lid.y];`).join(' '));
+    inner.push(Array.from({ length: tn }, (_, j) => `let b${kk}_${j} = Bs[${kk * bn + j * wgx}u + lid.x];`).join(' '));
+    for (let i = 0; i < tm; i++) inner.push(Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(a${kk}_${i}, b${kk}_${j}, c${i}_${j});`).join(' '));
+  }
+  for (let i = 0; i < tm; i++) {
+    for (let j = 0; j < tn; j++) store.push(`store(t, m0 + lid.y + ${i * wgy}u, n0 + lid.x + ${j * wgx}u, c${i}_${j});`);
+  }
+  const ind = (xs: string[], n: number) => xs.map((x) => ' '.repeat(n) + x).join('\n');
+  return { DECL: ind(decl, 2), INNER: ind(inner, 4), STORE: ind(store, 2) };
 }
 
 /**
@@ -171,8 +207,10 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
     gx = Math.ceil(N / 8);
     gy = Math.ceil(M / 8);
   } else if (cfg.family === 'tiled') {
-    gx = Math.ceil(N / 64);
-    gy = Math.ceil(M / 64);
+    const bk = tiledBK(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk }, tiledBody(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy, bk));
+    gx = Math.ceil(N / (cfg.tn * cfg.wgx));
+    gy = Math.ceil(M / (cfg.tm * cfg.wgy));
   } else if (cfg.family === 'subgroup') {
     Object.assign(defs, { SG: sg!, RM: cfg.tm * sg!, CN: cfg.tn * sg!, WGY: cfg.wgy }, subgroupBody(cfg.tm, cfg.tn, sg!));
     gx = Math.ceil(N / (sg! * cfg.tn));

@@ -29,10 +29,21 @@ class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private pooledBytes = 0;
   created = 0;
+  /** The device the pooled buffers belong to: a new device (after destroyGpu or a lost device) starts a new pool. */
+  private device: GPUDevice | null = null;
+  private mine = new WeakSet<GPUBuffer>();
 
   acquire(bytes: number, op: string): GPUBuffer {
     const size = bucketBytes(bytes);
     const g = gpu();
+    if (g.device !== this.device) {
+      // The old device's buffers cannot be bound on this one (and were destroyed with it): forget them.
+      this.free.clear();
+      this.pooledBytes = 0;
+      this.created = 0;
+      this.mine = new WeakSet();
+      this.device = g.device;
+    }
     const max = Math.min(g.limits.maxStorageBufferBindingSize, g.limits.maxBufferSize);
     if (size > max) {
       throw new RangeError(
@@ -46,10 +57,13 @@ class BufferPool {
       return b;
     }
     this.created++;
-    return g.device.createBuffer({ size, usage: STORAGE_USAGE() });
+    const buf = g.device.createBuffer({ size, usage: STORAGE_USAGE() });
+    this.mine.add(buf);
+    return buf;
   }
 
   release(buf: GPUBuffer): void {
+    if (!this.mine.has(buf)) return; // an earlier device's buffer: nothing to reuse
     const size = buf.size;
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));

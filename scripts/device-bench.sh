@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs on a borrowed GPU machine (see README "Benchmarks on a real GPU"): the folder made by
+# scripts/pack-node-bundle.sh travels as .devpack, a Vulkan loader as .gl/*.deb. Writes everything to $OUT:
+#   smi.txt, info.json, selfcheck.json, parity.json (vit_b_16 logits vs torchvision on the GPU's own torch, both
+#   attention paths), bench.log and the results (results/<adapter>.{json,md,png}).
+# Each step has its own time limit, so one that hangs cannot take the rest with it.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+root=$(pwd)
+[ "${NO_GL:-0}" = 1 ] || { for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$icd" ] && ! ls /usr/share/vulkan/icd.d/*nvidia* >/dev/null 2>&1 && export VK_DRIVER_FILES=$icd
+xz -dc .devpack/node.xz > /tmp/node && chmod +x /tmp/node
+export XDG_RUNTIME_DIR=/tmp CELLUSCAN_PYTHON=$(command -v python3)
+cd .devpack/app
+cs() { /tmp/node dist/celluscan.mjs "$@"; }
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total --format=csv > "$OUT/smi.txt" 2>&1
+timeout 60 /tmp/node dist/celluscan.mjs info --json > "$OUT/info.json" 2> /tmp/info.err || { cat /tmp/info.err; exit 1; }
+timeout 90 /tmp/node dist/celluscan.mjs selfcheck --json > "$OUT/selfcheck.json" 2>&1; echo "selfcheck rc=$?"
+# Parity on the GPU: torchvision vit_b_16 with random weights (the GPU machine's torch, on its CPU) vs ours.
+if [ "${SKIP_PARITY:-0}" != 1 ]; then
+  P=/tmp/par; mkdir -p $P
+  timeout 120 python3 tools/torch_parity.py make --out $P --config vit_b_16 > $P/make.log 2>&1 &&
+  read -r mean std < <(python3 -c "import json;d=json.load(open('$P/vit_b_16.json'));print(','.join(map(str,d['mean'])),','.join(map(str,d['std'])))") &&
+  timeout 120 /tmp/node dist/celluscan.mjs convert $P/vit_b_16.pth $P/w.safetensors --mean "$mean" --std "$std" > $P/convert.log 2>&1 &&
+  for a in fused explicit; do timeout 120 /tmp/node dist/celluscan.mjs predict --weights $P/w.safetensors --image $(python3 -c "import json;print(' '.join(json.load(open('$P/vit_b_16.json'))['images']))") --attention $a --json > $P/ours_$a.json 2>> $P/predict.err; done
+  python3 - "$P" > "$OUT/parity.json" <<'PY'
+import json, sys
+P = sys.argv[1]
+ref = json.load(open(f"{P}/vit_b_16.json"))
+res = {}
+for a in ("fused", "explicit"):
+    try:
+        ours = json.load(open(f"{P}/ours_{a}.json"))
+        ours = ours if isinstance(ours, list) else [ours]
+        res[a] = max(abs(x - y) for o, r in zip(ours, ref["logits"]) for x, y in zip(o["logits"], r))
+    except Exception as e:
+        res[a] = f"failed: {e}"
+print(json.dumps({"config": "vit_b_16", "max_abs_logit_diff": res}))
+PY
+  cat "$OUT/parity.json"; tail -3 $P/predict.err 2>/dev/null
+fi
+timeout ${BENCH_TIMEOUT:-420} /tmp/node dist/celluscan.mjs bench ${BENCHES:-all} 2>&1 | grep -v 'artificially reduced' | tee "$OUT/bench.log"
+mkdir -p "$OUT/results"; cp dist/results/* "$OUT/results/" 2>/dev/null
+ls -la "$OUT" "$OUT/results"
