@@ -1,8 +1,12 @@
 // General strided copy, the one kernel behind permute/transpose, slice, concat and pad
-// (src/kernels/layout.ts): for each multi-index idx of a {{RANK}}-dim view (dims merged by the launcher),
+// (src/kernels/layout.ts): for each multi-index idx of an up-to-8-dim view (dims merged by the launcher),
 //   dst[dst_off + Σ idx[d]·ds[d]] = src[src_off + Σ idx[d]·ss[d]].
 // permute: dst dense, ss = permuted strides. slice: ss dense strides, src_off = the start corner.
 // concat/pad: src dense, ds = the output's strides, dst_off = where this input goes.
+// The INDEX placeholder is either the generic loop over the uniforms' shape and strides, or (layout.ts specialises every copy of
+// 4096+ elements) the same arithmetic with the shape and strides written in as constants: integer division by a
+// constant becomes a multiply and shift, and nothing is indexed at run time (lavapipe runs the generic loop's
+// per-lane divisions and dynamic uniform indexing ~5× slower).
 struct Params {
   n: u32, src_off: u32, dst_off: u32, p0: u32,
   shape: array<vec4<u32>, 2>,
@@ -20,13 +24,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var rem = i;
   var is = P.src_off;
   var id = P.dst_off;
-  for (var d = {{RANK}}u; d > 0u; d--) {
-    let k = d - 1u;
-    let s = P.shape[k / 4u][k % 4u];
-    let idx = rem % s;
-    rem = rem / s;
-    is += idx * P.ss[k / 4u][k % 4u];
-    id += idx * P.ds[k / 4u][k % 4u];
-  }
+{{INDEX}}
   dst[id] = src[is];
 }

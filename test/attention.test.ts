@@ -85,7 +85,7 @@ const CASES: [Shape, MaskKind, boolean][] = [
 describe('attention', () => {
   it('default variant follows the adapter', () => {
     expect(defaultAttentionVariant('llvmpipe')).toBe('rows');
-    expect(defaultAttentionVariant('nvidia-h100')).toBe('tiled');
+    expect(defaultAttentionVariant('nvidia-h100')).toBe('blocked');
   });
 
   for (const variant of ATTENTION_VARIANTS) {

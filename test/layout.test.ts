@@ -25,7 +25,8 @@ describe('permute and transpose', () => {
     [[1, 13], [1, 0]],
     [[7, 13, 1, 5], [3, 1, 0, 2]],
     [[2, 3, 4, 5, 6, 7], [5, 3, 1, 0, 2, 4]],
-    [[2, 3, 2, 3, 2, 3, 2], [6, 4, 2, 0, 5, 3, 1]],
+    [[2, 3, 2, 3, 2, 3, 2], [6, 4, 2, 0, 5, 3, 1]], // 432 elements: the generic kernel (shape in uniforms)
+    [[3, 5, 2, 7, 2, 3, 2, 5], [7, 5, 3, 1, 6, 4, 2, 0]], // 12 600, 8-D: the kernel specialised to its shape
     [[2, 197, 12, 64], [0, 2, 1, 3]], // attention heads split
     [[0, 3, 5], [2, 0, 1]],
   ];

@@ -209,6 +209,9 @@ describe('matmul', () => {
     it('has a default per adapter, and tiled for unknown (real) GPUs', () => {
       expect(matmulVariantFor('llvmpipe')).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
       expect(matmulVariantFor('some-new-gpu')).toBe('tiled');
+      // a vendor's entry covers its models until one is measured apart
+      expect(matmulVariantFor('nvidia-h100')).toBe(DEFAULT_MATMUL_VARIANTS.nvidia);
+      expect(matmulVariantFor('nvidia')).toBe(DEFAULT_MATMUL_VARIANTS.nvidia);
       for (const v of Object.values(DEFAULT_MATMUL_VARIANTS)) expect(MATMUL_VARIANTS).toContain(v.split('@')[0]);
     });
 

@@ -28,7 +28,30 @@ function stridedCopy(
     ['u32', n], ['u32', srcOff], ['u32', dstOff], ['u32', 0],
     ...vec8(m.shape), ...vec8(m.strides[0]), ...vec8(m.strides[1]),
   ]);
-  dispatch(op, pipeline('permute', { RANK: rank }), [src.buffer, dst.buffer], u, grid2d(Math.ceil(n / 256)));
+  const index = n >= SPECIALISE_MIN ? specialisedIndex(m.shape, m.strides[0], m.strides[1]) : GENERIC_INDEX.replace('{{RANK}}', String(rank));
+  dispatch(op, pipeline('permute', { INDEX: index }), [src.buffer, dst.buffer], u, grid2d(Math.ceil(n / 256)));
+}
+
+/** Copies of at least this many elements get a kernel with their shape and strides compiled in. */
+const SPECIALISE_MIN = 4096;
+
+const GENERIC_INDEX = `  for (var d = {{RANK}}u; d > 0u; d--) {
+    let k = d - 1u;
+    let s = P.shape[k / 4u][k % 4u];
+    let idx = rem % s;
+    rem = rem / s;
+    is += idx * P.ss[k / 4u][k % 4u];
+    id += idx * P.ds[k / 4u][k % 4u];
+  }`;
+
+/** The index arithmetic of GENERIC_INDEX unrolled for one (merged) shape, with its strides as constants. */
+function specialisedIndex(shape: readonly number[], ss: readonly number[], ds: readonly number[]): string {
+  const lines: string[] = [];
+  for (let k = shape.length - 1; k >= 0; k--) {
+    const idx = k === 0 ? 'rem' : `rem % ${shape[k]}u`;
+    lines.push(`  { let idx = ${idx};${k > 0 ? ` rem = rem / ${shape[k]}u;` : ''} is += idx * ${ss[k]}u; id += idx * ${ds[k]}u; }`);
+  }
+  return lines.join('\n');
 }
 
 function normAxis(op: string, axis: number, shape: readonly number[]): number {
