@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, matmulVariantFor, setMatmulVariant } from '../src/kernels/autotune.js';
 import { gpu } from '../src/kernels/device.js';
-import { matmul, MATMUL_VARIANTS, vec4Aligned } from '../src/kernels/matmul.js';
+import { matmul, MATMUL_VARIANTS, subgroupSize, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { matmulRef } from '../src/kernels/ref/matmul.js';
 import { randomArray, rng } from '../src/kernels/ref/math.js';
@@ -155,6 +155,18 @@ describe('matmul', () => {
       expectClose(sampled, expected, tolerance(subA, [rows.length, K], b, bShape, K, opts), 0, `matmul 197×768×2304 transA=${transA} transB=${transB}`);
       for (const x of [A, B, Bias, C]) x.dispose();
     }
+  });
+
+  it('the default variant leaves the subgroup kernel for outputs narrower than its block, and stays correct', async () => {
+    const sg = subgroupSize();
+    // a subgroup block is tm·SG rows × tn·SG columns (default tm 2, tn 8)
+    expect(variantForShape('subgroup', 17, 17)).toBe(sg ? 'blocked-vec4' : 'subgroup');
+    expect(variantForShape('subgroup', 2176, 64)).toBe(sg && 64 * 2 < 8 * sg ? 'blocked-vec4' : 'subgroup');
+    expect(variantForShape('tiled', 17, 17)).toBe('tiled'); // only the subgroup family is adjusted
+    expect(variantForShape('subgroup@1x8/0x4', 2176, 192)).toBe('subgroup@1x8/0x4');
+    // a small ViT's per-head attention products (batch × heads = 48 here), through the default choice
+    await check(undefined, { batch: [48], M: 17, N: 17, K: 16, transB: true }, 70);
+    await check(undefined, { batch: [48], M: 17, N: 16, K: 17 }, 71);
   });
 
   it('K = 0 gives zeros (plus the bias); empty M or N give empty results', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GpuArray, bucketBytes, keep, memoryStats, scope } from '../src/kernels/memory.js';
 import { geluForward } from '../src/kernels/gelu.js';
 import { dispatch, packUniforms, pipeline, shaderSource } from '../src/kernels/launch.js';
-import { gpu } from '../src/kernels/device.js';
+import { destroyGpu, gpu, initGpu } from '../src/kernels/device.js';
 import { geluForwardRef } from '../src/kernels/ref/gelu.js';
 import { expectClose, useGpu } from './gpu.js';
 
@@ -97,6 +97,30 @@ describe('bad input', () => {
     const a = GpuArray.zeros([4]);
     expect(() => dispatch('myKernel', p, [a.buffer, a.buffer, a.buffer], packUniforms([['u32', 4], ['u32', 0]]), [70000])).toThrow(/myKernel: 70000×1×1 workgroups is above/);
     a.dispose();
+  });
+
+  it('a new device (after destroyGpu) starts a new buffer pool: nothing of the old device is bound, results stay right', async () => {
+    const data = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 3);
+    const first = geluForward(GpuArray.fromData(data, [1000]));
+    expectClose(await first.read(), geluForwardRef(data), 1e-6, 1e-5, 'gelu on the first device');
+    first.dispose(); // its buffer goes to the pool of the first device
+    expect(memoryStats().pooledBytes).toBeGreaterThan(0);
+    const errors: string[] = [];
+    const old = console.error;
+    console.error = (...a: unknown[]) => void errors.push(a.join(' '));
+    try {
+      destroyGpu();
+      await initGpu();
+      const x = GpuArray.fromData(data, [1000]); // same size bucket: must not come from the old pool
+      const y = geluForward(x);
+      expectClose(await y.read(), geluForwardRef(data), 1e-6, 1e-5, 'gelu on the second device');
+      x.dispose();
+      y.dispose();
+    } finally {
+      console.error = old;
+    }
+    // A buffer of the old device bound on the new one is a WebGPU validation error (logged by device.ts).
+    expect(errors.filter((e) => e.includes('WebGPU error'))).toEqual([]);
   });
 
   it('a shader template without a value, or with an unused value, is an error', () => {

@@ -119,6 +119,19 @@ export function subgroupBody(rq: number, tn: number, sg: number): { SETUP: strin
 }
 
 /**
+ * The adapter's default variant, adjusted to the problem when it is not named: a subgroup kernel computes blocks of
+ * (tm·SG) rows × (tn·SG) columns, so an output much narrower than that (the per-head products of a small ViT's
+ * attention, 17×17 or 17×16, SG 8 on lavapipe) would spend most of its lanes on padding: blocked-vec4 runs those
+ * instead (5× faster for 512 × 17×17×16 on lavapipe: bench/results/llvmpipe-matmul.md).
+ */
+export function variantForShape(variant: string, M: number, N: number): string {
+  const cfg = parseMatmulVariant(variant);
+  const sg = cfg.family === 'subgroup' ? subgroupSize() : null;
+  if (sg && (N * 2 < cfg.tn * sg || M < cfg.tm * sg)) return 'blocked-vec4';
+  return variant;
+}
+
+/**
  * The tiled kernel's unrolled code: TM×TN accumulators as separate scalars (c_i_j) and the BK steps of the inner
  * product written out, so no array is indexed at run time. A GPU shader compiler may keep a loop and put an array
  * that it indexes dynamically in (slow, off-chip) local memory; named scalars always live in registers.
@@ -197,7 +210,7 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const out = GpuArray.empty([...d.batchShape, M, N], 'matmul');
   if (out.size === 0) return out;
   const g = gpu();
-  const cfg = resolveMatmulKernel(opts.variant ?? matmulVariantFor(g.adapterKey), M, N, K, transA, transB);
+  const cfg = resolveMatmulKernel(opts.variant ?? variantForShape(matmulVariantFor(g.adapterKey), M, N), M, N, K, transA, transB);
   const sg = subgroupSize();
   const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
   let gx: number;

@@ -5,16 +5,13 @@
 //                      and a CPU adapter: patch 7 (16 tokens + class token), 4 layers, 4 heads, dim 64, MLP 128
 //                      (~0.2M parameters), batch 128, AdamW lr 1e-3 (a from-scratch ViT this small tolerates a
 //                      larger LR than fine-tuning's 3e-4) with weight decay 0.05 but none on norms and biases,
-//                      linear warmup 500 steps then cosine to 0, label smoothing 0.1, gradient clipping at 1.0.
-//                      Augmentation: 'light' = random horizontal flip + random translation of up to ±2 px.
-//                      TrivialAugmentWide is not used: its photometric ops (solarize, posterize, equalize, colour)
-//                      and large rotations/shears change what makes a Fashion-MNIST class (gray silhouettes) and
-//                      slowed convergence in short schedules; flip + small shifts keep the classes intact.
-//                      15 epochs over 54 000 images (6 000 held out for validation), aiming at ≥ 90 % test accuracy.
-//                      NOT yet verified end to end: on lavapipe (2 shared CPU cores: 27–98 train images/s depending on
-//                      the other load; PyTorch CPU 500–900) the run takes ~2.5–8 h; a PyTorch run of the same recipe (same model/optimizer/schedule; our losses match
-//                      torch's to ~1e-7) was at 66.5 % validation accuracy after epoch 1 (still inside the 500-step
-//                      warmup) before it was stopped. If 15 epochs fall short, raise --epochs.
+//                      linear warmup 500 steps then cosine to 0, label smoothing 0.1, gradient clipping at 1.0,
+//                      no augmentation, 15 epochs over 54 000 images (6 000 held out for validation).
+//                      Expected accuracy, from the same recipe run in PyTorch (tools/torch_fmnist_recipe.py; our
+//                      training arithmetic matches torch's to ~1e-7 per step): 88.8 % test (89.1 % val) after 15
+//                      epochs, 88.5 % after 10. The issue's ≥ 90 % is NOT reached by this model family: in a sweep
+//                      (docs/fashion-mnist-recipe.md) dim 128 gave 88.7 %, patch 4 89.4 %, and flip + ±2 px shifts
+//                      ('light') made every variant worse at 15 epochs (87.2 % for this model).
 // fashion-mnist-quick  The same model for a few minutes on a CPU adapter: a stratified 5 % subset of every split
 //                      (2 700 train, 300 val, 500 test images), 2 epochs of batch 64 (86 steps), warmup 10 steps,
 //                      no augmentation — the README's main-job command: it shows the whole pipeline (data, training,
@@ -78,7 +75,7 @@ export const FMNIST_VIT: VitConfig = {
 export const TRAIN_PRESETS: Record<string, TrainPreset> = {
   'fashion-mnist': {
     name: 'fashion-mnist',
-    summary: 'small ViT from scratch on Fashion-MNIST, ≥ 90% test accuracy',
+    summary: 'small ViT from scratch on Fashion-MNIST (~89% test accuracy expected, 15 epochs)',
     options: {
       data: 'fashion-mnist',
       config: FMNIST_VIT,
@@ -91,7 +88,7 @@ export const TRAIN_PRESETS: Record<string, TrainPreset> = {
       warmupSteps: 500,
       labelSmoothing: 0.1,
       clipGradNorm: 1,
-      augment: 'light',
+      augment: 'none',
       valFraction: 0.1,
     },
   },
