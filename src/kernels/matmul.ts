@@ -206,8 +206,15 @@ function checkShapes(a: GpuArray, b: GpuArray, opts: MatmulOptions): Dims {
 export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuArray {
   const { transA = false, transB = false, bias } = opts;
   const d = checkShapes(a, b, opts);
-  const { batch, M, N, K } = d;
-  const out = GpuArray.empty([...d.batchShape, M, N], 'matmul');
+  const { N, K } = d;
+  const out = GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
+  // A 2-D b shared over the batch with a non-transposed a (every Linear layer: [B, tokens, in] · W) is one product of
+  // batch·M rows, since a's and the output's batch rows are contiguous: one tall matmul instead of `batch` short
+  // ones (a subgroup or tiled block of rows no longer straddles two images). Up to 8·65535 rows, so the row grid of
+  // the smallest-block kernel still fits one dispatch dimension.
+  const fold = !d.bBatched && !transA && d.batch > 1 && d.batch * d.M <= 8 * 65535;
+  const batch = fold ? 1 : d.batch;
+  const M = fold ? d.batch * d.M : d.M;
   if (out.size === 0) return out;
   const g = gpu();
   const cfg = resolveMatmulKernel(opts.variant ?? variantForShape(matmulVariantFor(g.adapterKey), M, N), M, N, K, transA, transB);
@@ -238,7 +245,7 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const maxZ = g.limits.maxComputeWorkgroupsPerDimension;
   for (let z0 = 0; z0 < batch; z0 += maxZ) {
     const u = packUniforms([['u32', M], ['u32', N], ['u32', K], ['u32', d.bBatched ? 1 : 0], ['u32', z0]]);
-    dispatch('matmul', p, buffers, u, [gx, gy, Math.min(maxZ, batch - z0)]);
+    dispatch(`matmul ${cfg.family} ${batch > 1 ? `${batch}×` : ''}${M}×${N}×${K}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`, p, buffers, u, [gx, gy, Math.min(maxZ, batch - z0)]);
   }
   return out;
 }
