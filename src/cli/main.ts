@@ -1,6 +1,6 @@
 // celluscan: command-line entry. Every command prints a readable result, or one JSON object with
 // --json; errors are one line and a non-zero exit (the stack only with --debug).
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { destroyGpu } from '../kernels/device.js';
 import { adapterInfo, formatInfo } from './info.js';
 import { intArg, output, table, UsageError } from './util.js';
@@ -88,6 +88,21 @@ bench
     const { benchMatmul } = await import('../../bench/matmul.js');
     const r = await benchMatmul({ m: o.m, n: o.n, k: o.k, variant: o.variant, runs: o.runs, peers: o.peers });
     output(o.json, r, () => table(Object.entries(r as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
+  });
+
+bench
+  .command('profile')
+  .description('GPU time per kernel (timestamp queries) of one training step or forward pass, grouped by pass label')
+  .option('--model <name>', "'fmnist' (the fashion-mnist preset's model) or a ViT preset (vit_b_16, vit_ti_16, …)", 'fmnist')
+  .option('--batch <n>', 'images per step (default 128 for fmnist, 8 otherwise)', intArg('--batch'))
+  .addOption(new Option('--what <w>', 'what to profile').choices(['train', 'forward']).default('train'))
+  .addOption(new Option('--attention <path>', "attention path (default: the adapter's)").choices(['fused', 'explicit']))
+  .option('--top <n>', 'rows to print', intArg('--top'), 25)
+  .option('--json', 'one JSON object with every label')
+  .action(async (o) => {
+    const { profileStep, formatProfile } = await import('../../bench/profile.js');
+    const r = await profileStep({ model: o.model, batch: o.batch, what: o.what, attention: o.attention });
+    output(o.json, r, () => formatProfile(r, o.top));
   });
 
 // Command groups owned by other modules register themselves here.

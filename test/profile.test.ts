@@ -1,0 +1,32 @@
+// `celluscan bench profile`: per-kernel GPU time of a training step, grouped by pass label.
+import { describe, expect, it } from 'vitest';
+import { profileStep, formatProfile } from '../bench/profile.js';
+import { useGpu } from './gpu.js';
+
+describe('bench profile', () => {
+  const g = useGpu();
+
+  it('times every pass of a small training step and groups them by label', async () => {
+    if (!g.current!.features.has('timestamp-query')) {
+      await expect(profileStep({ batch: 4 })).rejects.toThrow(/no 'timestamp-query' feature/);
+      return;
+    }
+    const r = await profileStep({ batch: 4 });
+    expect(r.what).toBe('train');
+    expect(r.passes).toBeGreaterThan(50); // 4 layers forward + backward + AdamW
+    expect(r.rows.reduce((n, x) => n + x.calls, 0)).toBe(r.passes);
+    const sum = r.rows.reduce((n, x) => n + x.ms, 0);
+    expect(Math.abs(sum - r.gpu_ms)).toBeLessThanOrEqual(1e-9 * Math.max(1, r.gpu_ms));
+    expect(r.gpu_ms).toBeGreaterThan(0);
+    // sorted by time; matmul passes name their kernel family and shape (4·17 = 68 rows of tokens fold into one product)
+    for (let i = 1; i < r.rows.length; i++) expect(r.rows[i - 1].ms).toBeGreaterThanOrEqual(r.rows[i].ms);
+    expect(r.rows.map((x) => x.label)).toContain('adamwUpdate');
+    expect(r.rows.some((x) => /^matmul \S+ 68×192×64 tB$/.test(x.label))).toBe(true);
+    expect(formatProfile(r, 3).split('\n').length).toBe(2 + 3 + 1);
+  });
+
+  it('names a bad model or batch', async () => {
+    await expect(profileStep({ model: 'vit_z' })).rejects.toThrow(/^profile: unknown model 'vit_z' \(known: fmnist, vit_ti_16/);
+    await expect(profileStep({ batch: 0 })).rejects.toThrow(/^profile: batch must be a positive integer, got 0/);
+  });
+});
