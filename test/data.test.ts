@@ -26,7 +26,7 @@ import { prepareDataset } from '../src/train/cache.js';
 import { Rng } from '../src/train/augment.js';
 import { dedup, dHash, formatDedup, hamming } from '../src/train/dedup.js';
 import { balance, formatBalance } from '../src/train/balance.js';
-import { decodeImage } from '../src/vit/image.js';
+import { decodeImage } from '../src/vit/decode.js';
 
 let tmp: string;
 beforeAll(() => {

@@ -40,7 +40,7 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
 
 /** Read, decode and check every image before the model is touched. */
 async function loadImages(paths: string[]) {
-  const { decodeImage } = await import('../vit/image.js');
+  const { decodeImage } = await import('../vit/decode.js');
   const out = [];
   for (const p of paths) out.push({ path: p, rgb: decodeImage(await readBytes(p, 'image'), p) });
   return out;

@@ -7,7 +7,8 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, relative, resolve } from 'node:path';
 import pngjs from 'pngjs';
-import { decodeImage, type RgbImage } from '../vit/image.js';
+import { decodeImage } from '../vit/decode.js';
+import type { RgbImage } from '../vit/image.js';
 import { augment, mixSeed, Rng } from './augment.js';
 import { DataError, listImageFolder } from './data.js';
 

@@ -12,7 +12,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { decodeImage, IMAGENET_MEAN, IMAGENET_STD } from '../vit/image.js';
+import { decodeImage } from '../vit/decode.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../vit/image.js';
 import { augment as augmentImage, mixSeed, Rng, type U8Image } from './augment.js';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, readFashionMnist } from './idx.js';
 import type { PreparedDataset } from './cache.js';

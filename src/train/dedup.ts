@@ -4,7 +4,8 @@
 import { readFileSync, unlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { relative } from 'node:path';
-import { decodeImage, type RgbImage } from '../vit/image.js';
+import { decodeImage } from '../vit/decode.js';
+import type { RgbImage } from '../vit/image.js';
 import { DataError, walkImages } from './data.js';
 
 /** 64-bit difference hash as [hi, lo] u32s: gray image box-averaged to 9×8, bit = left pixel < right pixel. */

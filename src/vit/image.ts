@@ -1,17 +1,14 @@
 // Image decoding and ViT preprocessing.
 //
-// decodeImage(): PNG (pngjs) or JPEG (jpeg-js), both pure JavaScript; the result is 8-bit RGB (gray replicated,
-// alpha dropped — not composited, 16-bit PNG scaled to 8 bits by pngjs). In a browser, where pngjs needs Node's
-// Buffer/zlib, decode with an <img>/createImageBitmap + canvas instead and pass the RGBA to rgbFromRgba();
-// everything after decoding (prepareImage) is pure and shared.
+// This module is pure (it runs in Node and in the browser). Decoding files is src/vit/decode.ts (Node: pngjs and
+// jpeg-js); in a browser decode with an <img>/createImageBitmap + canvas and pass the RGBA to rgbFromRgba().
+// Everything after decoding (prepareImage) is shared.
 //
 // prepareImage(): an image already image_size × image_size is used exactly as it is (no resampling). Otherwise it
 // is resized keeping its aspect ratio so the long side is image_size (separable triangle filter widened by the
 // scale factor when shrinking — PIL's antialiased BILINEAR — kept in float, not rounded to 8 bits), then padded
 // with black (pixel value 0, before normalisation) centred to image_size × image_size; then normalised per
 // channel as (pixel/255 − mean)/std into a CHW float32 array.
-import jpeg from 'jpeg-js';
-import pngjs from 'pngjs';
 
 export class ImageError extends Error {
   constructor(message: string) {
@@ -34,8 +31,6 @@ export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 export const IMAGENET_STD = [0.229, 0.224, 0.225];
 
-const isPng = (b: Uint8Array) => b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a;
-const isJpeg = (b: Uint8Array) => b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 
 /** RGBA (e.g. a canvas's ImageData) → RGB, alpha dropped. */
 export function rgbFromRgba(rgba: ArrayLike<number>, width: number, height: number): RgbImage {
@@ -48,35 +43,6 @@ export function rgbFromRgba(rgba: ArrayLike<number>, width: number, height: numb
     data[3 * i + 2] = rgba[4 * i + 2];
   }
   return { width, height, data };
-}
-
-/** Decode PNG or JPEG bytes to RGB; `name` (the file) is named in every error. */
-export function decodeImage(bytes: Uint8Array, name = 'image'): RgbImage {
-  if (isPng(bytes)) {
-    let png: { width: number; height: number; data: Uint8Array };
-    try {
-      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      png = pngjs.PNG.sync.read(buf);
-    } catch (e) {
-      throw new ImageError(`${name}: corrupt PNG (${(e as Error).message})`);
-    }
-    if (!png.width || !png.height) throw new ImageError(`${name}: PNG has no pixels (${png.width}×${png.height})`);
-    return rgbFromRgba(png.data, png.width, png.height);
-  }
-  if (isJpeg(bytes)) {
-    let img: { width: number; height: number; data: Uint8Array };
-    try {
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
-    } catch (e) {
-      throw new ImageError(`${name}: corrupt JPEG (${(e as Error).message})`);
-    }
-    if (!img.width || !img.height || img.data.length !== img.width * img.height * 4) {
-      throw new ImageError(`${name}: corrupt JPEG (decoded ${img.width}×${img.height} with ${img.data.length} bytes)`);
-    }
-    return rgbFromRgba(img.data, img.width, img.height);
-  }
-  const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  throw new ImageError(`${name}: not a PNG or JPEG image (${bytes.length} bytes${bytes.length ? `, starting ${head}` : ''})`);
 }
 
 /** Per output index: the first input index and the normalised weights (triangle filter, antialiased when shrinking). */
