@@ -10,8 +10,7 @@ import { sync } from '../src/kernels/encoder.js';
 import { setPassHook } from '../src/kernels/launch.js';
 import { GpuArray, scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
-import { FMNIST_VIT } from '../src/train/presets.js';
-import { VIT_PRESETS, vitPreset, type VitConfig, type VitPresetName } from '../src/vit/config.js';
+import { benchModel } from './train.js';
 import { VisionTransformer, type AttentionPath } from '../src/vit/model.js';
 
 export interface ProfileOptions {
@@ -47,15 +46,9 @@ export interface ProfileResult {
 const PASSES_PER_SET = 2048;
 const MAX_PASSES = 64 * PASSES_PER_SET;
 
-function modelConfig(name: string): VitConfig {
-  if (name === 'fmnist') return FMNIST_VIT;
-  if (!(name in VIT_PRESETS)) throw new RangeError(`profile: unknown model '${name}' (known: fmnist, ${Object.keys(VIT_PRESETS).join(', ')})`);
-  return vitPreset(name as VitPresetName, { num_classes: 14 });
-}
-
 export async function profileStep(opts: ProfileOptions = {}): Promise<ProfileResult> {
   const name = opts.model ?? 'fmnist';
-  const config = modelConfig(name);
+  const { config } = benchModel(name, 'profile');
   const what = opts.what ?? 'train';
   const B = opts.batch ?? (name === 'fmnist' ? 128 : 8);
   if (!Number.isInteger(B) || B < 1) throw new RangeError(`profile: batch must be a positive integer, got ${B}`);

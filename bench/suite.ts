@@ -8,12 +8,6 @@ import { measureRoofline, type Roofline } from './roofline.js';
 
 export const BENCHMARKS = ['matmul', 'softmax', 'layernorm', 'gelu', 'attention', 'vit', 'train'] as const;
 
-/**
- * Extra matmul shapes timed on GPU adapters (beside each family's default): the 'tiled' kernel with larger blocks
- * (128×128 and 128×64 per workgroup, 8×8 / 8×4 per invocation) and wider register blocks, the shapes that use a
- * GPU's registers; on CPU adapters these only cost time.
- */
-export const GPU_MATMUL_SHAPES = ['tiled@8x8/16x16', 'tiled@8x4/16x16', 'tiled@4x8/16x16', 'tiled@4x4/8x8', 'blocked-vec4@8x8/16x16', 'blocked-vec4@8x4/16x8', 'subgroup@4x8/0x4'];
 export type BenchName = (typeof BENCHMARKS)[number];
 
 /** One line of results: a measured number, and where it stands against the adapter's peak and peers. */
@@ -54,9 +48,9 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       // 1024³ is ~1 s per product on a CPU adapter; a GPU needs 4096³ (137 GFLOP) to leave launch overhead behind.
       const software = isSoftwareAdapter();
       const size = o.quick ? 512 : software ? 1024 : 4096;
+      const { matmulVariantFor, GPU_MATMUL_SHAPES } = await import('../src/kernels/autotune.js');
       const variants = software ? MATMUL_VARIANTS : [...MATMUL_VARIANTS, ...GPU_MATMUL_SHAPES];
       // tfjs runs beside the variant the library uses on this adapter.
-      const { matmulVariantFor } = await import('../src/kernels/autotune.js');
       const libraryVariant = variants.includes(matmulVariantFor(roof.adapter)) ? matmulVariantFor(roof.adapter) : variants[variants.length - 1];
       for (const variant of variants) {
         if (variant === 'naive' && !o.quick && software) continue; // ~minutes at 1024³ on a CPU

@@ -41,19 +41,20 @@ export type BenchTrainResult = {
   adapter: string;
 };
 
-function modelConfig(name: string): { config: VitConfig; label: string; batch: number } {
+/** A benchmark model by name: 'fmnist' (the fashion-mnist preset's ViT) or a ViT preset with 14 classes; its label and default batch. */
+export function benchModel(name: string, op = 'bench train'): { config: VitConfig; label: string; batch: number } {
   if (name === 'fmnist') {
     const c = FMNIST_VIT;
     return { config: c, label: `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`, batch: 128 };
   }
-  if (!(name in VIT_PRESETS)) throw new RangeError(`bench train: unknown model '${name}' (known: fmnist, ${Object.keys(VIT_PRESETS).join(', ')})`);
+  if (!(name in VIT_PRESETS)) throw new RangeError(`${op}: unknown model '${name}' (known: fmnist, ${Object.keys(VIT_PRESETS).join(', ')})`);
   return { config: vitPreset(name as VitPresetName, { num_classes: 14 }), label: name, batch: 32 };
 }
 
 export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTrainResult> {
   const runs = opts.runs ?? 2;
   const steps = opts.steps ?? 3;
-  const { config: c, label: CONFIG, batch } = modelConfig(opts.model ?? 'fmnist');
+  const { config: c, label: CONFIG, batch } = benchModel(opts.model ?? 'fmnist');
   const B = opts.batch ?? batch;
   await initGpu();
   const model = new VisionTransformer(c, { init: 'random', seed: 1 });

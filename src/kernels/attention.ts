@@ -137,8 +137,7 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
  * small-D loop nests completely and takes tens of seconds per pipeline (measured: 26 s at D=5 on lavapipe).
  */
 function dLoop(): string {
-  const key = gpu().adapterKey;
-  return key === 'llvmpipe' || key === 'swiftshader' ? 'P.d' : 'D';
+  return isSoftwareAdapterKey(gpu().adapterKey) ? 'P.d' : 'D';
 }
 
 /** Workgroups: x over row blocks, B·H over y (and z past the per-dimension limit). */

@@ -22,6 +22,13 @@ export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
   default: 'tiled',
 };
 
+/**
+ * Extra matmul shapes for GPU adapters (the bench suite times them beside each family's default, autotune tries
+ * them): the 'tiled' kernel with larger blocks (128×128 and 128×64 per workgroup, 8×8 / 8×4 per invocation) and
+ * wider register blocks, the shapes that use a GPU's registers; on CPU adapters they only cost time.
+ */
+export const GPU_MATMUL_SHAPES = ['tiled@8x8/16x16', 'tiled@8x4/16x16', 'tiled@4x8/16x16', 'tiled@4x4/8x8', 'blocked-vec4@8x8/16x16', 'blocked-vec4@8x4/16x8', 'subgroup@4x8/0x4'];
+
 /** Bump when the kernels change enough that cached timings are stale. */
 const CACHE_VERSION = 1;
 
@@ -142,7 +149,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
   }
   const candidates =
     opts.candidates ??
-    [...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4', ...(software ? [] : ['tiled@8x8/16x16', 'tiled@8x4/16x16', 'tiled@4x8/16x16', 'blocked-vec4@8x8/16x16'])];
+    [...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4', ...(software ? [] : GPU_MATMUL_SHAPES)];
   const [M, N, K] = shape;
   const runs = opts.runs ?? 3;
   const timings: Record<string, number> = {};
