@@ -2,16 +2,7 @@
 // C[t, m, n] = sum_k opA(A)[t, m, k] · opB(B)[t, k, n] (+ bias[n]); opX transposes when TRANS_X.
 // A is [M, K] ([K, M] if TRANS_A); B is [K, N] ([N, K] if TRANS_B), batch t = gid.z + z0; B is shared
 // over the batch when bBatched == 0. Transposes are index math only.
-struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32 }
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;   // bound to a when HAS_BIAS is false
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-const TRANS_A: bool = {{TRANS_A}};
-const TRANS_B: bool = {{TRANS_B}};
-const HAS_BIAS: bool = {{HAS_BIAS}};
+//#include "matmul_io"
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

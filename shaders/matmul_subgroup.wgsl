@@ -17,16 +17,7 @@
 // matmul_naive.wgsl.
 enable subgroups;
 
-struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32 }
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-const TRANS_A: bool = {{TRANS_A}};
-const TRANS_B: bool = {{TRANS_B}};
-const HAS_BIAS: bool = {{HAS_BIAS}};
+//#include "matmul_io"
 const SG = {{SG}}u;    // subgroup size
 const RM = {{RM}}u;    // rows per subgroup (RQ·SG)
 const CN = {{CN}}u;    // columns per subgroup (SG·TN)

@@ -7,16 +7,7 @@
 // (matmul.ts tiledBody: accumulators c{i}_{j} as scalars, every K step written out), since a shader compiler may
 // spill a dynamically indexed array to local memory. Slow on lavapipe, where barriers are expensive.
 // Layout and transposes as in matmul_naive.wgsl.
-struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32 }
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-const TRANS_A: bool = {{TRANS_A}};
-const TRANS_B: bool = {{TRANS_B}};
-const HAS_BIAS: bool = {{HAS_BIAS}};
+//#include "matmul_io"
 const TM = {{TM}}u;
 const TN = {{TN}}u;
 const WGX = {{WGX}}u;
