@@ -48,9 +48,9 @@ const MAX_PASSES = 64 * PASSES_PER_SET;
 
 export async function profileStep(opts: ProfileOptions = {}): Promise<ProfileResult> {
   const name = opts.model ?? 'fmnist';
-  const { config } = benchModel(name, 'profile');
+  const { config, batch } = benchModel(name, 'profile');
   const what = opts.what ?? 'train';
-  const B = opts.batch ?? (name === 'fmnist' ? 128 : 8);
+  const B = opts.batch ?? (batch === 128 ? 128 : 8);
   if (!Number.isInteger(B) || B < 1) throw new RangeError(`profile: batch must be a positive integer, got ${B}`);
   const g = await initGpu();
   if (!g.features.has('timestamp-query')) throw new Error(`profile: adapter ${g.adapterKey} has no 'timestamp-query' feature, so passes cannot be timed`);

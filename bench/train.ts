@@ -5,6 +5,7 @@
 // Peer: the same torchvision model and torch.optim.AdamW through python3 (when torch is installed): on the CPU, or
 // with device 'auto' on CUDA when torch sees a GPU (fp32, TF32 off: the same arithmetic as ours).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { findTorchPython } from '../tools/torchPython.js';
 import * as ops from '../src/autograd/ops.js';
 import { AdamW } from '../src/autograd/optim.js';
@@ -13,7 +14,7 @@ import { gpu, initGpu } from '../src/kernels/device.js';
 import { GpuArray, scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { FMNIST_VIT } from '../src/train/presets.js';
-import { VIT_PRESETS, vitPreset, type VitConfig, type VitPresetName } from '../src/vit/config.js';
+import { validateConfig, VIT_PRESETS, vitPreset, type VitConfig, type VitPresetName } from '../src/vit/config.js';
 import { VisionTransformer } from '../src/vit/model.js';
 
 export interface BenchTrainOptions {
@@ -41,13 +42,25 @@ export type BenchTrainResult = {
   adapter: string;
 };
 
-/** A benchmark model by name: 'fmnist' (the fashion-mnist preset's ViT) or a ViT preset with 14 classes; its label and default batch. */
+const shapeLabel = (c: VitConfig) => `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`;
+
+/**
+ * A benchmark model by name: 'fmnist' (the fashion-mnist preset's ViT), a ViT preset with 14 classes, or a path to a
+ * JSON VitConfig (torchvision argument names, as `celluscan train --config` takes); its label and default batch.
+ */
 export function benchModel(name: string, op = 'bench train'): { config: VitConfig; label: string; batch: number } {
-  if (name === 'fmnist') {
-    const c = FMNIST_VIT;
-    return { config: c, label: `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`, batch: 128 };
+  if (name === 'fmnist') return { config: FMNIST_VIT, label: shapeLabel(FMNIST_VIT), batch: 128 };
+  if (name.endsWith('.json')) {
+    let c: VitConfig;
+    try {
+      c = { ...FMNIST_VIT, ...(JSON.parse(readFileSync(name, 'utf8')) as Partial<VitConfig>) };
+    } catch (e) {
+      throw new RangeError(`${op}: cannot read the model config ${name}: ${(e as Error).message}`);
+    }
+    validateConfig(c);
+    return { config: c, label: shapeLabel(c), batch: c.image_size <= 64 ? 128 : 32 };
   }
-  if (!(name in VIT_PRESETS)) throw new RangeError(`${op}: unknown model '${name}' (known: fmnist, ${Object.keys(VIT_PRESETS).join(', ')})`);
+  if (!(name in VIT_PRESETS)) throw new RangeError(`${op}: unknown model '${name}' (known: fmnist, ${Object.keys(VIT_PRESETS).join(', ')}, or a .json VitConfig)`);
   return { config: vitPreset(name as VitPresetName, { num_classes: 14 }), label: name, batch: 32 };
 }
 

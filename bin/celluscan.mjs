@@ -3,5 +3,9 @@
 import { register } from 'tsx/esm/api';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
+// In a source checkout, keep src/kernels/shaders.gen.ts in step with shaders/*.wgsl (a no-op when nothing changed),
+// so an edited kernel is what runs, not the copy generated at setup.
+import { existsSync } from 'node:fs';
+if (existsSync(new URL('../scripts/gen-shaders.mjs', import.meta.url))) await import('../scripts/gen-shaders.mjs');
 register();
 await import('../src/cli/main.ts');

@@ -3,6 +3,8 @@
 //   dst[dst_off + Σ idx[d]·ds[d]] = src[src_off + Σ idx[d]·ss[d]].
 // permute: dst dense, ss = permuted strides. slice: ss dense strides, src_off = the start corner.
 // concat/pad: src dense, ds = the output's strides, dst_off = where this input goes.
+// STORE is `dst[id] = src[is];` (a copy) or `dst[id] = dst[id] + src[is];` (addToSlice: slice's gradient added into
+// its region of the parent's gradient; the view never maps two indices to one element, so there are no races).
 // The INDEX placeholder is either the generic loop over the uniforms' shape and strides, or (layout.ts specialises every copy of
 // 4096+ elements) the same arithmetic with the shape and strides written in as constants: integer division by a
 // constant becomes a multiply and shift, and nothing is indexed at run time (lavapipe runs the generic loop's
@@ -25,5 +27,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var is = P.src_off;
   var id = P.dst_off;
 {{INDEX}}
-  dst[id] = src[is];
+{{STORE}}
 }

@@ -53,6 +53,24 @@ const cases: GradCase[] = [
   { name: 'permute (2,0,1)', inputs: [{ shape: [3, 5, 7] }], gpu: ([x]) => ops.permute(x, [2, 0, 1]), ref: ([x]) => permuteRef(x, [3, 5, 7], [2, 0, 1]).data },
   { name: 'slice', inputs: [{ shape: [7, 13] }], gpu: ([x]) => ops.slice(x, [1, -5], [6, 13]), ref: ([x]) => sliceRef(x, [7, 13], [1, -5], [6, 13]).data },
   {
+    // Three slices of one tensor, two overlapping and a column never read: slice's backward adds each gradient into
+    // its region of the parent's (addToSlice); the uncovered column's gradient must stay 0, the overlap must sum.
+    name: 'three slices of one tensor (two overlapping; x[2] and the last column never read)',
+    inputs: [{ shape: [3, 7, 13] }],
+    gpu: ([x]) => {
+      const a = ops.slice(x, [0, 0, 0], [1, 5, 12]);
+      const b = ops.slice(x, [1, 0, 0], [2, 5, 12]);
+      const c = ops.slice(x, [1, 2, 0], [2, 7, 12]); // rows 2..4 of x[1] also in b: their gradients must add
+      return ops.mul(ops.mul(a, b), c);
+    },
+    ref: ([x]) => {
+      const at = (i: number, r: number, k: number) => x[(i * 7 + r) * 13 + k];
+      const out: number[] = [];
+      for (let r = 0; r < 5; r++) for (let k = 0; k < 12; k++) out.push(at(0, r, k) * at(1, r, k) * at(1, r + 2, k));
+      return out;
+    },
+  },
+  {
     name: 'concat axis 1',
     inputs: [{ shape: [2, 1, 3] }, { shape: [2, 4, 3] }, { shape: [2, 2, 3] }],
     gpu: (xs) => ops.concat(xs, 1),

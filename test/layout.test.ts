@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
-import { concat, pad, permute, slice, transpose } from '../src/kernels/layout.js';
-import { concatRef, padRef, permuteRef, sliceRef } from '../src/kernels/ref/layout.js';
+import { addToSlice, concat, pad, permute, slice, transpose } from '../src/kernels/layout.js';
+import { addToSliceRef, concatRef, padRef, permuteRef, sliceRef } from '../src/kernels/ref/layout.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
 
@@ -173,5 +173,39 @@ describe('concat', () => {
     expect(() => concat([a, c], 2)).toThrow(/^concat: axis 2 is out of range for shape \[2, 3\]$/);
     expect(() => concat([], 0)).toThrow(/^concat: no arrays to join$/);
     for (const x of [a, b, c]) x.dispose();
+  });
+});
+
+describe('addToSlice (slice backward into an existing gradient)', () => {
+  // dst += src over a region: one f32 addition per element, the same rounding as the float64 reference's rounded to
+  // f32, so the comparison is exact up to that single rounding (rtol 6e-8, one ulp).
+  const cases: [number[], number[], number[]][] = [
+    [[7], [3], [4]],
+    [[3, 197, 64], [1, 197, 64], [2, 0, 0]], // one of q/k/v: a contiguous run (still a kernel, not a copy)
+    [[7, 13, 5], [7, 1, 5], [0, 12, 0]],
+    [[13, 100], [5, 7], [8, 93]],
+    [[1, 13, 1], [1, 13, 1], [0, 0, 0]],
+    [[2, 50, 3, 4, 16], [2, 50, 1, 4, 16], [0, 0, 1, 0, 0]], // 6400 elements: the specialised kernel
+  ];
+  for (const [dshape, sshape, starts] of cases) {
+    it(`${JSON.stringify(sshape)} into ${JSON.stringify(dshape)} at ${JSON.stringify(starts)}`, async () => {
+      const d = upload(dshape, 1);
+      const s = upload(sshape, 2);
+      addToSlice(d.x, s.x, starts);
+      expectClose(await d.x.read(), addToSliceRef(d.data, dshape, s.data, sshape, starts).data, 1e-30, 6e-8, 'addToSlice');
+      expectClose(await s.x.read(), s.data, ...EXACT, 'src unchanged');
+      d.x.dispose();
+      s.x.dispose();
+    });
+  }
+
+  it('names the problem when the region does not fit', () => {
+    const d = GpuArray.zeros([4, 5]);
+    const s = GpuArray.zeros([2, 3]);
+    expect(() => addToSlice(d, s, [3, 0])).toThrow(/does not fit in dst \[4, 5\] \(axis 0\)/);
+    expect(() => addToSlice(d, s, [0])).toThrow(/one axis per axis/);
+    expect(() => addToSlice(d, d, [0, 0])).toThrow(/share a buffer/);
+    d.dispose();
+    s.dispose();
   });
 });

@@ -3,7 +3,7 @@
 import { GpuArray, fmt, type Shape } from '../kernels/memory.js';
 import { affine, binary, broadcastShapes, fill, unary, type BinaryOp } from '../kernels/elementwise.js';
 import { sum as sumK, mean as meanK, sumToShape } from '../kernels/reduce.js';
-import { concat as concatK, pad, permute as permuteK, slice as sliceK } from '../kernels/layout.js';
+import { addToSlice, concat as concatK, pad, permute as permuteK, slice as sliceK } from '../kernels/layout.js';
 import { matmul as matmulK } from '../kernels/matmul.js';
 import { softmaxBackward, softmaxForward } from '../kernels/softmax.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
@@ -242,6 +242,20 @@ export function slice(x: Tensor, starts: number[], ends: number[]): Tensor {
     op: 'slice',
     parents: [x],
     backward: (g) => [pad(g, st, x.shape.map((d, i) => d - st[i] - out.shape[i]).slice(0, r))],
+    // Into the parent's gradient so far: add g into its region; the first contribution is the zero-padded g.
+    backwardInto: (g, into) => {
+      if (!into) return pad(g, st, x.shape.map((d, i) => d - st[i] - out.shape[i]).slice(0, r));
+      // The engine keeps gradients under their tensors' shapes; view defensively all the same.
+      const dst = into.view(x.shape);
+      const src = g.view(out.shape);
+      try {
+        addToSlice(dst, src, st);
+      } finally {
+        dst.dispose();
+        src.dispose();
+      }
+      return into;
+    },
   });
 }
 

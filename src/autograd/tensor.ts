@@ -6,6 +6,13 @@ import { addInPlace } from '../kernels/elementwise.js';
 /** Given the gradient of the output, the gradient for each parent (null where none is needed). */
 export type BackwardFn = (grad: GpuArray) => (GpuArray | null)[];
 
+/**
+ * An optional second rule for ops with one parent whose gradient touches only part of the parent (slice): add the
+ * output's gradient into `into`, the parent's gradient accumulated so far, and return it; or, when `into` is null,
+ * return a new array holding the whole contribution. Saves building a mostly-zero array and adding it.
+ */
+export type BackwardIntoFn = (grad: GpuArray, into: GpuArray | null) => GpuArray;
+
 let gradEnabled = true;
 
 /** Run fn without recording the graph (inference, optimizer updates). */
@@ -42,16 +49,22 @@ export class Tensor implements HoldsGpuArrays {
   readonly op: string;
   readonly parents: readonly Tensor[];
   private backwardFn: BackwardFn | null;
+  private backwardIntoFn: BackwardIntoFn | null;
   /** Arrays the backward rule needs (freed with the graph). */
   private saved: GpuArray[];
 
-  constructor(data: GpuArray, opts: { requiresGrad?: boolean; op?: string; parents?: Tensor[]; backward?: BackwardFn; saved?: GpuArray[] } = {}) {
+  constructor(
+    data: GpuArray,
+    opts: { requiresGrad?: boolean; op?: string; parents?: Tensor[]; backward?: BackwardFn; backwardInto?: BackwardIntoFn; saved?: GpuArray[] } = {},
+  ) {
     this.data = data;
     this.op = opts.op ?? 'leaf';
     const tracked = gradEnabled && !!opts.backward && (opts.parents ?? []).some((p) => p.requiresGrad);
     this.requiresGrad = opts.requiresGrad ?? tracked;
     this.parents = tracked ? opts.parents! : [];
     this.backwardFn = tracked ? opts.backward! : null;
+    if (opts.backwardInto && (opts.parents ?? []).length !== 1) throw new Error(`op ${this.op}: backwardInto is for ops with one parent`);
+    this.backwardIntoFn = tracked ? opts.backwardInto ?? null : null;
     this.saved = tracked ? opts.saved ?? [] : [];
     if (!tracked) for (const s of opts.saved ?? []) s.dispose();
   }
@@ -107,6 +120,7 @@ export class Tensor implements HoldsGpuArrays {
     for (const s of this.saved) s.dispose();
     this.saved = [];
     this.backwardFn = null;
+    this.backwardIntoFn = null;
   }
 
   /**
@@ -155,6 +169,24 @@ export class Tensor implements HoldsGpuArrays {
         stored.delete(g);
         if (t.requiresGrad) t.accumulateGrad(g);
         else g.dispose();
+        continue;
+      }
+      if (t.backwardIntoFn) {
+        // One parent, which requires grad (tracked ops only keep parents when one does): accumulate in place.
+        const p = t.parents[0];
+        const prev = grads.get(p) ?? null;
+        const r = t.backwardIntoFn(g, prev);
+        if (prev && r !== prev) throw new Error(`autograd: op ${t.op}'s backwardInto did not accumulate into the gradient it was given`);
+        if (r.size !== p.size) throw new Error(`autograd: op ${t.op} gave a gradient ${fmt(r.shape)} for an input of shape ${fmt(p.shape)}`);
+        if (!prev) {
+          const v = r.shape.length === p.shape.length && r.shape.every((d, i) => d === p.shape[i]) ? r : r.view(p.shape);
+          if (v !== r) r.dispose();
+          grads.set(p, v);
+          stored.add(v);
+        }
+        stored.delete(g);
+        g.dispose();
+        t.releaseGraph();
         continue;
       }
       const contributions = t.backwardFn!(g);

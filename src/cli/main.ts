@@ -93,8 +93,8 @@ bench
 bench
   .command('profile')
   .description('GPU time per kernel (timestamp queries) of one training step or forward pass, grouped by pass label')
-  .option('--model <name>', "'fmnist' (the fashion-mnist preset's model) or a ViT preset (vit_b_16, vit_ti_16, …)", 'fmnist')
-  .option('--batch <n>', 'images per step (default 128 for fmnist, 8 otherwise)', intArg('--batch'))
+  .option('--model <name>', "'fmnist' (the fashion-mnist preset's model), a ViT preset (vit_b_16, vit_ti_16, …) or a .json VitConfig file", 'fmnist')
+  .option('--batch <n>', 'images per step (default 128 for fmnist and small-image configs, 8 otherwise)', intArg('--batch'))
   .addOption(new Option('--what <w>', 'what to profile').choices(['train', 'forward']).default('train'))
   .addOption(new Option('--attention <path>', "attention path (default: the adapter's)").choices(['fused', 'explicit']))
   .option('--top <n>', 'rows to print', intArg('--top'), 25)

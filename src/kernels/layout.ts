@@ -11,13 +11,13 @@ import { GpuArray, copyBuffer, fmt, shapeSize } from './memory.js';
  */
 function stridedCopy(
   op: string, src: GpuArray, dst: GpuArray, shape: readonly number[],
-  srcStrides: readonly number[], dstStrides: readonly number[], srcOff: number, dstOff: number,
+  srcStrides: readonly number[], dstStrides: readonly number[], srcOff: number, dstOff: number, accumulate = false,
 ): void {
   const n = shapeSize(shape);
   if (n === 0) return;
   const m = mergeDims(shape, [srcStrides, dstStrides]);
   const rank = m.shape.length;
-  if (rank === 1 && (m.shape[0] === 1 || (m.strides[0][0] === 1 && m.strides[1][0] === 1))) {
+  if (!accumulate && rank === 1 && (m.shape[0] === 1 || (m.strides[0][0] === 1 && m.strides[1][0] === 1))) {
     copyBuffer(src.buffer, dst.buffer, n * 4, srcOff * 4, dstOff * 4);
     return;
   }
@@ -29,7 +29,8 @@ function stridedCopy(
     ...vec8(m.shape), ...vec8(m.strides[0]), ...vec8(m.strides[1]),
   ]);
   const index = n >= SPECIALISE_MIN ? specialisedIndex(m.shape, m.strides[0], m.strides[1]) : GENERIC_INDEX.replace('{{RANK}}', String(rank));
-  dispatch(op, pipeline('permute', { INDEX: index }), [src.buffer, dst.buffer], u, grid2d(Math.ceil(n / 256)));
+  const store = accumulate ? '  dst[id] = dst[id] + src[is];' : '  dst[id] = src[is];';
+  dispatch(op, pipeline('permute', { INDEX: index, STORE: store }), [src.buffer, dst.buffer], u, grid2d(Math.ceil(n / 256)));
 }
 
 /** Copies of at least this many elements get a kernel with their shape and strides compiled in. */
@@ -109,6 +110,25 @@ export function slice(x: GpuArray, starts: number[], ends: number[]): GpuArray {
   const off = s.reduce((acc, a, d) => acc + a * xs[d], 0);
   stridedCopy('slice', x, out, shape, xs, contiguousStrides(shape), off, 0);
   return out;
+}
+
+/**
+ * dst[starts[0] + i0, starts[1] + i1, …] += src[i0, i1, …] in place: slice's adjoint accumulated straight into a
+ * gradient buffer (the autograd's slice backward), instead of padding src with zeros to dst's size and adding that.
+ */
+export function addToSlice(dst: GpuArray, src: GpuArray, starts: number[]): void {
+  if (starts.length !== dst.rank || src.rank !== dst.rank) {
+    throw new RangeError(`addToSlice: src ${fmt(src.shape)} and starts [${starts.join(', ')}] need one axis per axis of dst ${fmt(dst.shape)}`);
+  }
+  starts.forEach((a, d) => {
+    if (!Number.isInteger(a) || a < 0 || a + src.shape[d] > dst.shape[d]) {
+      throw new RangeError(`addToSlice: src ${fmt(src.shape)} at [${starts.join(', ')}] does not fit in dst ${fmt(dst.shape)} (axis ${d})`);
+    }
+  });
+  if (src.buffer === dst.buffer) throw new RangeError('addToSlice: src and dst share a buffer');
+  const ds = contiguousStrides(dst.shape);
+  const off = starts.reduce((acc, a, d) => acc + a * ds[d], 0);
+  stridedCopy('addToSlice', src, dst, src.shape, contiguousStrides(src.shape), ds, 0, off, true);
 }
 
 /** Join arrays along axis (negative allowed); all other dims must agree. */

@@ -47,3 +47,10 @@ export function padRef(x: ArrayLike<number>, shape: Shape, before: number[], aft
   }
   return { data, shape: out };
 }
+
+/** dst with src added into the region that starts at `starts` (a copy; dst is not changed). */
+export function addToSliceRef(dst: ArrayLike<number>, dstShape: Shape, src: ArrayLike<number>, srcShape: Shape, starts: number[]): Result {
+  const data = Float64Array.from(dst);
+  for (let i = 0; i < size(srcShape); i++) data[ravel(unravel(i, srcShape).map((v, d) => v + starts[d]), dstShape)] += src[i];
+  return { data, shape: [...dstShape] };
+}
