@@ -114,7 +114,7 @@ export async function benchAttentionCompare(opts: BenchAttentionOptions & { vari
     const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: grad }));
     const out =
       path === 'explicit'
-        ? ops.matmul(ops.softmax(ops.scale(ops.matmul(q, k, { transB: true }), 1 / Math.sqrt(D))), v)
+        ? ops.matmul(ops.softmax(ops.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(D) })), v)
         : ops.attention(q, k, v, { variant: path });
     if (grad) out.backward(g0);
   };

@@ -24,7 +24,7 @@ export async function benchAttentionPath(path: 'fused' | 'explicit', opts: Atten
   const forward = (grad: boolean) => {
     const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: grad }));
     const out =
-      path === 'fused' ? ops.attention(q, k, v, { variant: opts.variant }) : ops.matmul(ops.softmax(ops.scale(ops.matmul(q, k, { transB: true }), 1 / Math.sqrt(D))), v);
+      path === 'fused' ? ops.attention(q, k, v, { variant: opts.variant }) : ops.matmul(ops.softmax(ops.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(D) })), v);
     if (grad) out.backward(g0);
   };
   const runs = opts.runs ?? 3;

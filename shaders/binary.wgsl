@@ -1,10 +1,11 @@
 // Elementwise binary op, fast path for two inputs of the same shape: out[i] = OP(a[i], b[i]).
-// {{OP}} is a WGSL expression in `x` (from a) and `y` (from b), chosen by src/kernels/elementwise.ts.
+// {{OP}} is a WGSL expression in `x` (from a) and `y` (from b), chosen by src/kernels/elementwise.ts. T is f32, or
+// vec4<f32> when the size is a multiple of 4 and OP reads the same on vectors (then n counts vec4s).
 struct Params { n: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> b: array<{{T}}>;
+@group(0) @binding(3) var<storage, read_write> out: array<{{T}}>;
 
 // x^y as NumPy/Math.pow for the cases that matter: a negative base with an integer exponent keeps
 // its sign for odd exponents (WGSL's pow is only defined for x >= 0).

@@ -49,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     for (var j = 0u; j < TN; j++) {
       let n = n0 + j;
       if (m < M && n < N) {
-        var s = acc[r * TN + j];
+        var s = P.alpha * acc[r * TN + j];
         if (HAS_BIAS) { s += bias[n]; }
         c[(t * M + m) * N + n] = s;
       }

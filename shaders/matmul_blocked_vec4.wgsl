@@ -6,7 +6,7 @@
 // TM·TN·4 FMAs. The launcher only picks this kernel when every vec4 load is aligned:
 // K % 4 == 0, M % 4 == 0 if TRANS_A, N % 4 == 0 unless TRANS_B. Edge loads are clamped to the last
 // valid row/vec4 (outputs from them are never stored). Layout and transposes as in matmul_naive.wgsl.
-struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32 }
+struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
@@ -98,7 +98,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
       for (var i = 0u; i < 4u; i++) {
         let n = n0 + 4u * j + i;
         if (m < M && n < N) {
-          var s = acc[r * Q + j][i];
+          var s = P.alpha * acc[r * Q + j][i];
           if (HAS_BIAS) { s += bias[n]; }
           c[(t * M + m) * N + n] = s;
         }

@@ -1,5 +1,5 @@
 // matmul, naive variant: one output element per invocation, straight from global memory.
-// C[t, m, n] = sum_k opA(A)[t, m, k] · opB(B)[t, k, n] (+ bias[n]); opX transposes when TRANS_X.
+// C[t, m, n] = alpha · sum_k opA(A)[t, m, k] · opB(B)[t, k, n] (+ bias[n]); opX transposes when TRANS_X.
 // A is [M, K] ([K, M] if TRANS_A); B is [K, N] ([N, K] if TRANS_B), batch t = gid.z + z0; B is shared
 // over the batch when bBatched == 0. Transposes are index math only.
 //#include "matmul_io"
@@ -23,6 +23,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (TRANS_B) { bi = bBase + n * K + k; }
     s = fma(a[ai], b[bi], s);
   }
+  s *= P.alpha;
   if (HAS_BIAS) { s += bias[n]; }
   c[(t * M + m) * N + n] = s;
 }

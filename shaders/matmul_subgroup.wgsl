@@ -33,7 +33,7 @@ fn bOffset(base: u32, n: u32, N: u32, K: u32) -> u32 {
 
 fn store(t: u32, m: u32, n: u32, v: f32) {
   if (m < P.M && n < P.N) {
-    var s = v;
+    var s = P.alpha * v;
     if (HAS_BIAS) { s += bias[n]; }
     c[(t * P.M + m) * P.N + n] = s;
   }

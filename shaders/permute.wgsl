@@ -3,6 +3,8 @@
 //   dst[dst_off + Σ idx[d]·ds[d]] = src[src_off + Σ idx[d]·ss[d]].
 // permute: dst dense, ss = permuted strides. slice: ss dense strides, src_off = the start corner.
 // concat/pad: src dense, ds = the output's strides, dst_off = where this input goes.
+// T is f32, or vec4<f32> when the innermost merged dim is contiguous on both sides and every stride, offset and that
+// dim's length are multiples of 4 (the launcher then counts shape, strides and offsets in vec4s).
 // STORE is `dst[id] = src[is];` (a copy) or `dst[id] = dst[id] + src[is];` (addToSlice: slice's gradient added into
 // its region of the parent's gradient; the view never maps two indices to one element, so there are no races).
 // The INDEX placeholder is either the generic loop over the uniforms' shape and strides, or (layout.ts specialises every copy of
@@ -16,8 +18,8 @@ struct Params {
   ds: array<vec4<u32>, 2>,
 }
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<{{T}}>;
+@group(0) @binding(2) var<storage, read_write> dst: array<{{T}}>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -83,6 +83,12 @@ const cases: GradCase[] = [
     ref: ([a, b, c]) => matmulRef(a, tA ? [2, 13, 7] : [2, 7, 13], b, tB ? [2, 5, 13] : [2, 13, 5], { transA: tA, transB: tB, bias: c }),
   })),
   {
+    name: 'matmul alpha 1/√13 (scaled scores), transB, batched',
+    inputs: [{ shape: [2, 7, 13] }, { shape: [2, 5, 13] }],
+    gpu: ([a, b]) => ops.matmul(a, b, { transB: true, alpha: 1 / Math.sqrt(13) }),
+    ref: ([a, b]) => matmulRef(a, [2, 7, 13], b, [2, 5, 13], { transB: true, alpha: 1 / Math.sqrt(13) }),
+  },
+  {
     name: 'linear (shared weight over a batch)',
     inputs: [{ shape: [2, 7, 13] }, { shape: [5, 13] }, { shape: [5] }],
     gpu: ([x, w, b]) => ops.linear(x, w, b),

@@ -77,6 +77,8 @@ describe('binary', () => {
     [[1], [1]],
     [[7], [7]],
     [[197, 13], [197, 13]],
+    [[2, 197, 64], [2, 197, 64]], // same shape, size a multiple of 4: the vec4 kernel (pow stays scalar)
+    [[4], [4]],
     [[7, 1, 13], [5, 1]],
     [[100], [1]],
     [[1], [13]],
@@ -187,19 +189,20 @@ describe('unary', () => {
     x.dispose();
   });
 
-  it('affine, fill and addInPlace', async () => {
-    const n = 1003;
+  // 1003 elements: scalar kernels; 1004: the vec4 kernels (size a multiple of 4).
+  for (const [r, c] of [[17, 59], [4, 251]]) it(`affine, fill and addInPlace, [${r}, ${c}]`, async () => {
+    const n = r * c;
     const xs = randomArray(n, 3, -4, 4);
     const ts = randomArray(n, 4, -4, 4);
-    const x = GpuArray.fromData(xs, [17, 59]);
+    const x = GpuArray.fromData(xs, [r, c]);
     const y = affine(x, 0.37, -1.5);
     // Two f32 roundings (product, sum): 2 ulp of the larger term, ~2.4e-7 · 3 -> 1e-6 absolute.
     expectClose(await y.read(), affineRef(xs, Math.fround(0.37), Math.fround(-1.5)), 1e-6, 2e-7, 'affine');
     const y2 = affine(x, 2);
     expectClose(await y2.read(), affineRef(xs, 2), 1e-30, 0, 'affine without shift');
-    const f = fill([3, 7], -2.5);
-    expectClose(await f.read(), new Float64Array(21).fill(-2.5), 1e-30, 0, 'fill');
-    const t = GpuArray.fromData(ts, [17, 59]);
+    const f = fill([r, c], -2.5);
+    expectClose(await f.read(), new Float64Array(n).fill(-2.5), 1e-30, 0, 'fill');
+    const t = GpuArray.fromData(ts, [r, c]);
     addInPlace(t, x, -0.5);
     addInPlace(t, x);
     expectClose(await t.read(), Float64Array.from(ts, (v, i) => v - 0.5 * xs[i] + xs[i]), 1e-6, 2e-7, 'addInPlace');

@@ -28,6 +28,9 @@ describe('permute and transpose', () => {
     [[2, 3, 2, 3, 2, 3, 2], [6, 4, 2, 0, 5, 3, 1]], // 432 elements: the generic kernel (shape in uniforms)
     [[3, 5, 2, 7, 2, 3, 2, 5], [7, 5, 3, 1, 6, 4, 2, 0]], // 12 600, 8-D: the kernel specialised to its shape
     [[2, 197, 12, 64], [0, 2, 1, 3]], // attention heads split
+    [[3, 5, 8], [1, 0, 2]], // rows of 8 contiguous on both sides: vec4 copies, generic index (30 vec4s)
+    [[2, 6, 4, 12], [2, 0, 1, 3]], // vec4 copies, 4-D
+    [[2, 6, 4, 14], [2, 0, 1, 3]], // rows of 14: not a multiple of 4, scalar copies
     [[0, 3, 5], [2, 0, 1]],
   ];
   for (const [shape, perm] of cases) {

@@ -15,18 +15,19 @@ useGpu();
 // Tolerance. Every kernel sums its K products in order, in f32, with fma; the inputs are exact f32
 // values also used by the float64 reference. Recursive summation then errs by at most
 // γ·Σ_k |a_ik·b_kj| with γ = K·u/(1 - K·u), u = 2^-24 (Higham, Accuracy and Stability §3.1), plus one
-// rounding for the bias. We use atol = (K + 2)·2^-24 · max_ij(Σ_k |a_ik||b_kj| + |bias_j|) and rtol 0:
+// rounding each for alpha's scaling and the bias. We use atol = (K + 3)·2^-24 · max_ij(|alpha|·Σ_k |a_ik||b_kj| + |bias_j|)
+// and rtol 0:
 // a rigorous bound for every element. It is loose for random data (errors grow like √K in practice), so
 // exactness is also checked separately on small-integer data, where f32 sums are exact and any
 // indexing mistake shows.
 const U = 2 ** -24;
 
-function tolerance(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], K: number, opts: { transA?: boolean; transB?: boolean; bias?: Float32Array }): number {
+function tolerance(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], K: number, opts: { transA?: boolean; transB?: boolean; bias?: Float32Array; alpha?: number }): number {
   const abs = (x: Float32Array) => Float32Array.from(x, Math.abs);
-  const s = matmulRef(abs(a), aShape, abs(b), bShape, { ...opts, bias: opts.bias && abs(opts.bias) });
+  const s = matmulRef(abs(a), aShape, abs(b), bShape, { ...opts, bias: opts.bias && abs(opts.bias), alpha: Math.abs(opts.alpha ?? 1) });
   let mx = 0;
   for (const v of s) mx = Math.max(mx, v);
-  return (K + 2) * U * mx + 1e-30;
+  return (K + 3) * U * mx + 1e-30;
 }
 
 interface Case {
@@ -40,6 +41,8 @@ interface Case {
   /** b is 2-D, shared over a's batch */
   shareB?: boolean;
   ints?: boolean;
+  /** C = alpha·op(A)·op(B) + bias */
+  alpha?: number;
 }
 
 function operands(c: Case, seed: number) {
@@ -63,11 +66,11 @@ async function check(variant: string | undefined, c: Case, seed = 1): Promise<vo
   const A = GpuArray.fromData(a, aShape);
   const B = GpuArray.fromData(b, bShape);
   const Bias = bias && GpuArray.fromData(bias, [c.N]);
-  const C = matmul(A, B, { transA: c.transA, transB: c.transB, bias: Bias, variant });
-  const what = `matmul ${variant ?? '(default)'} a ${JSON.stringify(aShape)} b ${JSON.stringify(bShape)} transA=${!!c.transA} transB=${!!c.transB} bias=${!!bias}`;
+  const C = matmul(A, B, { transA: c.transA, transB: c.transB, bias: Bias, variant, alpha: c.alpha });
+  const what = `matmul ${variant ?? '(default)'} a ${JSON.stringify(aShape)} b ${JSON.stringify(bShape)} transA=${!!c.transA} transB=${!!c.transB} bias=${!!bias} alpha=${c.alpha ?? 1}`;
   expect(C.shape, what).toEqual([...(c.batch ?? []), c.M, c.N]);
   const got = await C.read();
-  const opts = { transA: c.transA, transB: c.transB, bias };
+  const opts = { transA: c.transA, transB: c.transB, bias, alpha: c.alpha };
   const expected = matmulRef(a, aShape, b, bShape, opts);
   if (c.ints) expectClose(got, expected, 1e-30, 0, `${what} (integers: must be exact)`);
   else expectClose(got, expected, tolerance(a, aShape, b, bShape, c.K, opts), 0, what);
@@ -129,6 +132,10 @@ describe('matmul', () => {
       await check(variant, { batch: [5], M: 4, N: 8, K: 16, transA: true, ints: true }, 42);
       await check(variant, { batch: [4], M: 17, N: 12, K: 12, shareB: true, bias: true }, 43);
       await check(variant, { batch: [2, 2], M: 7, N: 20, K: 8, shareB: true, transA: true, transB: true, ints: true }, 44);
+      // alpha (the attention scores' 1/√D): a power of two keeps integer sums exact; 1/√13 with a bias does not.
+      await check(variant, { batch: [3], M: 13, N: 13, K: 16, transB: true, ints: true, alpha: 0.125 }, 45);
+      await check(variant, { batch: [2], M: 7, N: 20, K: 13, transA: true, bias: true, alpha: 1 / Math.sqrt(13) }, 46);
+      await check(variant, { M: 65, N: 68, K: 64, shareB: true, bias: true, alpha: -0.3 }, 47);
     });
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
 import { binary } from '../src/kernels/elementwise.js';
-import { max, mean, sum, sumToShape } from '../src/kernels/reduce.js';
+import { chunkFor, max, mean, sum, sumToShape } from '../src/kernels/reduce.js';
 import { binaryRef } from '../src/kernels/ref/elementwise.js';
 import { maxRef, meanRef, sumAbsRef, sumRef, sumToShapeRef } from '../src/kernels/ref/reduce.js';
 import { randomArray } from '../src/kernels/ref/math.js';
@@ -11,6 +11,8 @@ useGpu();
 
 const size = (s: number[]) => s.reduce((n, d) => n * d, 1);
 const EPS32 = 2 ** -24;
+// A pass with chunks of at least 64 over at most 2048 rows leaves at most 32 partials: the next pass is the last.
+const MIN_CHUNK_FOR_TEST = 64;
 
 // Tolerance of an f32 sum, per output: each pass adds its chunk with Neumaier compensation (error
 // <= 2 ulp of Σ|x| over the chunk, independent of its length) and rounds the partial once more; a
@@ -62,8 +64,19 @@ describe('sum, mean, max', () => {
       [[7, 13, 1, 5], [1, 3]], [[7, 13, 1, 5], [2]], [[7, 13, 1, 5], [0, 2]], [[3, 4, 5, 6], [0, 2]],
       [[3, 4, 5, 6], [1, 3]], [[13, 7], []], [[2, 3, 2, 3, 2, 3], [0, 2, 4]], [[1, 1, 7], [0, 1]],
       [[5000, 3], [0]], [[3, 5000], [1]], [[2, 3000, 2], [1]],
+      // Bias gradients (column sums of [tokens, features]): few outputs, so short rows are split over two passes.
+      [[2048, 64], [0]], [[100, 64], [0]], [[65, 7], [0]], [[7, 197, 13], [0, 1]],
     ];
     for (const [shape, axes] of cases) for (const keep of [false, true]) await check(shape, axes, keep, shape.length);
+  });
+
+  it('chunking: one pass when outputs are many or rows short, two (≥ 64 per chunk) when few outputs share long rows', () => {
+    expect(chunkFor(1, 64, 8192)).toBe(64);
+    expect(chunkFor(197, 768, 64)).toBe(768); // 12 608 outputs: enough threads already
+    expect(chunkFor(1, 2048, 64)).toBe(64); // a bias gradient: 32 chunks × 64 outputs
+    expect(chunkFor(1, 100, 64)).toBe(64);
+    expect(Math.ceil(2048 / chunkFor(1, 2048, 1))).toBeLessThanOrEqual(MIN_CHUNK_FOR_TEST);
+    expect(chunkFor(1, 1_000_003, 1)).toBe(1001);
   });
 
   it('stays accurate over 1M terms (multi-pass) where a plain f32 running sum would not', async () => {

@@ -285,11 +285,12 @@ export function concat(xs: Tensor[], axis: number): Tensor {
  * the last output axis. Backward: dA = dC·Bᵀ, dB = Aᵀ·dC (summed over the batch for a shared b),
  * dbias = Σ rows of dC.
  */
-export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; bias?: Tensor } = {}): Tensor {
-  const { transA = false, transB = false, bias } = opts;
+/** alpha·op(a)·op(b) (+ bias): the scale is applied in the kernel's store, so scaled scores cost no extra pass. */
+export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; bias?: Tensor; alpha?: number } = {}): Tensor {
+  const { transA = false, transB = false, bias, alpha = 1 } = opts;
   const shared = b.shape.length === 2 && a.shape.length > 2;
   if (shared && transA) throw new RangeError(`matmul: transA with a batched a ${fmt(a.shape)} and a shared 2-D b ${fmt(b.shape)} is not supported`);
-  const out = matmulK(a.data, b.data, { transA, transB, bias: bias?.data });
+  const out = matmulK(a.data, b.data, { transA, transB, bias: bias?.data, alpha });
   const parents = bias ? [a, b, bias] : [a, b];
   return new Tensor(out, {
     op: 'matmul',
@@ -300,7 +301,8 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
       let gbias: GpuArray | null = null;
       if (needs(a)) {
         // C = op(A)·op(B): d op(A) = G·op(B)ᵀ, so dA = G·op(B)ᵀ, or (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ when transA.
-        ga = transA ? matmulK(b.data, g, { transA: transB, transB: true }) : matmulK(g, b.data, { transB: !transB });
+        // With alpha, both carry the factor (again in the kernel's store).
+        ga = transA ? matmulK(b.data, g, { transA: transB, transB: true, alpha }) : matmulK(g, b.data, { transB: !transB, alpha });
       }
       if (needs(b)) {
         // A shared b sees every batch row: fold the batch into the rows of a and g.
@@ -309,7 +311,7 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
         const aa = shared ? a.data.view([a.size / K, K]) : a.data;
         const gg = shared ? g.view([g.size / N, N]) : g;
         // d op(B) = op(A)ᵀ·G, so dB = op(A)ᵀ·G, or Gᵀ·op(A) when transB.
-        gb = transB ? matmulK(gg, aa, { transA: true, transB: transA }) : matmulK(aa, gg, { transA: !transA });
+        gb = transB ? matmulK(gg, aa, { transA: true, transB: transA, alpha }) : matmulK(aa, gg, { transA: !transA, alpha });
         if (shared) {
           aa.dispose();
           gg.dispose();

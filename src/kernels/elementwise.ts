@@ -37,6 +37,17 @@ const UNARY_EXPR: Record<UnaryOp | 'affine', string> = {
   affine: 'P.scale * v + P.shift',
 };
 
+/** Ops whose WGSL expression means the same on vec4<f32> operands (pow, relu, tanh, sigmoid, step are scalar-only). */
+const VEC4_OPS = new Set<string>(['add', 'sub', 'mul', 'div', 'max', 'min', 'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'square', 'reciprocal', 'sign', 'affine']);
+
+/**
+ * Element width of a dense same-shape kernel: 4 (vec4<f32> elements, a quarter of the invocations) when the size is
+ * a multiple of 4 and the op allows it, else 1. Buffers start at offset 0, so vec4 loads are aligned.
+ */
+function width(n: number, op?: string): { w: number; T: string } {
+  return n % 4 === 0 && (op === undefined || VEC4_OPS.has(op)) ? { w: 4, T: 'vec4<f32>' } : { w: 1, T: 'f32' };
+}
+
 /** The highest rank the strided kernels take after merging dims (uniform arrays of 2 × vec4). */
 export const MAX_KERNEL_RANK = 8;
 
@@ -112,7 +123,8 @@ export function binary(op: BinaryOp, a: GpuArray, b: GpuArray): GpuArray {
   if (out.size === 0) return out;
   const groups = grid2d(Math.ceil(out.size / 256));
   if (sameShape(a.shape, b.shape)) {
-    dispatch(op, pipeline('binary', { OP: expr }), [a.buffer, b.buffer, out.buffer], packUniforms([['u32', out.size]]), groups);
+    const { w, T } = width(out.size, op);
+    dispatch(op, pipeline('binary', { OP: expr, T }), [a.buffer, b.buffer, out.buffer], packUniforms([['u32', out.size / w]]), grid2d(Math.ceil(out.size / w / 256)));
     return out;
   }
   const m = mergeDims(shape, [broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape)]);
@@ -130,8 +142,9 @@ export function binary(op: BinaryOp, a: GpuArray, b: GpuArray): GpuArray {
 
 function runUnary(label: string, expr: string, x: GpuArray, scale = 1, shift = 0): GpuArray {
   const out = GpuArray.empty(x.shape, label);
-  const u = packUniforms([['u32', x.size], ['f32', scale], ['f32', shift], ['u32', 0]]);
-  dispatch(label, pipeline('unary', { OP: expr }), [x.buffer, out.buffer], u, grid2d(Math.ceil(x.size / 256)));
+  const { w, T } = width(x.size, label);
+  const u = packUniforms([['u32', x.size / w], ['f32', scale], ['f32', shift], ['u32', 0]]);
+  dispatch(label, pipeline('unary', { OP: expr, T }), [x.buffer, out.buffer], u, grid2d(Math.ceil(x.size / w / 256)));
   return out;
 }
 
@@ -158,7 +171,8 @@ export function fill(shape: readonly number[], value: number): GpuArray {
 
 /** Overwrite every element of an existing array with value. */
 export function fillInto(out: GpuArray, value: number): void {
-  dispatch('fill', pipeline('fill'), [out.buffer], packUniforms([['u32', out.size], ['f32', value]]), grid2d(Math.ceil(out.size / 256)));
+  const { w, T } = width(out.size);
+  dispatch('fill', pipeline('fill', { T }), [out.buffer], packUniforms([['u32', out.size / w], ['f32', value]]), grid2d(Math.ceil(out.size / w / 256)));
 }
 
 /** target += alpha·x in place (same shape): gradient accumulation. */
@@ -172,6 +186,7 @@ export function addInPlace(target: GpuArray, x: GpuArray, alpha = 1): void {
     t.dispose();
     return;
   }
-  const u = packUniforms([['u32', target.size], ['f32', alpha]]);
-  dispatch('addInPlace', pipeline('binary_inplace'), [target.buffer, x.buffer], u, grid2d(Math.ceil(target.size / 256)));
+  const { w, T } = width(target.size);
+  const u = packUniforms([['u32', target.size / w], ['f32', alpha]]);
+  dispatch('addInPlace', pipeline('binary_inplace', { T }), [target.buffer, x.buffer], u, grid2d(Math.ceil(target.size / w / 256)));
 }

@@ -24,13 +24,24 @@ function stridedCopy(
   if (rank > MAX_KERNEL_RANK) {
     throw new RangeError(`${op}: shape ${fmt(shape)} needs ${rank} dims after merging; the kernel takes ${MAX_KERNEL_RANK}`);
   }
+  // Runs of 4 contiguous elements on both sides, every stride and offset a multiple of 4 (the per-head D of a
+  // q/k/v split or merge, a slice of whole rows): move vec4s, a quarter of the invocations and index arithmetic.
+  const last = rank - 1;
+  const vec4 =
+    m.shape[last] % 4 === 0 && m.strides[0][last] === 1 && m.strides[1][last] === 1 && srcOff % 4 === 0 && dstOff % 4 === 0 &&
+    m.strides.every((s) => s.every((v, d) => d === last || v % 4 === 0));
+  const w = vec4 ? 4 : 1;
+  const shp = m.shape.map((d, i) => (i === last ? d / w : d));
+  const [ss, ds] = m.strides.map((s) => s.map((v, d) => (vec4 && d === last ? 1 : v / w)));
+  const count = n / w;
   const u = packUniforms([
-    ['u32', n], ['u32', srcOff], ['u32', dstOff], ['u32', 0],
-    ...vec8(m.shape), ...vec8(m.strides[0]), ...vec8(m.strides[1]),
+    ['u32', count], ['u32', srcOff / w], ['u32', dstOff / w], ['u32', 0],
+    ...vec8(shp), ...vec8(ss), ...vec8(ds),
   ]);
-  const index = n >= SPECIALISE_MIN ? specialisedIndex(m.shape, m.strides[0], m.strides[1]) : GENERIC_INDEX.replace('{{RANK}}', String(rank));
+  const index = count >= SPECIALISE_MIN / w ? specialisedIndex(shp, ss, ds) : GENERIC_INDEX.replace('{{RANK}}', String(rank));
   const store = accumulate ? '  dst[id] = dst[id] + src[is];' : '  dst[id] = src[is];';
-  dispatch(op, pipeline('permute', { INDEX: index, STORE: store }), [src.buffer, dst.buffer], u, grid2d(Math.ceil(n / 256)));
+  const T = vec4 ? 'vec4<f32>' : 'f32';
+  dispatch(op, pipeline('permute', { INDEX: index, STORE: store, T }), [src.buffer, dst.buffer], u, grid2d(Math.ceil(count / 256)));
 }
 
 /** Copies of at least this many elements get a kernel with their shape and strides compiled in. */

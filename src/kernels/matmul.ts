@@ -11,6 +11,8 @@ export interface MatmulOptions {
   transB?: boolean;
   /** [N], added to every output row (fused into the kernel's store). */
   bias?: GpuArray;
+  /** Scale of the product, applied before the bias in the kernel's store: C = alpha·op(A)·op(B) + bias (default 1). */
+  alpha?: number;
   /** One of MATMUL_VARIANTS (or a tuned form such as 'blocked-vec4@8x4/16x4'); default: the adapter's choice. */
   variant?: string;
 }
@@ -204,7 +206,8 @@ function checkShapes(a: GpuArray, b: GpuArray, opts: MatmulOptions): Dims {
  * b 2-D (shared across a's batch). bias: [N]. Returns [...batch, M, N].
  */
 export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuArray {
-  const { transA = false, transB = false, bias } = opts;
+  const { transA = false, transB = false, bias, alpha = 1 } = opts;
+  if (!Number.isFinite(alpha)) throw new RangeError(`matmul: alpha must be a finite number, got ${alpha}`);
   const d = checkShapes(a, b, opts);
   const { N, K } = d;
   const out = GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
@@ -244,7 +247,7 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const buffers = [a.buffer, b.buffer, (bias ?? a).buffer, out.buffer];
   const maxZ = g.limits.maxComputeWorkgroupsPerDimension;
   for (let z0 = 0; z0 < batch; z0 += maxZ) {
-    const u = packUniforms([['u32', M], ['u32', N], ['u32', K], ['u32', d.bBatched ? 1 : 0], ['u32', z0]]);
+    const u = packUniforms([['u32', M], ['u32', N], ['u32', K], ['u32', d.bBatched ? 1 : 0], ['u32', z0], ['f32', alpha]]);
     dispatch(`matmul ${cfg.family} ${batch > 1 ? `${batch}×` : ''}${M}×${N}×${K}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`, p, buffers, u, [gx, gy, Math.min(maxZ, batch - z0)]);
   }
   return out;

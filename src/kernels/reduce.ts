@@ -3,18 +3,32 @@
 //
 // Design: size-1 dims are dropped and neighbouring dims that are both reduced or both kept are merged,
 // giving alternating kept/reduced groups. The last reduced group is reduced as an [outer, R, inner] view;
-// then the next, until none is left. Each group takes one or more passes: a pass splits R into chunks of
-// CHUNK (about √R once R > MAX_SINGLE_PASS) and one thread sums a chunk with Neumaier compensation, so
-// 1M terms take two passes (1000 × 1000) with no workgroup barriers (slow on lavapipe) and an error of a
-// few ulp of Σ|x| per output. Outputs beyond 65535 workgroups use grid2d.
+// then the next, until none is left. Each group takes one or more passes: a pass splits R into chunks (chunkFor)
+// and one thread sums a chunk with Neumaier compensation, with no workgroup barriers (slow on lavapipe) and an
+// error of a few ulp of Σ|x| per output. Chunks are about √R when R is long (1M terms: two passes of ~1000),
+// and shorter when there are few outputs, so that a bias gradient (a column sum of [tokens, 64]) still runs
+// thousands of threads rather than 64 serial loops. Outputs beyond 65535 workgroups use grid2d.
 import { broadcastShapes, fill } from './elementwise.js';
 import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
 import { GpuArray, fmt, shapeSize } from './memory.js';
 
 type Kind = 'sum' | 'max';
 
-/** A reduce dim longer than this is split over several passes. */
+/** A reduce dim longer than this is always split over several passes. */
 const MAX_SINGLE_PASS = 2048;
+/** Threads a pass aims for (when the outputs alone are fewer), and the shortest chunk it splits R into for them. */
+const TARGET_THREADS = 8192;
+const MIN_CHUNK = 64;
+
+/** The chunk length one thread sums in a pass over an [outer, r, inner] view. */
+export function chunkFor(outer: number, r: number, inner: number): number {
+  // Long: ~√r per chunk (1M terms: passes of 1001, 3907 → 16, 1). Short with few outputs: chunks of at least
+  // MIN_CHUNK, at most 32 of them (2048 / 64), so the next pass is a single one: never more than two passes.
+  if (r > MAX_SINGLE_PASS) return Math.max(256, Math.ceil(Math.sqrt(r)));
+  const outputs = outer * inner;
+  if (r <= MIN_CHUNK || outputs >= TARGET_THREADS) return r;
+  return Math.max(MIN_CHUNK, Math.ceil(r / Math.ceil(TARGET_THREADS / outputs)));
+}
 
 /** Normalise axes (negative allowed; undefined means all) into one flag per dim; RangeError on bad axes. */
 export function reducedAxes(op: string, shape: readonly number[], axes?: number[]): boolean[] {
@@ -35,7 +49,7 @@ export function reducedAxes(op: string, shape: readonly number[], axes?: number[
  * (the last group, nc = 1) it writes straight into an array of finalShape and applies scale.
  */
 function onePass(op: string, kind: Kind, x: GpuArray, outer: number, r: number, inner: number, scale: number, finalShape: readonly number[] | null): { out: GpuArray; nc: number } {
-  const chunk = r <= MAX_SINGLE_PASS ? r : Math.max(256, Math.ceil(Math.sqrt(r)));
+  const chunk = chunkFor(outer, r, inner);
   const nc = Math.ceil(r / chunk);
   const final = finalShape !== null && nc === 1;
   const out = GpuArray.empty(final ? finalShape : [outer, nc, inner], op);

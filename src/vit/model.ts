@@ -191,7 +191,7 @@ export class MultiheadSelfAttention extends Module {
       // it); at inference it is freed now (the pool's next upload flushes the recorded kernel first).
       if (hs && !o.requiresGrad) hs.dispose();
     } else {
-      const s = ops.scale(ops.matmul(q, k, { transB: true }), scale); // [B, H, N, N]
+      const s = ops.matmul(q, k, { transB: true, alpha: scale }); // [B, H, N, N], scaled in the matmul's store
       probs = ops.softmax(s);
       const p = attnDrop > 0 ? ops.dropout(probs, attnDrop, dropoutSeed()) : probs;
       o = ops.matmul(p, v);

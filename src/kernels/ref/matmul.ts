@@ -4,6 +4,8 @@ export interface MatmulRefOptions {
   transA?: boolean;
   transB?: boolean;
   bias?: ArrayLike<number>;
+  /** C = alpha·op(A)·op(B) + bias (default 1). */
+  alpha?: number;
 }
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -19,7 +21,7 @@ export function matmulRef(
   bShape: number[],
   opts: MatmulRefOptions = {},
 ): Float64Array {
-  const { transA = false, transB = false, bias } = opts;
+  const { transA = false, transB = false, bias, alpha = 1 } = opts;
   if (aShape.length < 2 || bShape.length < 2) throw new RangeError(`matmulRef: operands must be at least 2-D: a ${fmt(aShape)} × b ${fmt(bShape)}`);
   const [ar, ac] = aShape.slice(-2);
   const [br, bc] = bShape.slice(-2);
@@ -40,13 +42,13 @@ export function matmulRef(
     const bo = bBatched ? t * K * N : 0;
     for (let i = 0; i < M; i++) {
       for (let j = 0; j < N; j++) {
-        let s = bias ? bias[j] : 0;
+        let s = 0;
         for (let k = 0; k < K; k++) {
           const av = a[ao + (transA ? k * M + i : i * K + k)];
           const bv = b[bo + (transB ? j * K + k : k * N + j)];
           s += av * bv;
         }
-        out[(t * M + i) * N + j] = s;
+        out[(t * M + i) * N + j] = alpha * s + (bias ? bias[j] : 0);
       }
     }
   }
