@@ -15,6 +15,40 @@ export interface AttentionShape {
   runs?: number;
 }
 
+/**
+ * The largest difference between a fused variant and the explicit path over out, dq, dk and dv at [B, H, N, D]
+ * (random inputs and output gradient), relative to the largest magnitude of each: checked before a variant is
+ * timed, so a wrong kernel (or one the adapter failed to compile) is reported rather than timed.
+ */
+export async function fusedVsExplicitError(opts: AttentionShape & { variant?: string } = {}): Promise<number> {
+  const B = opts.batch ?? 1, H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
+  const data = [11, 12, 13, 14].map((s) => randomArray(B * H * N * D, s));
+  const results = await Promise.all(
+    (['fused', 'explicit'] as const).map((path) =>
+      scope(async () => {
+        const [q, k, v] = data.slice(0, 3).map((d) => Tensor.from(d, [B, H, N, D], true));
+        const out =
+          path === 'fused' ? ops.attention(q, k, v, { variant: opts.variant }) : ops.matmul(ops.softmax(ops.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(D) })), v);
+        out.backward(GpuArray.fromData(data[3], [B, H, N, D]));
+        return Promise.all([out.read(), q.grad!.read(), k.grad!.read(), v.grad!.read()]);
+      }),
+    ),
+  );
+  let worst = 0;
+  results[0].forEach((f, i) => {
+    const e = results[1][i];
+    let scale = 0;
+    let diff = 0;
+    for (let j = 0; j < e.length; j++) {
+      scale = Math.max(scale, Math.abs(e[j]));
+      const d = Math.abs(f[j] - e[j]);
+      diff = Number.isNaN(d) ? Infinity : Math.max(diff, d);
+    }
+    worst = Math.max(worst, diff / (scale || 1));
+  });
+  return worst;
+}
+
 /** Forward and forward+backward time of attention at [B, H, N, D], fused or explicit. */
 export async function benchAttentionPath(path: 'fused' | 'explicit', opts: AttentionShape & { variant?: string } = {}) {
   const B = opts.batch ?? 1, H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;

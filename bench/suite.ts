@@ -99,7 +99,7 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       break;
     }
     case 'attention': {
-      const { benchAttentionPath } = await import('./attention_unfused.js');
+      const { benchAttentionPath, fusedVsExplicitError } = await import('./attention_unfused.js');
       const { defaultAttentionVariant, ATTENTION_VARIANTS } = await import('../src/kernels/attention.js');
       // ViT-B/16 attention: 12 heads, 197 tokens, head dim 64; batch 1 on a CPU adapter, a training batch of 32 on a GPU.
       const software = isSoftwareAdapter();
@@ -109,8 +109,21 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       const c = `B${batch} H12 N${shape.seq} D64`;
       // The default fused variant on a CPU adapter (the others take seconds to compile there); every variant on a GPU.
       for (const variant of software ? [defaultAttentionVariant()] : [...ATTENTION_VARIANTS]) {
-        const f = await benchAttentionPath('fused', { ...shape, variant });
         const v = `fused ${variant}${variant === defaultAttentionVariant() ? ' (default)' : ''}`;
+        // Checked against the explicit path first (f32, different summation orders: 1e-4 of the largest value is
+        // ~100× their expected difference and far below any indexing or softmax mistake); a failure is a row, not a stop.
+        let err: number;
+        try {
+          err = await fusedVsExplicitError({ ...shape, variant });
+        } catch (e) {
+          rows.push({ bench: 'attention', case: `${c} forward`, variant: v, metric: 'error', value: NaN, unit: '', note: `not timed: ${(e as Error).message}` });
+          continue;
+        }
+        if (!(err <= 1e-4)) {
+          rows.push({ bench: 'attention', case: `${c} forward`, variant: v, metric: 'error', value: err, unit: 'rel', note: 'not timed: differs from the explicit path by more than 1e-4 of the largest value' });
+          continue;
+        }
+        const f = await benchAttentionPath('fused', { ...shape, variant });
         rows.push({ bench: 'attention', case: `${c} forward`, variant: v, metric: 'time', value: f.fwd_ms, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: e.fwd_ms, ratio: e.fwd_ms / f.fwd_ms });
         rows.push({ bench: 'attention', case: `${c} forward+backward`, variant: v, metric: 'time', value: f.fwd_bwd_ms, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: e.fwd_bwd_ms, ratio: e.fwd_bwd_ms / f.fwd_bwd_ms });
       }
@@ -190,7 +203,7 @@ const fmtNum = (v: number | undefined, d = 2) =>
 export function formatRow(r: BenchRow): string {
   const peer = r.peer ? `   vs ${r.peer}: ${fmtNum(r.peerValue)} ${r.unit} (×${fmtNum(r.ratio)})` : '';
   const pct = r.pctPeak !== undefined ? ` (${fmtNum(r.pctPeak, 1)}% of peak)` : '';
-  return `${r.bench} ${r.case} [${r.variant}]: ${fmtNum(r.value)} ${r.unit}${pct}${peer}`;
+  return `${r.bench} ${r.case} [${r.variant}]: ${fmtNum(r.value)} ${r.unit}${pct}${peer}${r.note ? ` — ${r.note}` : ""}`;
 }
 
 export function markdownTable(s: SuiteResult): string {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
+import { subgroupSize } from '../src/kernels/matmul.js';
 import { ATTENTION_VARIANTS, attentionBackward, attentionForward, defaultAttentionVariant, type AttentionOptions } from '../src/kernels/attention.js';
 import { attentionBackwardRef, attentionRef, type AttentionRefOptions } from '../src/kernels/ref/attention.js';
 import { randomArray } from '../src/kernels/ref/math.js';
@@ -84,7 +85,9 @@ const CASES: [Shape, MaskKind, boolean][] = [
 
 describe('attention', () => {
   it('default variant follows the adapter', () => {
-    expect(defaultAttentionVariant('llvmpipe')).toBe('rows');
+    expect(defaultAttentionVariant('llvmpipe', true)).toBe('subgroup');
+    expect(defaultAttentionVariant('llvmpipe', false)).toBe('rows');
+    expect(defaultAttentionVariant('swiftshader', false)).toBe('rows');
     expect(defaultAttentionVariant('nvidia-h100')).toBe('blocked');
   });
 
@@ -161,6 +164,12 @@ describe('attention', () => {
     const badHs = GpuArray.zeros([3]);
     expect(() => attentionForward(a, a, a, { headScale: badHs })).toThrow(/attentionForward: headScale \[3\] must be \[2\] for q \[1, 2, 5, 4\]/);
     expect(() => attentionForward(a, a, a, { variant: 'nope' })).toThrow(/attentionForward: unknown variant 'nope'/);
+    if (subgroupSize()) {
+      expect(() => attentionForward(a, a, a, { variant: 'subgroup@9x1' })).toThrow(/attentionForward: bad variant 'subgroup@9x1': expected subgroup@RQxTN/);
+      expect(() => attentionForward(a, a, a, { variant: 'subgroup@1x2/1x2' })).toThrow(/bad variant 'subgroup@1x2\/1x2'/);
+    } else {
+      expect(() => attentionForward(a, a, a, { variant: 'subgroup' })).toThrow(/variant 'subgroup' needs the adapter's 'subgroups' feature/);
+    }
     const lse = GpuArray.zeros([1, 2, 4]);
     expect(() => attentionBackward(a, a, a, a, lse, a)).toThrow(/attentionBackward: lse \[1, 2, 4\] must be \[1, 2, 5\] for q \[1, 2, 5, 4\]/);
     expect(() => attentionBackward(a, a, a, a, GpuArray.zeros([1, 2, 5]), b)).toThrow(/attentionBackward: dout \[1, 2, 6, 4\] does not match q \[1, 2, 5, 4\]/);
