@@ -2,7 +2,8 @@
 # Runs on a borrowed GPU machine (see README "Benchmarks on a real GPU"): the folder made by
 # scripts/pack-node-bundle.sh travels as .devpack, a Vulkan loader as .gl/*.deb. Writes everything to $OUT:
 #   smi.txt, info.json, selfcheck.json, parity.json (vit_b_16 logits vs torchvision on the GPU's own torch, both
-#   attention paths), bench.log and the results (results/<adapter>.{json,md,png}).
+#   attention paths), bench.log and the results (results/<adapter>.{json,md,png}); with PROFILE=1 also
+#   profile_vit_b_16_{forward,train}.txt; BENCHES=none skips the suite.
 # Each step has its own time limit, so one that hangs cannot take the rest with it.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -40,6 +41,11 @@ print(json.dumps({"config": "vit_b_16", "max_abs_logit_diff": res}))
 PY
   cat "$OUT/parity.json"; tail -3 $P/predict.err 2>/dev/null
 fi
+# PROFILE=1: per-kernel GPU time of vit_b_16's forward and training step at batch 32 (where the time goes).
+if [ "${PROFILE:-0}" = 1 ]; then
+  for w in forward train; do timeout 180 /tmp/node dist/celluscan.mjs bench profile --model vit_b_16 --what $w --batch 32 --top 40 > "$OUT/profile_vit_b_16_$w.txt" 2>&1; echo "profile $w rc=$?"; done
+fi
+[ "${BENCHES:-all}" = none ] && exit 0
 timeout ${BENCH_TIMEOUT:-420} /tmp/node dist/celluscan.mjs bench ${BENCHES:-all} 2>&1 | grep -v 'artificially reduced' | tee "$OUT/bench.log"
 mkdir -p "$OUT/results"; cp dist/results/* "$OUT/results/" 2>/dev/null
 ls -la "$OUT" "$OUT/results"
