@@ -1,5 +1,5 @@
 // Reductions over arbitrary axes: sum, mean, max, and sumToShape (broadcasting's backward).
-// WGSL: shaders/reduce_sum.wgsl, shaders/reduce_max.wgsl. Reference: ref/reduce.ts.
+// WGSL: shaders/reduce.wgsl (one pass; the sum or max accumulator filled in here). Reference: ref/reduce.ts.
 //
 // Design: size-1 dims are dropped and neighbouring dims that are both reduced or both kept are merged,
 // giving alternating kept/reduced groups. The last reduced group is reduced as an [outer, R, inner] view;
@@ -13,6 +13,17 @@ import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
 import { GpuArray, fmt, shapeSize } from './memory.js';
 
 type Kind = 'sum' | 'max';
+
+/** The accumulator of shaders/reduce.wgsl per kind: declarations, the step folding in v, the result. */
+const ACCUMULATOR: Record<Kind, { INIT: string; STEP: string; RESULT: string }> = {
+  sum: {
+    INIT: '  var s = 0.0;\n  var comp = 0.0;',
+    // The low-order bits lost by s + v, recovered exactly (Neumaier): from the smaller-magnitude term.
+    STEP: '    let sum = s + v;\n    comp += select((v - sum) + s, (s - sum) + v, abs(s) >= abs(v));\n    s = sum;',
+    RESULT: 's + comp',
+  },
+  max: { INIT: '  var m = x[idx];', STEP: '    m = max(m, v);', RESULT: 'm' },
+};
 
 /** A reduce dim longer than this is always split over several passes. */
 const MAX_SINGLE_PASS = 2048;
@@ -55,7 +66,7 @@ function onePass(op: string, kind: Kind, x: GpuArray, outer: number, r: number, 
   const out = GpuArray.empty(final ? finalShape : [outer, nc, inner], op);
   const total = outer * nc * inner;
   const u = packUniforms([['u32', total], ['u32', inner], ['u32', nc], ['u32', r], ['u32', chunk], ['f32', final ? scale : 1]]);
-  dispatch(op, pipeline(`reduce_${kind}`), [x.buffer, out.buffer], u, grid2d(Math.ceil(total / 256)));
+  dispatch(op, pipeline('reduce', ACCUMULATOR[kind]), [x.buffer, out.buffer], u, grid2d(Math.ceil(total / 256)));
   return { out, nc };
 }
 
