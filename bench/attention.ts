@@ -94,7 +94,7 @@ export async function benchAttention(opts: BenchAttentionOptions = {}): Promise<
 }
 
 /**
- * Fused variants beside the explicit path (matmul → scale → softmax → matmul through autograd), all in one
+ * Fused variants beside the explicit path (matmul with the 1/√D scale in its store → softmax → matmul, through autograd), all in one
  * process at one shape, timed the same way (bench/timing.ts: GPU timestamps where available, runs
  * interleaved variant by variant). Returns forward and forward+backward ms per path and the ratios
  * explicit / fused (> 1: the fused kernel is faster).

@@ -116,11 +116,11 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
         try {
           err = await fusedVsExplicitError({ ...shape, variant });
         } catch (e) {
-          rows.push({ bench: 'attention', case: `${c} forward`, variant: v, metric: 'error', value: NaN, unit: '', note: `not timed: ${(e as Error).message}` });
+          rows.push({ bench: 'attention', case: `${c} forward and backward`, variant: v, metric: 'error', value: NaN, unit: '', note: `not timed: ${(e as Error).message}` });
           continue;
         }
         if (!(err <= 1e-4)) {
-          rows.push({ bench: 'attention', case: `${c} forward`, variant: v, metric: 'error', value: err, unit: 'rel', note: 'not timed: differs from the explicit path by more than 1e-4 of the largest value' });
+          rows.push({ bench: 'attention', case: `${c} forward and backward`, variant: v, metric: 'error', value: err, unit: 'rel', note: 'not timed: out, dq, dk or dv differs from the explicit path by more than 1e-4 of its largest value' });
           continue;
         }
         const f = await benchAttentionPath('fused', { ...shape, variant });

@@ -148,6 +148,29 @@ describe('autograd engine', () => {
     });
   });
 
+  it('a broadcast gradient that is a view of the output gradient is not shared by two parents', async () => {
+    // add([1,3,4], [3,4]): the [3,4] side's gradient is the output gradient reshaped (no reduction), i.e. a view of
+    // the same buffer; each parent must still get its own gradient, here both accumulated into x (one through a
+    // full slice, whose backward adds in place).
+    await scope(async () => {
+      const xs = Array.from({ length: 12 }, (_, i) => i - 5.5);
+      const ws = Array.from({ length: 12 }, (_, i) => (i % 5) - 2);
+      const x = Tensor.from(xs, [3, 4], true);
+      const s = ops.slice(x, [0, 0], [3, 4]);
+      const y = ops.add(ops.reshape(s, [1, 3, 4]), x);
+      ops.sum(ops.mul(y, Tensor.from(ws, [1, 3, 4]))).backward(); // d/dx = 2w
+      expect(Array.from(await x.grad!.read())).toEqual(ws.map((w) => 2 * w));
+      const a = Tensor.from(xs, [1, 3, 4], true);
+      const b = Tensor.from(xs, [3, 4], true);
+      const z = ops.add(a, b);
+      ops.sum(ops.mul(ops.mul(z, z), Tensor.from(ws, [1, 3, 4]))).backward(); // d/da = d/db = 2·z·w = 4·x·w
+      expect(Array.from(await a.grad!.read())).toEqual(xs.map((v, i) => 4 * v * ws[i]));
+      expect(Array.from(await b.grad!.read())).toEqual(xs.map((v, i) => 4 * v * ws[i]));
+      ops.sum(ops.affineOp(a, 1)).backward(); // accumulating into a must not change b
+      expect(Array.from(await b.grad!.read())).toEqual(xs.map((v, i) => 4 * v * ws[i]));
+    });
+  });
+
   it('noGrad records nothing', async () => {
     await scope(async () => {
       const x = Tensor.from([1, 2], [2], true);

@@ -190,8 +190,10 @@ export class Tensor implements HoldsGpuArrays {
         continue;
       }
       const contributions = t.backwardFn!(g);
-      // g's buffer moves to the first parent that receives it; any other receiver gets a copy.
+      // g's buffer moves to the first parent that receives it (as g or as a view of it, e.g. a broadcast gradient
+      // whose reduction was only a reshape); any other receiver gets a copy, so no two gradients share a buffer.
       let gMoved = false;
+      let gKept = false; // the g array itself (not a view) went to a parent
       t.parents.forEach((p, j) => {
         let c = contributions[j];
         if (!c) return;
@@ -200,9 +202,15 @@ export class Tensor implements HoldsGpuArrays {
           return;
         }
         if (c.size !== p.size) throw new Error(`autograd: op ${t.op} gave a gradient ${fmt(c.shape)} for an input of shape ${fmt(p.shape)}`);
-        if (c === g) {
-          if (gMoved) c = g.clone();
-          gMoved = true;
+        if (c === g || c.buffer === g.buffer) {
+          if (gMoved) {
+            const copy = c.clone();
+            if (c !== g) c.dispose();
+            c = copy;
+          } else {
+            gMoved = true;
+            gKept = c === g;
+          }
         } else if (stored.has(c)) c = c.clone();
         if (c.shape.length !== p.shape.length || c.shape.some((d, i) => d !== p.shape[i])) {
           const v = c.view(p.shape);
@@ -219,7 +227,7 @@ export class Tensor implements HoldsGpuArrays {
         }
       });
       stored.delete(g);
-      if (!gMoved) g.dispose();
+      if (!gKept) g.dispose(); // a view that moved holds its own reference
       t.releaseGraph();
     }
     for (const g of grads.values()) g.dispose();

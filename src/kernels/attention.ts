@@ -52,9 +52,9 @@ const ROWS_BK = 16;
  * tiled 3.66 / 20.3: bench/results/nvidia-h200.md; 'subgroup' was not yet measured on a GPU). `subgroups`: whether
  * that adapter has fixed-size subgroups (known for the current device only).
  */
-export function defaultAttentionVariant(adapterKey = gpu().adapterKey, subgroups = adapterKey === gpu().adapterKey && subgroupSize() !== null): AttentionVariant {
+export function defaultAttentionVariant(adapterKey = gpu().adapterKey, subgroups?: boolean): AttentionVariant {
   if (!isSoftwareAdapterKey(adapterKey)) return 'blocked';
-  return subgroups ? 'subgroup' : 'rows';
+  return (subgroups ?? (adapterKey === gpu().adapterKey && subgroupSize() !== null)) ? 'subgroup' : 'rows';
 }
 
 interface Dims {
@@ -80,8 +80,14 @@ interface Block {
 
 /** Default blocking (measured on lavapipe, see bench/results/llvmpipe-attention.md). */
 const BLOCKED_DEFAULT: Block = { fwd: [4, 4], dq: [4, 4], dkv: [4, 4] };
-/** 'subgroup' default: RQ = 1 query vec4 per lane (SG rows per subgroup), TN = 4 keys per lane (4·SG per tile). */
-const SUBGROUP_DEFAULT: [number, number][] = [[1, 4], [1, 4], [1, 4]];
+/**
+ * 'subgroup' default blocking for subgroup size SG: RQ = 1 (SG rows per subgroup) and TN = 32/SG keys per lane, so a
+ * tile has 32 keys and each lane holds SG·TN = 32 scores per pass (lavapipe, SG 8: 1×4; NVIDIA, SG 32: 1×1).
+ */
+function subgroupDefault(SG: number): [number, number][] {
+  const b: [number, number] = [1, Math.max(1, Math.floor(32 / SG))];
+  return [b, b, b];
+}
 
 /** Invocations per workgroup of the 'blocked' kernels (one SIMD chunk of llvmpipe's AVX2 code). */
 const BLOCKED_WG = 8;
@@ -146,7 +152,7 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
     if (spec !== undefined && ((pairs.length !== 1 && pairs.length !== 3) || pairs.some((x) => !x || x[0] < 1 || x[1] < 1 || x[0] > 4 || x[1] > 8))) {
       throw new RangeError(`${op}: bad variant '${name}': expected subgroup@RQxTN or subgroup@RQxTN/RQxTN/RQxTN (forward / dQ / dK-dV) with RQ in 1..4, TN in 1..8`);
     }
-    const [fwd, dq = fwd, dkv = fwd] = spec === undefined ? SUBGROUP_DEFAULT : (pairs as [number, number][]);
+    const [fwd, dq = fwd, dkv = fwd] = spec === undefined ? subgroupDefault(size) : (pairs as [number, number][]);
     sg = { size, fwd, dq, dkv };
   } else if (spec !== undefined) throw new RangeError(`${op}: variant '${family}' takes no '@' parameters (got '${name}')`);
   return { B, H, N, D, maskB, maskH, variant, block, sg };

@@ -5,7 +5,8 @@
 // giving alternating kept/reduced groups. The last reduced group is reduced as an [outer, R, inner] view;
 // then the next, until none is left. Each group takes one or more passes: a pass splits R into chunks (chunkFor)
 // and one thread sums a chunk with Neumaier compensation, with no workgroup barriers (slow on lavapipe) and an
-// error of a few ulp of Σ|x| per output. Chunks are about √R when R is long (1M terms: two passes of ~1000),
+// error of a few ulp of Σ|x| per output. Chunks are about √R when R is long (1M terms: 1001-term chunks, then 3907 →
+// 16 → 1),
 // and shorter when there are few outputs, so that a bias gradient (a column sum of [tokens, 64]) still runs
 // thousands of threads rather than 64 serial loops. Outputs beyond 65535 workgroups use grid2d.
 import { broadcastShapes, fill } from './elementwise.js';
@@ -34,7 +35,7 @@ const MIN_CHUNK = 64;
 /** The chunk length one thread sums in a pass over an [outer, r, inner] view. */
 export function chunkFor(outer: number, r: number, inner: number): number {
   // Long: ~√r per chunk (1M terms: passes of 1001, 3907 → 16, 1). Short with few outputs: chunks of at least
-  // MIN_CHUNK, at most 32 of them (2048 / 64), so the next pass is a single one: never more than two passes.
+  // MIN_CHUNK, at most 32 of them (2048 / 64), so the next pass is the last: a short dim takes at most two passes.
   if (r > MAX_SINGLE_PASS) return Math.max(256, Math.ceil(Math.sqrt(r)));
   const outputs = outer * inner;
   if (r <= MIN_CHUNK || outputs >= TARGET_THREADS) return r;
