@@ -164,16 +164,25 @@ describe('matmul', () => {
     }
   });
 
-  it('the default variant leaves the subgroup kernel for outputs narrower than its block, and stays correct', async () => {
-    const sg = subgroupSize();
-    // a subgroup block is tm·SG rows × tn·SG columns (default tm 2, tn 8)
-    expect(variantForShape('subgroup', 17, 17)).toBe(sg ? 'blocked-vec4' : 'subgroup');
-    expect(variantForShape('subgroup', 2176, 64)).toBe(sg && 64 * 2 < 8 * sg ? 'blocked-vec4' : 'subgroup');
-    expect(variantForShape('tiled', 17, 17)).toBe('tiled'); // only the subgroup family is adjusted
-    expect(variantForShape('subgroup@1x8/0x4', 2176, 192)).toBe('subgroup@1x8/0x4');
+  it('the default subgroup blocking shrinks to narrow or short outputs, and stays correct', async () => {
+    // a subgroup block is tm·SG rows × tn·SG columns (default tm 2, tn 8, 4 subgroups per workgroup); SG 8 here
+    expect(variantForShape('subgroup', 2176, 192, 8)).toBe('subgroup'); // big enough: unchanged
+    expect(variantForShape('subgroup', 2176, 64, 8)).toBe('subgroup'); // 64 columns = one full block
+    expect(variantForShape('subgroup', 50, 16, 8)).toBe('subgroup@2x2/0x4'); // 16 columns: tn 2; 64 rows pad 22 %
+    expect(variantForShape('subgroup', 17, 17, 8)).toBe('subgroup@1x3/0x3'); // 2-row blocks would pad 47 %
+    expect(variantForShape('subgroup', 17, 16, 8)).toBe('subgroup@1x2/0x3');
+    expect(variantForShape('subgroup', 50, 50, 8)).toBe('subgroup'); // 7 columns per lane > 8 / 2: the full block
+    expect(variantForShape('subgroup', 197, 50, 32)).toBe('subgroup@2x2/0x4'); // SG 32
+    expect(variantForShape('subgroup', 100, 3, 8)).toBe('blocked-vec4'); // under half a subgroup wide
+    expect(variantForShape('subgroup', 3, 100, 8)).toBe('blocked-vec4');
+    expect(variantForShape('tiled', 17, 17, 8)).toBe('tiled'); // only the subgroup family is adjusted
+    expect(variantForShape('subgroup@1x8/0x4', 17, 16, 8)).toBe('subgroup@1x8/0x4'); // named blockings are kept
+    expect(variantForShape('subgroup', 17, 17, null)).toBe(subgroupSize() ? 'subgroup@1x3/0x3' : 'subgroup');
     // a small ViT's per-head attention products (batch × heads = 48 here), through the default choice
     await check(undefined, { batch: [48], M: 17, N: 17, K: 16, transB: true }, 70);
     await check(undefined, { batch: [48], M: 17, N: 16, K: 17 }, 71);
+    await check(undefined, { batch: [24], M: 50, N: 16, K: 50, transA: true }, 72);
+    await check(undefined, { batch: [24], M: 50, N: 50, K: 16, transB: true }, 73);
   });
 
   it('K = 0 gives zeros (plus the bias); empty M or N give empty results', async () => {

@@ -122,15 +122,28 @@ export function subgroupBody(rq: number, tn: number, sg: number): { SETUP: strin
 
 /**
  * The adapter's default variant, adjusted to the problem when it is not named: a subgroup kernel computes blocks of
- * (tm·SG) rows × (tn·SG) columns, so an output much narrower than that (the per-head products of a small ViT's
- * attention, 17×17 or 17×16, SG 8 on lavapipe) would spend most of its lanes on padding: blocked-vec4 runs those
- * instead (5× faster for 512 × 17×17×16 on lavapipe: bench/results/llvmpipe-matmul.md).
+ * (tm·SG) rows × (tn·SG) columns with WGY subgroups per workgroup, so for an output narrower or shorter than that
+ * (the per-head products of a small ViT's attention: 17×17, 17×16, 50×16 with SG 8 on lavapipe) the block
+ * shrinks to fit: tn = ⌈N/SG⌉ when that is at most half the default, tm = 1 where two rows per lane would pad more than a quarter of the rows, and
+ * no more subgroups per workgroup than there are row blocks. Measured on lavapipe (best of 7, 512 products each):
+ * 50×16×50 6.6 ms as subgroup@2x2 against 17.0 as the full block or blocked, 17×16×17 1.65 ms as subgroup@1x2
+ * against 8.0 / 1.75. Outputs under half a subgroup wide or tall go to blocked-vec4. A variant given with '@'
+ * parameters is kept as it is. `sg`: the subgroup size (default: the device's).
  */
-export function variantForShape(variant: string, M: number, N: number): string {
+export function variantForShape(variant: string, M: number, N: number, sg: number | null = null): string {
   const cfg = parseMatmulVariant(variant);
-  const sg = cfg.family === 'subgroup' ? subgroupSize() : null;
-  if (sg && (N * 2 < cfg.tn * sg || M < cfg.tm * sg)) return 'blocked-vec4';
-  return variant;
+  if (cfg.family !== 'subgroup' || variant.includes('@')) return variant;
+  const size = sg ?? subgroupSize();
+  if (!size) return variant;
+  if (N * 2 < size || M * 2 < size) return 'blocked-vec4';
+  // Columns: ⌈N/SG⌉ per lane when that is at most half the default (an odd count past that measured slower than the
+  // full, padded block: 50×50×16 took 11 ms as 2×7 and 8.4 ms as 2×8).
+  const tn = Math.ceil(N / size) <= cfg.tn / 2 ? Math.ceil(N / size) : cfg.tn;
+  const waste = (tm: number) => (Math.ceil(M / (tm * size)) * tm * size - M) / (Math.ceil(M / (tm * size)) * tm * size);
+  const tm = cfg.tm > 1 && waste(cfg.tm) > 0.25 ? 1 : cfg.tm;
+  const wgy = Math.max(1, Math.min(cfg.wgy, Math.ceil(M / (tm * size))));
+  if (tm === cfg.tm && tn === cfg.tn && wgy === cfg.wgy) return variant;
+  return `subgroup@${tm}x${tn}/0x${wgy}`;
 }
 
 /**
