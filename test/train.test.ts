@@ -136,9 +136,13 @@ describe('metrics', () => {
   });
 
   it('presets: the fashion-mnist recipes use the benchmarked model; celluscan needs --init', () => {
-    expect(Object.keys(TRAIN_PRESETS)).toEqual(['fashion-mnist', 'fashion-mnist-quick', 'celluscan']);
+    expect(Object.keys(TRAIN_PRESETS)).toEqual(['fashion-mnist', 'fashion-mnist-p7', 'fashion-mnist-quick', 'celluscan']);
     const f = getPreset('fashion-mnist').options;
-    expect(f.config).toMatchObject({ image_size: 28, patch_size: 7, num_layers: 4, num_heads: 4, hidden_dim: 64, mlp_dim: 128 });
+    expect(f.config).toMatchObject({ image_size: 28, patch_size: 4, num_layers: 4, num_heads: 4, hidden_dim: 64, mlp_dim: 128 });
+    expect(f).toMatchObject({ epochs: 30, augment: 'light', lr: 1e-3, weightDecay: 0.05, warmupSteps: 500, labelSmoothing: 0.1 });
+    // the quick preset and `bench train` use the patch-7 model (the issue's PyTorch comparison config)
+    expect(getPreset('fashion-mnist-quick').options.config).toMatchObject({ patch_size: 7, hidden_dim: 64 });
+    expect(getPreset('fashion-mnist-p7').options).toMatchObject({ epochs: 15, augment: 'none' });
     expect(getPreset('celluscan').options).toMatchObject({ model: 'vit_b_16', labels: 'wbc14', lr: 3e-4, weightDecay: 1e-2, requiresInit: true });
     expect(() => getPreset('nope')).toThrow(/unknown training preset 'nope'.*fashion-mnist/);
   });

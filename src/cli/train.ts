@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .description('train a ViT (from scratch or from --init weights); writes metrics.jsonl, checkpoints, plots and a summary to --out')
     .option('--data <dir>', "an ImageFolder tree (DIR/<class>/*.png or DIR/{train,val,test}/<class>/…) or 'fashion-mnist'")
     .requiredOption('--out <dir>', 'the run folder')
-    .option('--preset <name>', 'a recipe: fashion-mnist | fashion-mnist-quick | celluscan (explicit options win)')
+    .option('--preset <name>', 'a recipe: fashion-mnist (≥90%, patch 4) | fashion-mnist-p7 | fashion-mnist-quick | celluscan (explicit options win)')
     .option('--model <name>', 'ViT preset (vit_b_16, vit_s_16, vit_ti_16, …), num_classes from the data')
     .option('--config <file>', 'a JSON VitConfig (torchvision argument names; num_classes from the data)')
     .option('--init <weights>', 'initial weights (.safetensors or torch checkpoint); their labels must match the data')
