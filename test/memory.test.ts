@@ -93,7 +93,7 @@ describe('bad input', () => {
   });
 
   it('refuses too many workgroups rather than losing the device', () => {
-    const p = pipeline('gelu');
+    const p = pipeline('gelu', { T: 'f32' });
     const a = GpuArray.zeros([4]);
     expect(() => dispatch('myKernel', p, [a.buffer, a.buffer, a.buffer], packUniforms([['u32', 4], ['u32', 0]]), [70000])).toThrow(/myKernel: 70000×1×1 workgroups is above/);
     a.dispose();
@@ -125,7 +125,7 @@ describe('bad input', () => {
 
   it('a shader template without a value, or with an unused value, is an error', () => {
     expect(() => shaderSource('peak_flops', {})).toThrow(/no value for the placeholder \{\{WG\}\}/);
-    expect(() => shaderSource('gelu', { X: 1 })).toThrow(/has no placeholder \{\{X\}\}/);
+    expect(() => shaderSource('gelu', { T: 'f32', X: 1 })).toThrow(/has no placeholder \{\{X\}\}/);
     expect(() => shaderSource('nope')).toThrow(/no shader named 'nope'/);
   });
 });
