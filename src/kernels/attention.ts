@@ -371,6 +371,23 @@ function storeChunk(buf: string, acc: string, mul: string, u: number, SG: number
   return `{ let c = lane + ${u * SG}u; if (c < D4) { let x = ${acc} * ${mul}; let o = ob + 4u * c; ${buf}[o] = x.x; ${tail} } }`;
 }
 
+/**
+ * The backward passes' two tiles at once, per d4 chunk: s_r_j += rows0_r · cols0_j and t_r_j += rows1_r · cols1_j,
+ * each lane loading RQ vec4s of both row buffers (at rowOff{q}) and TN of both column buffers (at colOff{j}), the
+ * row vec4s broadcast with constant-lane shuffles. dQ: rows q, dOs × columns k, v; dK/dV: rows k, v × columns q, dOs.
+ */
+function pairTileDot(SG: number, RQ: number, TN: number, rows: [string, string], rowOff: string, cols: [string, string], colOff: string): string[] {
+  const dot = [
+    line((q) => `let a${q} = ${rows[0]}[${rowOff}${q} + d4]; let g${q} = ${rows[1]}[${rowOff}${q} + d4];`, RQ),
+    line((j) => `let b${j} = ${cols[0]}[${colOff}${j} + d4]; let w${j} = ${cols[1]}[${colOff}${j} + d4];`, TN),
+  ];
+  for (const r of range(RQ * SG)) {
+    const q = Math.floor(r / SG);
+    dot.push(`let x${r} = subgroupShuffle(a${q}, ${r % SG}u); let y${r} = subgroupShuffle(g${q}, ${r % SG}u); ${line((j) => `s${r}_${j} += dot(x${r}, b${j}); t${r}_${j} += dot(y${r}, w${j});`, TN)}`);
+  }
+  return dot;
+}
+
 /** dQ: the generated parts of shaders/attention_dq_subgroup.wgsl (r: query rows, j: keys of a tile). */
 export function subgroupDqBody(SG: number, RQ: number, TN: number, D: number, hasMask: boolean): Record<string, string> {
   const QR = RQ * SG;
@@ -386,10 +403,7 @@ export function subgroupDqBody(SG: number, RQ: number, TN: number, D: number, ha
   setup.push(line((u) => `let cc${u} = min(lane + ${u * SG}u, D4 - 1u);`, DL4));
   const keys = [line((j) => `let key${j} = j0 + ${j * SG}u + lane; let ko${j} = base + min(key${j}, n - 1u) * D4;`, TN)];
   keys.push(...R.map((r) => line((j) => `var s${r}_${j} = 0.0; var t${r}_${j} = 0.0;`, TN)));
-  const dot = [line((q) => `let a${q} = q[qo${q} + d4]; let g${q} = dos[qo${q} + d4];`, RQ), line((j) => `let b${j} = k[ko${j} + d4]; let w${j} = v[ko${j} + d4];`, TN)];
-  for (const r of R) {
-    dot.push(`let x${r} = subgroupShuffle(a${Math.floor(r / SG)}, ${r % SG}u); let y${r} = subgroupShuffle(g${Math.floor(r / SG)}, ${r % SG}u); ${line((j) => `s${r}_${j} += dot(x${r}, b${j}); t${r}_${j} += dot(y${r}, w${j});`, TN)}`);
-  }
+  const dot = pairTileDot(SG, RQ, TN, ['q', 'dos'], 'qo', ['k', 'v'], 'ko');
   const upd: string[] = [];
   for (const r of R) {
     const m = (j: number) => (hasMask ? ` + mask[mr${r} + min(key${j}, n - 1u)]` : '');
@@ -426,10 +440,7 @@ export function subgroupDkvBody(SG: number, RQ: number, TN: number, D: number, h
   const qs = [line((j) => `let qi${j} = i0 + ${j * SG}u + lane; let qc${j} = min(qi${j}, n - 1u); let qo${j} = base + qc${j} * D4;`, TN)];
   qs.push(line((j) => `let lse${j} = stats[2u * (bh * n + qc${j})]; let di${j} = stats[2u * (bh * n + qc${j}) + 1u];`, TN));
   qs.push(...R.map((r) => line((j) => `var s${r}_${j} = 0.0; var t${r}_${j} = 0.0;`, TN)));
-  const dot = [line((q) => `let a${q} = k[ko${q} + d4]; let c${q} = v[ko${q} + d4];`, RQ), line((j) => `let b${j} = q[qo${j} + d4]; let g${j} = dos[qo${j} + d4];`, TN)];
-  for (const r of R) {
-    dot.push(`let x${r} = subgroupShuffle(a${Math.floor(r / SG)}, ${r % SG}u); let y${r} = subgroupShuffle(c${Math.floor(r / SG)}, ${r % SG}u); ${line((j) => `s${r}_${j} += dot(x${r}, b${j}); t${r}_${j} += dot(y${r}, g${j});`, TN)}`);
-  }
+  const dot = pairTileDot(SG, RQ, TN, ['k', 'v'], 'ko', ['q', 'dos'], 'qo');
   const upd: string[] = [];
   for (const r of R) {
     const m = (j: number) => (hasMask ? ` + mask[mc${r} + qc${j} * n]` : '');
