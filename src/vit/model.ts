@@ -42,7 +42,11 @@ export type AttentionPath = 'fused' | 'explicit';
  * the best fused variant's 2.62 / 12.6 ms (bench/results/nvidia-h200.md): the fused kernels give one query row to
  * one invocation, which leaves a GPU's matrix-style data reuse on the table. The fused path stays selectable
  * (`attention: 'fused'`, `--attention fused`): it never materialises the N×N scores, and it is the one the
- * attention-internals tests pin down. adapterKey is kept so that a future, faster fused kernel can be chosen per adapter.
+ * attention-internals tests pin down. On lavapipe the later 'subgroup' fused kernel is faster than the explicit path
+ * for the attention forward alone (1.1–1.4× at ViT-B/16 shapes) but slower for forward+backward (~0.6–0.8×), and a
+ * whole vit_b_16 forward at batch 4 took the same time with either path (13.7 vs 13.9 s; 17.0 vs 16.6 s in a second
+ * pair), so the default stays explicit there too. adapterKey is kept so that a faster fused kernel can be chosen per
+ * adapter.
  */
 export function defaultAttentionPath(adapterKey = gpu().adapterKey): AttentionPath {
   void adapterKey;
