@@ -44,7 +44,7 @@ const VEC4_OPS = new Set<string>(['add', 'sub', 'mul', 'div', 'max', 'min', 'neg
  * Element width of a dense same-shape kernel: 4 (vec4<f32> elements, a quarter of the invocations) when the size is
  * a multiple of 4 and the op allows it, else 1. Buffers start at offset 0, so vec4 loads are aligned.
  */
-function width(n: number, op?: string): { w: number; T: string } {
+export function width(n: number, op?: string): { w: number; T: string } {
   return n % 4 === 0 && (op === undefined || VEC4_OPS.has(op)) ? { w: 4, T: 'vec4<f32>' } : { w: 1, T: 'f32' };
 }
 

@@ -1,14 +1,15 @@
 // GELU (exact erf form), forward and backward. WGSL: shaders/gelu.wgsl. Reference: ref/gelu.ts.
 import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
 import { GpuArray, fmt } from './memory.js';
+import { width } from './elementwise.js';
 
 function run(op: string, x: GpuArray, dy: GpuArray | null, mode: 0 | 1): GpuArray {
   if (dy && dy.size !== x.size) throw new RangeError(`${op}: dy ${fmt(dy.shape)} does not match x ${fmt(x.shape)}`);
   const out = GpuArray.empty(x.shape, op);
   // vec4 elements when the size allows (a quarter of the invocations; the same arithmetic per element)
-  const w = x.size % 4 === 0 ? 4 : 1;
+  const { w, T } = width(x.size);
   const u = packUniforms([['u32', x.size / w], ['u32', mode]]);
-  dispatch(op, pipeline('gelu', { T: w === 4 ? 'vec4<f32>' : 'f32' }), [x.buffer, (dy ?? x).buffer, out.buffer], u, grid2d(Math.ceil(x.size / w / 256)));
+  dispatch(op, pipeline('gelu', { T }), [x.buffer, (dy ?? x).buffer, out.buffer], u, grid2d(Math.ceil(x.size / w / 256)));
   return out;
 }
 
