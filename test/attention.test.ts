@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
 import { subgroupSize } from '../src/kernels/matmul.js';
-import { ATTENTION_VARIANTS, attentionBackward, attentionForward, defaultAttentionVariant, type AttentionOptions } from '../src/kernels/attention.js';
+import { ATTENTION_VARIANTS, attentionBackward, attentionForward, defaultAttentionVariant, flashBytes, type AttentionOptions } from '../src/kernels/attention.js';
+import { gpu } from '../src/kernels/device.js';
 import { attentionBackwardRef, attentionRef, type AttentionRefOptions } from '../src/kernels/ref/attention.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
@@ -109,6 +110,21 @@ describe('attention', () => {
     });
   }
 
+  // The flash forward picks its blocking from the device's workgroup memory (flashPlan); these pin the other
+  // blockings and the path that reads Q from global memory (D=256 does not fit a staged Q tile in 32 KiB).
+  it('flash: a named blocking (flash@1x2, flash@2x1) matches float64', async () => {
+    await check({ B: 1, H: 2, N: 37, D: 20 }, 'NN', true, 'flash@1x2', 41);
+    await check({ B: 2, H: 1, N: 19, D: 9 }, 'none', false, 'flash@2x1', 42);
+  });
+
+  it('flash: Q read from global memory where its tile does not fit (D=256)', async () => {
+    const D = 256;
+    const limit = gpu().limits.maxComputeWorkgroupStorageSize;
+    // Which path runs depends on the device: say which one this run covered.
+    expect(flashBytes(D, 1, 1, true) > limit || limit >= flashBytes(D, 4, 2, true)).toBe(true);
+    await check({ B: 1, H: 1, N: 21, D }, 'B1NN', false, 'flash', 43);
+  });
+
   it('ViT-B/16 shape [2, 12, 197, 64] (default variant)', async () => {
     await check({ B: 2, H: 12, N: 197, D: 64 }, 'none', false, defaultAttentionVariant(), 5);
   });
@@ -177,6 +193,16 @@ describe('attention', () => {
     } else {
       expect(() => attentionForward(a, a, a, { variant: 'subgroup' })).toThrow(/variant 'subgroup' needs the adapter's 'subgroups' feature/);
     }
+    expect(() => attentionForward(a, a, a, { variant: 'flash@5x1' })).toThrow(/attentionForward: bad variant 'flash@5x1': expected flash@TRxTC with TR, TC in 1..4/);
+    expect(() => attentionForward(a, a, a, { variant: 'flash@1x2/1x2' })).toThrow(/bad variant 'flash@1x2\/1x2'/);
+    const wide = GpuArray.zeros([1, 1, 2, 256]);
+    const limit = gpu().limits.maxComputeWorkgroupStorageSize;
+    if (flashBytes(256, 4, 4, false) > limit) {
+      expect(() => attentionForward(wide, wide, wide, { variant: 'flash@4x4' })).toThrow(
+        new RegExp(`variant 'flash@4x4' needs ${flashBytes(256, 4, 4, false)} bytes of workgroup memory at D=256; this device allows ${limit}`),
+      );
+    }
+    wide.dispose();
     const lse = GpuArray.zeros([1, 2, 4]);
     expect(() => attentionBackward(a, a, a, a, lse, a)).toThrow(/attentionBackward: lse \[1, 2, 4\] must be \[1, 2, 5\] for q \[1, 2, 5, 4\]/);
     expect(() => attentionBackward(a, a, a, a, GpuArray.zeros([1, 2, 5]), b)).toThrow(/attentionBackward: dout \[1, 2, 6, 4\] does not match q \[1, 2, 5, 4\]/);

@@ -1,0 +1,151 @@
+// Fused attention forward, "flash" variant (for GPUs): FlashAttention-2's tile-of-queries × tile-of-keys
+// with register blocking. A workgroup of 16×16 invocations owns BQ = 16·TR query rows of one (batch, head)
+// and walks the keys in tiles of BKV = 16·TC. Invocation (tx, ty) owns query rows ty + 16·i (i < TR), and
+//   - for the scores, keys tx + 16·c (c < TC): a TR×TC block of S = scale·Q·Kᵀ + mask, every Q and K value it
+//     loads from workgroup memory used TC or TR times (the 'tiled' variant used each K value once per load);
+//   - for the output, head columns tx + 16·j (j < TD = ⌈D/16⌉): a TR×TD block of O += P·V.
+// Row statistics (running max m, sum l) are reduced across the 16 invocations of a row through workgroup
+// memory (red); every invocation of a row keeps the same m and l. The probabilities of a tile go through
+// workgroup memory (ps) from the invocation that computed them to those that multiply them with V.
+// Q's tile is staged once per workgroup (qs, already scaled) when it fits (QS), else read from global memory.
+// K and then V of a tile share one buffer (kv, rows padded to D+1 floats so the 16 keys read at one d fall in
+// different banks). Padding: query rows past n compute on row n−1 and store nothing; keys past n score −∞.
+// Barriers are in uniform control flow (every loop bound is uniform per workgroup).
+// S = scale·q·kᵀ + mask; out = headScale[h] · softmax(S)·V; lse = logsumexp(S). A row whose scores are all −∞
+// gets out = 0 and lse = −∞.
+//#include "attention_fwd_io"
+
+const TR: u32 = {{TR}}u;   // query rows per invocation
+const TC: u32 = {{TC}}u;   // keys per invocation in the score block
+const TD: u32 = {{TD}}u;   // head columns per invocation in the output block (⌈D/16⌉)
+const BQ: u32 = 16u * TR;  // query rows per workgroup
+const BKV: u32 = 16u * TC; // keys per tile
+const DS: u32 = D + 1u;    // kv row stride (bank-conflict padding)
+const QS: bool = {{QS}};   // Q tile staged in workgroup memory
+
+var<workgroup> qs: array<f32, {{QS_LEN}}>;
+var<workgroup> kv: array<f32, BKV * DS>;
+var<workgroup> ps: array<f32, BQ * BKV>;
+var<workgroup> red: array<f32, BQ * 16u>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let DL = {{DLOOP}};  // loop bound over D: the constant D, or P.d on software adapters (no full unroll)
+  let bh = wid.y + wid.z * nwg.y;
+  let n = P.n;
+  if (bh >= P.bh) { return; }  // uniform per workgroup
+  let tx = lid.x;
+  let ty = lid.y;
+  let q0 = wid.x * BQ;
+  let NEG_INF = P.neg_inf;
+  let base = bh * n * D;
+  let hh = bh % P.h;
+  let mbase = (bh / P.h) * P.mask_b + hh * P.mask_h;
+  if (QS) {
+    for (var idx = li; idx < BQ * D; idx += 256u) {
+      qs[idx] = q[base + min(q0 + idx / D, n - 1u) * D + idx % D] * P.scale;
+    }
+  }
+  var m: array<f32, TR>;
+  var l: array<f32, TR>;
+  var acc: array<array<f32, TD>, TR>;
+  for (var i = 0u; i < TR; i++) {
+    m[i] = NEG_INF;
+    l[i] = 0.0;
+    for (var j = 0u; j < TD; j++) { acc[i][j] = 0.0; }
+  }
+  for (var j0 = 0u; j0 < n; j0 += BKV) {
+    workgroupBarrier();  // the previous tile's readers of kv and ps are done
+    for (var idx = li; idx < BKV * D; idx += 256u) {
+      let c = idx / D;
+      kv[c * DS + idx % D] = k[base + min(j0 + c, n - 1u) * D + idx % D];
+    }
+    workgroupBarrier();
+    // Scores: the TR×TC block.
+    var s: array<array<f32, TC>, TR>;
+    for (var i = 0u; i < TR; i++) {
+      for (var c = 0u; c < TC; c++) { s[i][c] = 0.0; }
+    }
+    for (var d = 0u; d < DL; d++) {
+      var qv: array<f32, TR>;
+      for (var i = 0u; i < TR; i++) {
+        let r = ty + 16u * i;
+        if (QS) { qv[i] = qs[r * D + d]; } else { qv[i] = q[base + min(q0 + r, n - 1u) * D + d] * P.scale; }
+      }
+      for (var c = 0u; c < TC; c++) {
+        let kd = kv[(tx + 16u * c) * DS + d];
+        for (var i = 0u; i < TR; i++) { s[i][c] = fma(qv[i], kd, s[i][c]); }
+      }
+    }
+    for (var i = 0u; i < TR; i++) {
+      let r = min(q0 + ty + 16u * i, n - 1u);
+      var bm = NEG_INF;
+      for (var c = 0u; c < TC; c++) {
+        let j = j0 + tx + 16u * c;
+        var sv = s[i][c];
+        if (HAS_MASK) { sv += mask[mbase + r * n + min(j, n - 1u)]; }
+        sv = select(NEG_INF, sv, j < n);
+        s[i][c] = sv;
+        bm = max(bm, sv);
+      }
+      red[(ty + 16u * i) * 16u + tx] = bm;
+    }
+    workgroupBarrier();
+    // Row max over the tile, new running max, probabilities.
+    var corr: array<f32, TR>;
+    var psum: array<f32, TR>;
+    for (var i = 0u; i < TR; i++) {
+      let rr = (ty + 16u * i) * 16u;
+      var tm = NEG_INF;
+      for (var t = 0u; t < 16u; t++) { tm = max(tm, red[rr + t]); }
+      let mn = max(m[i], tm);
+      let ms = select(mn, 0.0, mn == NEG_INF);  // all −∞ so far: exp(−∞ − 0) = 0, no NaN
+      corr[i] = exp(m[i] - ms);
+      m[i] = mn;
+      var sum = 0.0;
+      for (var c = 0u; c < TC; c++) {
+        let p = exp(s[i][c] - ms);
+        ps[(ty + 16u * i) * BKV + tx + 16u * c] = p;
+        sum += p;
+      }
+      psum[i] = sum;
+    }
+    workgroupBarrier();  // red (maxima) read and kv (K) used by every invocation
+    for (var i = 0u; i < TR; i++) { red[(ty + 16u * i) * 16u + tx] = psum[i]; }
+    for (var idx = li; idx < BKV * D; idx += 256u) {
+      let c = idx / D;
+      kv[c * DS + idx % D] = v[base + min(j0 + c, n - 1u) * D + idx % D];
+    }
+    workgroupBarrier();
+    // Row sums, then O = corr·O + P·V on the TR×TD block.
+    for (var i = 0u; i < TR; i++) {
+      let rr = (ty + 16u * i) * 16u;
+      var ts = 0.0;
+      for (var t = 0u; t < 16u; t++) { ts += red[rr + t]; }
+      l[i] = l[i] * corr[i] + ts;
+      for (var j = 0u; j < TD; j++) { acc[i][j] *= corr[i]; }
+    }
+    for (var c = 0u; c < BKV; c++) {
+      var vv: array<f32, TD>;
+      for (var j = 0u; j < TD; j++) { vv[j] = kv[c * DS + min(tx + 16u * j, D - 1u)]; }
+      for (var i = 0u; i < TR; i++) {
+        let p = ps[(ty + 16u * i) * BKV + c];
+        for (var j = 0u; j < TD; j++) { acc[i][j] = fma(p, vv[j], acc[i][j]); }
+      }
+    }
+  }
+  var hs = 1.0;
+  if (HAS_HS) { hs = hscale[hh]; }
+  for (var i = 0u; i < TR; i++) {
+    let row = q0 + ty + 16u * i;
+    if (row < n) {
+      let inv = select(hs / l[i], 0.0, l[i] == 0.0);
+      for (var j = 0u; j < TD; j++) {
+        let d = tx + 16u * j;
+        if (d < D) { out[base + row * D + d] = acc[i][j] * inv; }
+      }
+      if (tx == 0u) { lse[bh * n + row] = select(m[i] + log(l[i]), NEG_INF, l[i] == 0.0); }
+    }
+  }
+}
