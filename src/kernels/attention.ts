@@ -5,8 +5,8 @@
 // Kernels (WGSL in shaders/attention_*.wgsl; reference in ref/attention.ts):
 //   forward   attention_fwd_{rows,tiled,blocked,subgroup,flash}  one launch
 //   backward  attention_bwd_prep                           Di = rowsum(dO∘O), lse made exp-safe, dOs = headScale·dO
-//             attention_dq_{rows,tiled,blocked,subgroup}   dQ: per query row (block), one pass over key blocks
-//             attention_dkv_{rows,tiled,blocked,subgroup}  dK, dV: per key row (block), one pass over query blocks (no atomics)
+//             attention_dq_{rows,tiled,blocked,subgroup,flash}   dQ: per query row (block), one pass over key blocks
+//             attention_dkv_{rows,tiled,blocked,subgroup,flash}  dK, dV: per key row (block), one pass over query blocks (no atomics)
 // Variants, in the order a reader learns them: 'rows' (one invocation per row, K/V streamed from global
 // memory, no barriers), 'tiled' (a workgroup of 64 rows stages K/V, or Q/dO, blocks in workgroup memory
 // behind barriers: what a real GPU wants), 'blocked' (register-blocked for CPU adapters: R rows per
@@ -16,8 +16,8 @@
 // rows and walks tiles of TN·SG keys; the score tile is a subgroup-matmul tile, row statistics are subgroup
 // reductions, P·V / dS·K broadcast each probability from its lane; 'subgroup@RQxTN[/RQxTN/RQxTN]') and 'flash'
 // (for GPUs: FlashAttention-2's tile of 16·TR queries × tile of 16·TC keys per 16×16 workgroup, each invocation a
-// TR×TC block of scores and a TR×⌈D/16⌉ block of the output, Q/K/V/P tiles in workgroup memory; 'flash@TRxTC';
-// its backward runs the 'blocked' kernels for now).
+// TR×TC block of scores and a TR×⌈D/16⌉ block of the output, Q/K/V/P tiles in workgroup memory; the dQ and dK/dV
+// passes tiled the same way; 'flash@TRxTC[/TRxTC/TRxTC]', default: the largest blocking that fits the device).
 // Default by adapter: see defaultAttentionVariant(); measurements in bench/results/llvmpipe-attention.md.
 //
 // A query row whose mask is -Infinity everywhere has out = 0, lse = -Infinity and gradients 0 (no NaN).
@@ -72,8 +72,8 @@ interface Dims {
   block?: Block;
   /** 'subgroup' only: the subgroup size and [RQ, TN] per pass (rows per subgroup = RQ·SG, keys per tile = TN·SG). */
   sg?: { size: number; fwd: [number, number]; dq: [number, number]; dkv: [number, number] };
-  /** 'flash' only: the forward's query rows (TR) and keys (TC) per invocation, and whether Q's tile is staged. */
-  flash?: FlashPlan;
+  /** 'flash' only: each pass's blocking; bwd null where its tiles do not fit the device (the 'blocked' backward runs). */
+  flash?: { fwd: FlashPlan; bwd: { dq: FlashPlan; dkv: FlashPlan } | null };
 }
 
 /** Register blocking of the 'blocked' kernels: R rows per invocation, C keys (dK/dV: queries) per block. */
@@ -148,7 +148,7 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
   }
   let block: Block | undefined;
   let sg: Dims['sg'];
-  let flash: FlashPlan | undefined;
+  let flash: Dims['flash'];
   if (variant === 'blocked') block = parseBlock(op, name, spec);
   else if (variant === 'subgroup') {
     const size = subgroupSize();
@@ -161,15 +161,21 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
     const [fwd, dq = fwd, dkv = fwd] = spec === undefined ? subgroupDefault(size) : (pairs as [number, number][]);
     sg = { size, fwd, dq, dkv };
   } else if (variant === 'flash') {
-    let want: [number, number] | undefined;
-    if (spec !== undefined) {
-      const m = spec.match(/^(\d+)x(\d+)$/);
-      want = m ? [Number(m[1]), Number(m[2])] : undefined;
-      if (!want || want[0] < 1 || want[0] > 4 || want[1] < 1 || want[1] > 4) {
-        throw new RangeError(`${op}: bad variant '${name}': expected flash@TRxTC with TR, TC in 1..4 (query rows and keys per invocation)`);
-      }
+    if (gpu().limits.maxComputeInvocationsPerWorkgroup < 256) {
+      throw new RangeError(`${op}: variant 'flash' needs workgroups of 256 invocations; ${gpu().adapterKey} allows ${gpu().limits.maxComputeInvocationsPerWorkgroup}`);
     }
-    flash = flashPlan(op, D, want);
+    let want: [number, number][] = [];
+    if (spec !== undefined) {
+      const pairs = spec.split('/').map((x) => x.match(/^(\d+)x(\d+)$/)).map((m) => (m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null));
+      if ((pairs.length !== 1 && pairs.length !== 3) || pairs.some((x) => !x || x[0] < 1 || x[1] < 1 || x[0] > 4 || x[1] > 4)) {
+        throw new RangeError(`${op}: bad variant '${name}': expected flash@TRxTC or flash@TRxTC/TRxTC/TRxTC (forward / dQ / dK-dV) with TR, TC in 1..4`);
+      }
+      want = pairs.length === 1 ? [pairs[0]!, pairs[0]!, pairs[0]!] : (pairs as [number, number][]);
+    }
+    const fwd = flashPlan(op, 'fwd', D, want[0])!;
+    const dq = flashPlan(op, 'dq', D, want[1]);
+    const dkv = flashPlan(op, 'dkv', D, want[2]);
+    flash = { fwd, bwd: dq && dkv ? { dq, dkv } : null };
   } else if (spec !== undefined) throw new RangeError(`${op}: variant '${family}' takes no '@' parameters (got '${name}')`);
   return { B, H, N, D, maskB, maskH, variant, block, sg, flash };
 }
@@ -217,39 +223,49 @@ function tiledBlock(D: number): number {
 interface FlashPlan {
   TR: number;
   TC: number;
-  /** Q's tile staged in workgroup memory (else read from global memory in the score loop). */
+  /** Forward only: Q's tile staged in workgroup memory (else read from global memory in the score loop). */
   QS: boolean;
 }
 
-/** Workgroup memory of the flash forward, bytes: Q tile (if staged), one K/V tile (rows of D+1), P tile, row partials. */
-export function flashBytes(D: number, TR: number, TC: number, QS: boolean): number {
-  const BQ = 16 * TR;
-  const BKV = 16 * TC;
-  return 4 * ((QS ? BQ * D : 1) + BKV * (D + 1) + BQ * BKV + BQ * 16);
+/**
+ * Workgroup memory of the flash kernels, bytes, for head dimension D and blocking TR×TC (16·TR rows owned by the
+ * workgroup, tiles of 16·TC walked): forward = Q tile (if staged) + one K/V tile (rows of D+1) + P tile + row
+ * partials; dQ = q and dOs tiles + K and V tiles + dS tile; dK/dV = k and v tiles + q and dOs tiles + P and dS
+ * tiles + the tile rows' (lse, Di).
+ */
+export function flashBytes(pass: 'fwd' | 'dq' | 'dkv', D: number, TR: number, TC: number, QS = true): number {
+  const own = 16 * TR;
+  const walk = 16 * TC;
+  if (pass === 'fwd') return 4 * ((QS ? own * D : 1) + walk * (D + 1) + own * walk + own * 16);
+  if (pass === 'dq') return 4 * (2 * own * D + 2 * walk * (D + 1) + own * walk);
+  return 4 * (2 * own * D + 2 * walk * (D + 1) + 2 * own * walk + 2 * walk);
 }
 
-/** Blockings tried in order (the first whose tiles fit the device's workgroup memory): 64 queries × 32 keys first. */
-const FLASH_ORDER: [number, number][] = [[4, 2], [4, 1], [2, 2], [2, 1], [1, 1]];
+/** Blockings tried in order, the first whose tiles fit the device's workgroup memory (64 owned rows × 32 walked first). */
+const FLASH_ORDER: [number, number][] = [[4, 2], [2, 2], [4, 1], [2, 1], [1, 1]];
 
 /**
- * The flash forward's blocking for head dimension D on this device: `want` (flash@TRxTC) if its tiles fit, else the
- * first of FLASH_ORDER that fits with Q staged, else 1×1 with Q read from global memory. A named blocking that does
- * not fit is an error that says how much memory it needs.
+ * A flash kernel's blocking for head dimension D on this device: `want` (from flash@TRxTC…) if its tiles fit (a
+ * named blocking that does not fit is an error that says how much memory it needs), else the first of FLASH_ORDER
+ * that fits; for the forward, then 1×1 with Q read from global memory; null if nothing fits (the backward then runs
+ * the 'blocked' kernels).
  */
-function flashPlan(op: string, D: number, want?: [number, number]): FlashPlan {
+function flashPlan(op: string, pass: 'fwd' | 'dq' | 'dkv', D: number, want?: [number, number]): FlashPlan | null {
   const limit = gpu().limits.maxComputeWorkgroupStorageSize;
-  if (gpu().limits.maxComputeInvocationsPerWorkgroup < 256) {
-    throw new RangeError(`${op}: variant 'flash' needs workgroups of 256 invocations; ${gpu().adapterKey} allows ${gpu().limits.maxComputeInvocationsPerWorkgroup}`);
-  }
+  const fits = (TR: number, TC: number, QS = true) => flashBytes(pass, D, TR, TC, QS) <= limit;
   if (want) {
     const [TR, TC] = want;
-    if (flashBytes(D, TR, TC, true) <= limit) return { TR, TC, QS: true };
-    if (flashBytes(D, TR, TC, false) <= limit) return { TR, TC, QS: false };
-    throw new RangeError(`${op}: variant 'flash@${TR}x${TC}' needs ${flashBytes(D, TR, TC, false)} bytes of workgroup memory at D=${D}; this device allows ${limit}`);
+    if (fits(TR, TC)) return { TR, TC, QS: true };
+    if (pass === 'fwd' && fits(TR, TC, false)) return { TR, TC, QS: false };
+    const need = flashBytes(pass, D, TR, TC, pass !== 'fwd');
+    throw new RangeError(`${op}: variant 'flash' with ${TR}x${TC} for the ${pass} pass needs ${need} bytes of workgroup memory at D=${D}; this device allows ${limit}`);
   }
-  for (const [TR, TC] of FLASH_ORDER) if (flashBytes(D, TR, TC, true) <= limit) return { TR, TC, QS: true };
-  if (flashBytes(D, 1, 1, false) <= limit) return { TR: 1, TC: 1, QS: false };
-  throw new RangeError(`${op}: variant 'flash' needs ${flashBytes(D, 1, 1, false)} bytes of workgroup memory at D=${D}; this device allows ${limit}`);
+  for (const [TR, TC] of FLASH_ORDER) if (fits(TR, TC)) return { TR, TC, QS: true };
+  if (pass === 'fwd' && fits(1, 1, false)) return { TR: 1, TC: 1, QS: false };
+  if (pass === 'fwd') {
+    throw new RangeError(`${op}: variant 'flash' needs ${flashBytes('fwd', D, 1, 1, false)} bytes of workgroup memory at D=${D}; this device allows ${limit}`);
+  }
+  return null;
 }
 
 function uniforms(d: Dims, scale: number, extra: number, dl = d.D): ArrayBuffer {
@@ -544,7 +560,7 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
     return { out, lse };
   }
   if (d.variant === 'flash') {
-    const { TR, TC, QS } = d.flash!;
+    const { TR, TC, QS } = d.flash!.fwd;
     const TD = Math.ceil(d.D / 16);
     const defs = { D: d.D, BK: 16 * TC, WG: 256, TR, TC, TD, QS: String(QS), QS_LEN: QS ? 16 * TR * d.D : 1, DLOOP: dLoop(), HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
     const [y, z] = grid2d(d.B * d.H);
@@ -592,8 +608,8 @@ export function attentionBackward(
   const rows = d.B * d.H * d.N;
   const stats = GpuArray.empty([rows, 2], op);
   // dOs rows are padded to a multiple of 4 floats (zeros) for the 'blocked' kernels' vec4 loads.
-  // 'flash' has no backward kernels of its own yet: its backward runs the 'blocked' ones (the best measured on a GPU).
-  const blocked = d.variant === 'blocked' || d.variant === 'flash';
+  // 'flash' runs the 'blocked' backward where its own tiles do not fit the device's workgroup memory (large D).
+  const blocked = d.variant === 'blocked' || (d.variant === 'flash' && !d.flash!.bwd);
   const DP = blocked || d.variant === 'subgroup' ? Math.ceil(d.D / 4) * 4 : d.D;
   const dos = GpuArray.empty([rows, DP], op);
   dispatch(
@@ -621,6 +637,18 @@ export function attentionBackward(
     const dkvDefs = { ...common, KR: rk * SG, QT: tk * SG, ...subgroupDkvBody(SG, rk, tk, d.D, hasMask) };
     dispatch(`${op} dkv`, pipeline('attention_dkv_subgroup', dkvDefs), [pq, pk, pv, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer], u, [Math.ceil(d.N / (rk * SG)), y, z]);
     padded.forEach((a, i) => a !== [q, k, v][i] && a.dispose());
+    stats.dispose();
+    dos.dispose();
+    return { dq, dk, dv };
+  }
+  if (d.variant === 'flash' && d.flash!.bwd) {
+    const { dq: p1, dkv: p2 } = d.flash!.bwd;
+    const mask = (opts.mask ?? q).buffer;
+    const u = uniforms(d, scale, 0);
+    const [y, z] = grid2d(d.B * d.H);
+    const common = { D: d.D, TD: Math.ceil(d.D / 16), DLOOP: dLoop(), HAS_MASK: String(!!opts.mask) };
+    dispatch(`${op} dq`, pipeline('attention_dq_flash', { ...common, TR: p1.TR, TC: p1.TC }), [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dq.buffer], u, [Math.ceil(d.N / (16 * p1.TR)), y, z]);
+    dispatch(`${op} dkv`, pipeline('attention_dkv_flash', { ...common, TR: p2.TR, TC: p2.TC }), [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer], u, [Math.ceil(d.N / (16 * p2.TR)), y, z]);
     stats.dispose();
     dos.dispose();
     return { dq, dk, dv };

@@ -1,0 +1,127 @@
+// Attention backward, dK and dV, "flash" variant (for GPUs): the forward's tiling (attention_fwd_flash.wgsl)
+// applied to FlashAttention-2's dK/dV pass, with keys and queries swapping roles. A 16×16 workgroup owns BKV = 16·TR
+// key rows of one (batch, head) and stages their k (scaled) and v once; it walks the queries in tiles of
+// BQ = 16·TC, staging q, dOs and the rows' (lse, Di). Invocation (tx, ty) computes a TR×TC block of S and dP
+// (key rows ty + 16·i, queries tx + 16·c), then P = exp(S − lse) and dS = P ∘ (dP − Di) go through workgroup memory
+// and it adds Pᵀ·dOs and dSᵀ·q to its TR×TD blocks of dV and dK (head columns tx + 16·j). No atomics: each
+// workgroup sums over every query for its keys. dV_j = Σ_i P_ij dOs_i; dK_j = scale·Σ_i dS_ij q_i.
+//#include "attention_bwd_inputs"
+@group(0) @binding(7) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dv: array<f32>;
+
+const D: u32 = {{D}}u;
+const TR: u32 = {{TR}}u;
+const TC: u32 = {{TC}}u;
+const TD: u32 = {{TD}}u;
+const BKV: u32 = 16u * TR;
+const BQ: u32 = 16u * TC;
+const DS: u32 = D + 1u;
+const HAS_MASK: bool = {{HAS_MASK}};
+
+var<workgroup> ks: array<f32, BKV * D>;
+var<workgroup> vs: array<f32, BKV * D>;
+var<workgroup> qt: array<f32, BQ * DS>;
+var<workgroup> gt: array<f32, BQ * DS>;
+var<workgroup> pt: array<f32, BKV * BQ>;
+var<workgroup> dst: array<f32, BKV * BQ>;
+var<workgroup> st: array<f32, BQ * 2u>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let DL = {{DLOOP}};  // loop bound over D: the constant D, or P.d on software adapters (no full unroll)
+  let bh = wid.y + wid.z * nwg.y;
+  let n = P.n;
+  if (bh >= P.bh) { return; }  // uniform per workgroup
+  let tx = lid.x;
+  let ty = lid.y;
+  let k0 = wid.x * BKV;
+  let base = bh * n * D;
+  let mbase = (bh / P.h) * P.mask_b + (bh % P.h) * P.mask_h;
+  for (var idx = li; idx < BKV * D; idx += 256u) {
+    let g = base + min(k0 + idx / D, n - 1u) * D + idx % D;
+    ks[idx] = k[g] * P.scale;
+    vs[idx] = v[g];
+  }
+  var ak: array<array<f32, TD>, TR>;
+  var av: array<array<f32, TD>, TR>;
+  for (var i = 0u; i < TR; i++) {
+    for (var j = 0u; j < TD; j++) { ak[i][j] = 0.0; av[i][j] = 0.0; }
+  }
+  for (var i0 = 0u; i0 < n; i0 += BQ) {
+    workgroupBarrier();  // the previous tile's readers of qt, gt, pt, dst and st are done
+    for (var idx = li; idx < BQ * D; idx += 256u) {
+      let c = idx / D;
+      let g = base + min(i0 + c, n - 1u) * D + idx % D;
+      qt[c * DS + idx % D] = q[g];
+      gt[c * DS + idx % D] = dos[g];
+    }
+    for (var idx = li; idx < BQ * 2u; idx += 256u) {
+      st[idx] = stats[2u * (bh * n + min(i0 + idx / 2u, n - 1u)) + idx % 2u];
+    }
+    workgroupBarrier();
+    var s: array<array<f32, TC>, TR>;
+    var dp: array<array<f32, TC>, TR>;
+    for (var i = 0u; i < TR; i++) {
+      for (var c = 0u; c < TC; c++) { s[i][c] = 0.0; dp[i][c] = 0.0; }
+    }
+    for (var d = 0u; d < DL; d++) {
+      var kv: array<f32, TR>;
+      var vv: array<f32, TR>;
+      for (var i = 0u; i < TR; i++) {
+        kv[i] = ks[(ty + 16u * i) * D + d];
+        vv[i] = vs[(ty + 16u * i) * D + d];
+      }
+      for (var c = 0u; c < TC; c++) {
+        let qd = qt[(tx + 16u * c) * DS + d];
+        let gd = gt[(tx + 16u * c) * DS + d];
+        for (var i = 0u; i < TR; i++) {
+          s[i][c] = fma(kv[i], qd, s[i][c]);
+          dp[i][c] = fma(vv[i], gd, dp[i][c]);
+        }
+      }
+    }
+    for (var i = 0u; i < TR; i++) {
+      let j = min(k0 + ty + 16u * i, n - 1u);
+      for (var c = 0u; c < TC; c++) {
+        let qi = i0 + tx + 16u * c;
+        let cc = tx + 16u * c;
+        var sv = s[i][c];
+        if (HAS_MASK) { sv += mask[mbase + min(qi, n - 1u) * n + j]; }
+        let p = select(0.0, exp(sv - st[2u * cc]), qi < n);  // lse is +3e38 for a fully masked row: p = 0
+        pt[(ty + 16u * i) * BQ + cc] = p;
+        dst[(ty + 16u * i) * BQ + cc] = p * (dp[i][c] - st[2u * cc + 1u]);
+      }
+    }
+    workgroupBarrier();
+    for (var c = 0u; c < BQ; c++) {
+      var gg: array<f32, TD>;
+      var qq: array<f32, TD>;
+      for (var j = 0u; j < TD; j++) {
+        let d = c * DS + min(tx + 16u * j, D - 1u);
+        gg[j] = gt[d];
+        qq[j] = qt[d];
+      }
+      for (var i = 0u; i < TR; i++) {
+        let p = pt[(ty + 16u * i) * BQ + c];
+        let ds = dst[(ty + 16u * i) * BQ + c];
+        for (var j = 0u; j < TD; j++) {
+          av[i][j] = fma(p, gg[j], av[i][j]);
+          ak[i][j] = fma(ds, qq[j], ak[i][j]);
+        }
+      }
+    }
+  }
+  for (var i = 0u; i < TR; i++) {
+    let row = k0 + ty + 16u * i;
+    if (row < n) {
+      for (var j = 0u; j < TD; j++) {
+        let d = tx + 16u * j;
+        if (d < D) {
+          dk[base + row * D + d] = ak[i][j] * P.scale;
+          dv[base + row * D + d] = av[i][j];
+        }
+      }
+    }
+  }
+}
