@@ -105,7 +105,10 @@ export async function benchAttentionCompare(opts: BenchAttentionOptions & { vari
   const ops = await import('../src/autograd/ops.js');
   const { scope } = await import('../src/kernels/memory.js');
   const { timeRuns } = await import('./timing.js');
-  const B = opts.batch ?? 1, H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
+  const { fusedVsExplicitError } = await import('./attention_unfused.js');
+  const { isSoftwareAdapter } = await import('../src/kernels/device.js');
+  // One image on a CPU adapter, a training batch of 32 on a GPU (as the suite's attention row).
+  const B = opts.batch ?? (isSoftwareAdapter() ? 1 : 32), H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
   const runs = opts.runs ?? 3;
   const arrays = [1, 2, 3, 4].map((s) => GpuArray.fromData(randomArray(B * H * N * D, s), [B, H, N, D], 'benchAttention'));
   const [q0, k0, v0, g0] = arrays;
@@ -120,6 +123,21 @@ export async function benchAttentionCompare(opts: BenchAttentionOptions & { vari
   };
   const rows: Record<string, unknown>[] = [];
   for (const path of paths) {
+    if (path !== 'explicit') {
+      // Checked against the explicit path before it is timed (the suite's rule: 1e-4 of the largest value, ~100× the
+      // expected f32 difference between the two summation orders); a wrong or unsupported variant is a row, not a time.
+      let err: number;
+      try {
+        err = await fusedVsExplicitError({ batch: B, heads: H, seq: N, dim: D, variant: path });
+      } catch (e) {
+        rows.push({ path, adapter: gpu().adapterKey, shape: `B${B} H${H} N${N} D${D}`, note: `not timed: ${(e as Error).message}` });
+        continue;
+      }
+      if (!(err <= 1e-4)) {
+        rows.push({ path, adapter: gpu().adapterKey, shape: `B${B} H${H} N${N} D${D}`, max_rel_error: err, note: 'not timed: differs from the explicit path by more than 1e-4 of the largest value' });
+        continue;
+      }
+    }
     const c0 = performance.now();
     scope(() => forward(path, true));
     await sync();
@@ -130,6 +148,7 @@ export async function benchAttentionCompare(opts: BenchAttentionOptions & { vari
   }
   const e = rows[0];
   for (const r of rows) {
+    if (r.fwd_ms === undefined) continue;
     r.fwd_speedup = Math.round(((e.fwd_ms as number) / (r.fwd_ms as number)) * 100) / 100;
     r.fwd_bwd_speedup = Math.round(((e.fwd_bwd_ms as number) / (r.fwd_bwd_ms as number)) * 100) / 100;
   }

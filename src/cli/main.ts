@@ -91,6 +91,32 @@ bench
   });
 
 bench
+  .command('attention')
+  .description('fused attention variants beside the explicit path (matmul → softmax → matmul) at one shape: forward and forward+backward time, each variant checked against the explicit path before it is timed')
+  .option('--variant <names>', "comma-separated fused variants (rows, tiled, blocked, subgroup, flash, with @ blockings), or 'all' (default: the adapter's)")
+  .option('--batch <n>', 'batch (default: 1 on a CPU adapter, 32 on a GPU)', intArg('--batch'))
+  .option('--heads <n>', 'heads', intArg('--heads'), 12)
+  .option('--seq <n>', 'tokens', intArg('--seq'), 197)
+  .option('--dim <n>', 'head dimension', intArg('--dim'), 64)
+  .option('--runs <n>', 'timed runs per path', intArg('--runs'), 3)
+  .option('--json', 'one JSON array')
+  .action(async (o) => {
+    const { ATTENTION_VARIANTS, defaultAttentionVariant } = await import('../kernels/attention.js');
+    const names: string[] = o.variant === undefined ? [] : o.variant === 'all' ? [...ATTENTION_VARIANTS] : String(o.variant).split(',').map((x: string) => x.trim());
+    const bad = names.filter((x) => !(ATTENTION_VARIANTS as readonly string[]).includes(x.split('@')[0]));
+    if (bad.length) throw new UsageError(`bench attention: unknown variant ${bad.join(', ')} (choose from ${ATTENTION_VARIANTS.join(', ')}, or all)`);
+    const { benchAttentionCompare } = await import('../../bench/attention.js');
+    const { initGpu } = await import('../kernels/device.js');
+    await initGpu();
+    const rows = (await benchAttentionCompare({ batch: o.batch, heads: o.heads, seq: o.seq, dim: o.dim, runs: o.runs, variants: names.length ? names : [defaultAttentionVariant()] })) as Record<string, unknown>[];
+    const f = (x: unknown, d = 2) => (typeof x === 'number' ? x.toFixed(d) : '');
+    output(o.json, rows, () =>
+      `${rows[0]?.adapter}, ${rows[0]?.shape} (${rows[0]?.clock} time; speed-up = explicit / fused, > 1: fused is faster)\n` +
+      table(rows.map((r) => [String(r.path), f(r.fwd_ms), f(r.fwd_bwd_ms), f(r.fwd_speedup), f(r.fwd_bwd_speedup), String(r.note ?? '')]), ['path', 'fwd ms', 'fwd+bwd ms', 'fwd speed-up', 'fwd+bwd speed-up', 'note']),
+    );
+  });
+
+bench
   .command('profile')
   .description('GPU time per kernel (timestamp queries) of one training step or forward pass, grouped by pass label')
   .option('--model <name>', "'fmnist' (the fashion-mnist preset's model), a ViT preset (vit_b_16, vit_ti_16, …) or a .json VitConfig file", 'fmnist')
