@@ -5,6 +5,7 @@
 // (key rows ty + 16·i, queries tx + 16·c), then P = exp(S − lse) and dS = P ∘ (dP − Di) go through workgroup memory
 // and it adds Pᵀ·dOs and dSᵀ·q to its TR×TD blocks of dV and dK (head columns tx + 16·j). No atomics: each
 // workgroup sums over every query for its keys. dV_j = Σ_i P_ij dOs_i; dK_j = scale·Σ_i dS_ij q_i.
+// Staged rows are padded by one float (stride D+1, BQ+1) against bank conflicts; staging loops unroll.
 //#include "attention_bwd_inputs"
 @group(0) @binding(7) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dv: array<f32>;
@@ -16,14 +17,15 @@ const TD: u32 = {{TD}}u;
 const BKV: u32 = 16u * TR;
 const BQ: u32 = 16u * TC;
 const DS: u32 = D + 1u;
+const SS: u32 = BQ + 1u;
 const HAS_MASK: bool = {{HAS_MASK}};
 
-var<workgroup> ks: array<f32, BKV * D>;
-var<workgroup> vs: array<f32, BKV * D>;
+var<workgroup> ks: array<f32, BKV * DS>;
+var<workgroup> vs: array<f32, BKV * DS>;
 var<workgroup> qt: array<f32, BQ * DS>;
 var<workgroup> gt: array<f32, BQ * DS>;
-var<workgroup> pt: array<f32, BKV * BQ>;
-var<workgroup> dst: array<f32, BKV * BQ>;
+var<workgroup> pt: array<f32, BKV * SS>;
+var<workgroup> dst: array<f32, BKV * SS>;
 var<workgroup> st: array<f32, BQ * 2u>;
 
 @compute @workgroup_size(16, 16)
@@ -38,10 +40,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let k0 = wid.x * BKV;
   let base = bh * n * D;
   let mbase = (bh / P.h) * P.mask_b + (bh % P.h) * P.mask_h;
-  for (var idx = li; idx < BKV * D; idx += 256u) {
-    let g = base + min(k0 + idx / D, n - 1u) * D + idx % D;
-    ks[idx] = k[g] * P.scale;
-    vs[idx] = v[g];
+  for (var t = 0u; t < (BKV * D + 255u) / 256u; t++) {
+    let idx = li + 256u * t;
+    if (idx < BKV * D) {
+      let g = base + min(k0 + idx / D, n - 1u) * D + idx % D;
+      ks[(idx / D) * DS + idx % D] = k[g] * P.scale;
+      vs[(idx / D) * DS + idx % D] = v[g];
+    }
   }
   var ak: array<array<f32, TD>, TR>;
   var av: array<array<f32, TD>, TR>;
@@ -50,15 +55,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   for (var i0 = 0u; i0 < n; i0 += BQ) {
     workgroupBarrier();  // the previous tile's readers of qt, gt, pt, dst and st are done
-    for (var idx = li; idx < BQ * D; idx += 256u) {
-      let c = idx / D;
-      let g = base + min(i0 + c, n - 1u) * D + idx % D;
-      qt[c * DS + idx % D] = q[g];
-      gt[c * DS + idx % D] = dos[g];
+    for (var t = 0u; t < (BQ * D + 255u) / 256u; t++) {
+      let idx = li + 256u * t;
+      if (idx < BQ * D) {
+        let c = idx / D;
+        let g = base + min(i0 + c, n - 1u) * D + idx % D;
+        qt[c * DS + idx % D] = q[g];
+        gt[c * DS + idx % D] = dos[g];
+      }
     }
-    for (var idx = li; idx < BQ * 2u; idx += 256u) {
-      st[idx] = stats[2u * (bh * n + min(i0 + idx / 2u, n - 1u)) + idx % 2u];
-    }
+    if (li < BQ * 2u) { st[li] = stats[2u * (bh * n + min(i0 + li / 2u, n - 1u)) + li % 2u]; }  // BQ·2 ≤ 128
     workgroupBarrier();
     var s: array<array<f32, TC>, TR>;
     var dp: array<array<f32, TC>, TR>;
@@ -69,8 +75,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var kv: array<f32, TR>;
       var vv: array<f32, TR>;
       for (var i = 0u; i < TR; i++) {
-        kv[i] = ks[(ty + 16u * i) * D + d];
-        vv[i] = vs[(ty + 16u * i) * D + d];
+        kv[i] = ks[(ty + 16u * i) * DS + d];
+        vv[i] = vs[(ty + 16u * i) * DS + d];
       }
       for (var c = 0u; c < TC; c++) {
         let qd = qt[(tx + 16u * c) * DS + d];
@@ -89,8 +95,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var sv = s[i][c];
         if (HAS_MASK) { sv += mask[mbase + min(qi, n - 1u) * n + j]; }
         let p = select(0.0, exp(sv - st[2u * cc]), qi < n);  // lse is +3e38 for a fully masked row: p = 0
-        pt[(ty + 16u * i) * BQ + cc] = p;
-        dst[(ty + 16u * i) * BQ + cc] = p * (dp[i][c] - st[2u * cc + 1u]);
+        pt[(ty + 16u * i) * SS + cc] = p;
+        dst[(ty + 16u * i) * SS + cc] = p * (dp[i][c] - st[2u * cc + 1u]);
       }
     }
     workgroupBarrier();
@@ -103,8 +109,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         qq[j] = qt[d];
       }
       for (var i = 0u; i < TR; i++) {
-        let p = pt[(ty + 16u * i) * BQ + c];
-        let ds = dst[(ty + 16u * i) * BQ + c];
+        let p = pt[(ty + 16u * i) * SS + c];
+        let ds = dst[(ty + 16u * i) * SS + c];
         for (var j = 0u; j < TD; j++) {
           av[i][j] = fma(p, gg[j], av[i][j]);
           ak[i][j] = fma(ds, qq[j], ak[i][j]);

@@ -4,6 +4,7 @@
 // a TR×TC block of S = scale·q·kᵀ + mask and dP = dOs·vᵀ (query rows ty + 16·i, keys tx + 16·c), turns it into
 // dS = P ∘ (dP − Di) with P = exp(S − lse), and, after dS goes through workgroup memory, adds dS·K to its TR×TD block
 // of dQ (head columns tx + 16·j). dQ = scale·Σ_j dS_ij k_j. Rows past n compute on row n−1 and store nothing.
+// Staged rows are padded by one float (stride D+1, BKV+1) against bank conflicts; staging loops unroll.
 //#include "attention_bwd_inputs"
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;
 
@@ -14,13 +15,14 @@ const TD: u32 = {{TD}}u;
 const BQ: u32 = 16u * TR;
 const BKV: u32 = 16u * TC;
 const DS: u32 = D + 1u;
+const SS: u32 = BKV + 1u;
 const HAS_MASK: bool = {{HAS_MASK}};
 
-var<workgroup> qs: array<f32, BQ * D>;
-var<workgroup> gs: array<f32, BQ * D>;
+var<workgroup> qs: array<f32, BQ * DS>;
+var<workgroup> gs: array<f32, BQ * DS>;
 var<workgroup> kt: array<f32, BKV * DS>;
 var<workgroup> vt: array<f32, BKV * DS>;
-var<workgroup> dst: array<f32, BQ * BKV>;
+var<workgroup> dst: array<f32, BQ * SS>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -34,10 +36,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let q0 = wid.x * BQ;
   let base = bh * n * D;
   let mbase = (bh / P.h) * P.mask_b + (bh % P.h) * P.mask_h;
-  for (var idx = li; idx < BQ * D; idx += 256u) {
-    let g = base + min(q0 + idx / D, n - 1u) * D + idx % D;
-    qs[idx] = q[g] * P.scale;
-    gs[idx] = dos[g];
+  for (var t = 0u; t < (BQ * D + 255u) / 256u; t++) {
+    let idx = li + 256u * t;
+    if (idx < BQ * D) {
+      let g = base + min(q0 + idx / D, n - 1u) * D + idx % D;
+      qs[(idx / D) * DS + idx % D] = q[g] * P.scale;
+      gs[(idx / D) * DS + idx % D] = dos[g];
+    }
   }
   var lr: array<f32, TR>;
   var di: array<f32, TR>;
@@ -50,11 +55,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   for (var j0 = 0u; j0 < n; j0 += BKV) {
     workgroupBarrier();  // the previous tile's readers of kt and dst are done
-    for (var idx = li; idx < BKV * D; idx += 256u) {
-      let c = idx / D;
-      let g = base + min(j0 + c, n - 1u) * D + idx % D;
-      kt[c * DS + idx % D] = k[g];
-      vt[c * DS + idx % D] = v[g];
+    for (var t = 0u; t < (BKV * D + 255u) / 256u; t++) {
+      let idx = li + 256u * t;
+      if (idx < BKV * D) {
+        let c = idx / D;
+        let g = base + min(j0 + c, n - 1u) * D + idx % D;
+        kt[c * DS + idx % D] = k[g];
+        vt[c * DS + idx % D] = v[g];
+      }
     }
     workgroupBarrier();
     var s: array<array<f32, TC>, TR>;
@@ -66,8 +74,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var qv: array<f32, TR>;
       var gv: array<f32, TR>;
       for (var i = 0u; i < TR; i++) {
-        qv[i] = qs[(ty + 16u * i) * D + d];
-        gv[i] = gs[(ty + 16u * i) * D + d];
+        qv[i] = qs[(ty + 16u * i) * DS + d];
+        gv[i] = gs[(ty + 16u * i) * DS + d];
       }
       for (var c = 0u; c < TC; c++) {
         let kd = kt[(tx + 16u * c) * DS + d];
@@ -85,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var sv = s[i][c];
         if (HAS_MASK) { sv += mask[mbase + r * n + min(j, n - 1u)]; }
         let p = select(0.0, exp(sv - lr[i]), j < n);  // lr is +3e38 for a fully masked row: p = 0
-        dst[(ty + 16u * i) * BKV + tx + 16u * c] = p * (dp[i][c] - di[i]);
+        dst[(ty + 16u * i) * SS + tx + 16u * c] = p * (dp[i][c] - di[i]);
       }
     }
     workgroupBarrier();
@@ -93,7 +101,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var kk: array<f32, TD>;
       for (var j = 0u; j < TD; j++) { kk[j] = kt[c * DS + min(tx + 16u * j, D - 1u)]; }
       for (var i = 0u; i < TR; i++) {
-        let ds = dst[(ty + 16u * i) * BKV + c];
+        let ds = dst[(ty + 16u * i) * SS + c];
         for (var j = 0u; j < TD; j++) { acc[i][j] = fma(ds, kk[j], acc[i][j]); }
       }
     }

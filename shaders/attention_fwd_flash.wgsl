@@ -5,11 +5,13 @@
 //     loads from workgroup memory used TC or TR times (the 'tiled' variant used each K value once per load);
 //   - for the output, head columns tx + 16·j (j < TD = ⌈D/16⌉): a TR×TD block of O += P·V.
 // Row statistics (running max m, sum l) are reduced across the 16 invocations of a row through workgroup
-// memory (red); every invocation of a row keeps the same m and l. The probabilities of a tile go through
+// memory (red) for the max; every invocation of a row keeps the same m, and its own share of the row sum l (the
+// same rescaling applies to every share), summed once at the end. The probabilities of a tile go through
 // workgroup memory (ps) from the invocation that computed them to those that multiply them with V.
 // Q's tile is staged once per workgroup (qs, already scaled) when it fits (QS), else read from global memory.
-// K and then V of a tile share one buffer (kv, rows padded to D+1 floats so the 16 keys read at one d fall in
-// different banks). Padding: query rows past n compute on row n−1 and store nothing; keys past n score −∞.
+// Every staged row is padded by one float (stride D+1, BKV+1), so the rows that one warp reads at the same column
+// (16 keys, or the rows ty and ty+1) fall in different banks. The staging loops have a constant trip count (they
+// unroll). Padding: query rows past n compute on row n−1 and store nothing; keys past n score −∞.
 // Barriers are in uniform control flow (every loop bound is uniform per workgroup).
 // S = scale·q·kᵀ + mask; out = headScale[h] · softmax(S)·V; lse = logsumexp(S). A row whose scores are all −∞
 // gets out = 0 and lse = −∞.
@@ -20,12 +22,14 @@ const TC: u32 = {{TC}}u;   // keys per invocation in the score block
 const TD: u32 = {{TD}}u;   // head columns per invocation in the output block (⌈D/16⌉)
 const BQ: u32 = 16u * TR;  // query rows per workgroup
 const BKV: u32 = 16u * TC; // keys per tile
-const DS: u32 = D + 1u;    // kv row stride (bank-conflict padding)
+const DS: u32 = D + 1u;    // row stride of the staged q, k, v tiles (bank-conflict padding)
+const PS: u32 = BKV + 1u;  // row stride of the probability tile
 const QS: bool = {{QS}};   // Q tile staged in workgroup memory
 
 var<workgroup> qs: array<f32, {{QS_LEN}}>;
-var<workgroup> kv: array<f32, BKV * DS>;
-var<workgroup> ps: array<f32, BQ * BKV>;
+var<workgroup> kt: array<f32, BKV * DS>;
+var<workgroup> vt: array<f32, BKV * DS>;
+var<workgroup> ps: array<f32, BQ * PS>;
 var<workgroup> red: array<f32, BQ * 16u>;
 
 @compute @workgroup_size(16, 16)
@@ -43,8 +47,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let hh = bh % P.h;
   let mbase = (bh / P.h) * P.mask_b + hh * P.mask_h;
   if (QS) {
-    for (var idx = li; idx < BQ * D; idx += 256u) {
-      qs[idx] = q[base + min(q0 + idx / D, n - 1u) * D + idx % D] * P.scale;
+    for (var t = 0u; t < (BQ * D + 255u) / 256u; t++) {
+      let idx = li + 256u * t;
+      if (idx < BQ * D) { qs[(idx / D) * DS + idx % D] = q[base + min(q0 + idx / D, n - 1u) * D + idx % D] * P.scale; }
     }
   }
   var m: array<f32, TR>;
@@ -56,10 +61,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var j = 0u; j < TD; j++) { acc[i][j] = 0.0; }
   }
   for (var j0 = 0u; j0 < n; j0 += BKV) {
-    workgroupBarrier();  // the previous tile's readers of kv and ps are done
-    for (var idx = li; idx < BKV * D; idx += 256u) {
-      let c = idx / D;
-      kv[c * DS + idx % D] = k[base + min(j0 + c, n - 1u) * D + idx % D];
+    workgroupBarrier();  // the previous tile's readers of kt, vt, ps and red are done
+    for (var t = 0u; t < (BKV * D + 255u) / 256u; t++) {
+      let idx = li + 256u * t;
+      if (idx < BKV * D) {
+        let c = idx / D;
+        let g = base + min(j0 + c, n - 1u) * D + idx % D;
+        kt[c * DS + idx % D] = k[g];
+        vt[c * DS + idx % D] = v[g];
+      }
     }
     workgroupBarrier();
     // Scores: the TR×TC block.
@@ -71,10 +81,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var qv: array<f32, TR>;
       for (var i = 0u; i < TR; i++) {
         let r = ty + 16u * i;
-        if (QS) { qv[i] = qs[r * D + d]; } else { qv[i] = q[base + min(q0 + r, n - 1u) * D + d] * P.scale; }
+        if (QS) { qv[i] = qs[r * DS + d]; } else { qv[i] = q[base + min(q0 + r, n - 1u) * D + d] * P.scale; }
       }
       for (var c = 0u; c < TC; c++) {
-        let kd = kv[(tx + 16u * c) * DS + d];
+        let kd = kt[(tx + 16u * c) * DS + d];
         for (var i = 0u; i < TR; i++) { s[i][c] = fma(qv[i], kd, s[i][c]); }
       }
     }
@@ -92,48 +102,44 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       red[(ty + 16u * i) * 16u + tx] = bm;
     }
     workgroupBarrier();
-    // Row max over the tile, new running max, probabilities.
-    var corr: array<f32, TR>;
-    var psum: array<f32, TR>;
+    // Row max over the tile, new running max, probabilities; this invocation's share of l and its outputs rescaled.
     for (var i = 0u; i < TR; i++) {
       let rr = (ty + 16u * i) * 16u;
       var tm = NEG_INF;
       for (var t = 0u; t < 16u; t++) { tm = max(tm, red[rr + t]); }
       let mn = max(m[i], tm);
       let ms = select(mn, 0.0, mn == NEG_INF);  // all −∞ so far: exp(−∞ − 0) = 0, no NaN
-      corr[i] = exp(m[i] - ms);
+      let corr = exp(m[i] - ms);
       m[i] = mn;
       var sum = 0.0;
       for (var c = 0u; c < TC; c++) {
         let p = exp(s[i][c] - ms);
-        ps[(ty + 16u * i) * BKV + tx + 16u * c] = p;
+        ps[(ty + 16u * i) * PS + tx + 16u * c] = p;
         sum += p;
       }
-      psum[i] = sum;
+      l[i] = l[i] * corr + sum;
+      for (var j = 0u; j < TD; j++) { acc[i][j] *= corr; }
     }
-    workgroupBarrier();  // red (maxima) read and kv (K) used by every invocation
-    for (var i = 0u; i < TR; i++) { red[(ty + 16u * i) * 16u + tx] = psum[i]; }
-    for (var idx = li; idx < BKV * D; idx += 256u) {
-      let c = idx / D;
-      kv[c * DS + idx % D] = v[base + min(j0 + c, n - 1u) * D + idx % D];
-    }
-    workgroupBarrier();
-    // Row sums, then O = corr·O + P·V on the TR×TD block.
-    for (var i = 0u; i < TR; i++) {
-      let rr = (ty + 16u * i) * 16u;
-      var ts = 0.0;
-      for (var t = 0u; t < 16u; t++) { ts += red[rr + t]; }
-      l[i] = l[i] * corr[i] + ts;
-      for (var j = 0u; j < TD; j++) { acc[i][j] *= corr[i]; }
-    }
+    workgroupBarrier();  // ps written
+    // O += P·V on the TR×TD block.
     for (var c = 0u; c < BKV; c++) {
       var vv: array<f32, TD>;
-      for (var j = 0u; j < TD; j++) { vv[j] = kv[c * DS + min(tx + 16u * j, D - 1u)]; }
+      for (var j = 0u; j < TD; j++) { vv[j] = vt[c * DS + min(tx + 16u * j, D - 1u)]; }
       for (var i = 0u; i < TR; i++) {
-        let p = ps[(ty + 16u * i) * BKV + c];
+        let p = ps[(ty + 16u * i) * PS + c];
         for (var j = 0u; j < TD; j++) { acc[i][j] = fma(p, vv[j], acc[i][j]); }
       }
     }
+  }
+  // The row sums: the 16 shares of each row.
+  workgroupBarrier();  // the last tile's readers of red are done
+  for (var i = 0u; i < TR; i++) { red[(ty + 16u * i) * 16u + tx] = l[i]; }
+  workgroupBarrier();
+  for (var i = 0u; i < TR; i++) {
+    let rr = (ty + 16u * i) * 16u;
+    var ts = 0.0;
+    for (var t = 0u; t < 16u; t++) { ts += red[rr + t]; }
+    l[i] = ts;
   }
   var hs = 1.0;
   if (HAS_HS) { hs = hscale[hh]; }

@@ -72,8 +72,8 @@ interface Dims {
   block?: Block;
   /** 'subgroup' only: the subgroup size and [RQ, TN] per pass (rows per subgroup = RQ·SG, keys per tile = TN·SG). */
   sg?: { size: number; fwd: [number, number]; dq: [number, number]; dkv: [number, number] };
-  /** 'flash' only: each pass's blocking; bwd null where its tiles do not fit the device (the 'blocked' backward runs). */
-  flash?: { fwd: FlashPlan; bwd: { dq: FlashPlan; dkv: FlashPlan } | null };
+  /** 'flash' only: each pass's blocking; null where its tiles do not fit the device (the 'blocked' kernels run). */
+  flash?: { fwd: FlashPlan | null; bwd: { dq: FlashPlan; dkv: FlashPlan } | null };
 }
 
 /** Register blocking of the 'blocked' kernels: R rows per invocation, C keys (dK/dV: queries) per block. */
@@ -172,7 +172,7 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
       }
       want = pairs.length === 1 ? [pairs[0]!, pairs[0]!, pairs[0]!] : (pairs as [number, number][]);
     }
-    const fwd = flashPlan(op, 'fwd', D, want[0])!;
+    const fwd = flashPlan(op, 'fwd', D, want[0]);
     const dq = flashPlan(op, 'dq', D, want[1]);
     const dkv = flashPlan(op, 'dkv', D, want[2]);
     flash = { fwd, bwd: dq && dkv ? { dq, dkv } : null };
@@ -229,16 +229,16 @@ interface FlashPlan {
 
 /**
  * Workgroup memory of the flash kernels, bytes, for head dimension D and blocking TR×TC (16·TR rows owned by the
- * workgroup, tiles of 16·TC walked): forward = Q tile (if staged) + one K/V tile (rows of D+1) + P tile + row
- * partials; dQ = q and dOs tiles + K and V tiles + dS tile; dK/dV = k and v tiles + q and dOs tiles + P and dS
+ * workgroup, tiles of 16·TC walked): forward = Q tile (if staged) + K and V tiles + P tile + row partials; dQ = q and dOs tiles + K and V tiles + dS tile; dK/dV = k and v tiles + q and dOs tiles + P and dS
  * tiles + the tile rows' (lse, Di).
  */
 export function flashBytes(pass: 'fwd' | 'dq' | 'dkv', D: number, TR: number, TC: number, QS = true): number {
   const own = 16 * TR;
   const walk = 16 * TC;
-  if (pass === 'fwd') return 4 * ((QS ? own * D : 1) + walk * (D + 1) + own * walk + own * 16);
-  if (pass === 'dq') return 4 * (2 * own * D + 2 * walk * (D + 1) + own * walk);
-  return 4 * (2 * own * D + 2 * walk * (D + 1) + 2 * own * walk + 2 * walk);
+  const row = D + 1; // staged rows are padded by one float against bank conflicts, as are the P / dS tiles' rows
+  if (pass === 'fwd') return 4 * ((QS ? own * row : 1) + 2 * walk * row + own * (walk + 1) + own * 16);
+  if (pass === 'dq') return 4 * (2 * own * row + 2 * walk * row + own * (walk + 1));
+  return 4 * (2 * own * row + 2 * walk * row + 2 * own * (walk + 1) + 2 * walk);
 }
 
 /** Blockings tried in order, the first whose tiles fit the device's workgroup memory (64 owned rows × 32 walked first). */
@@ -247,8 +247,8 @@ const FLASH_ORDER: [number, number][] = [[4, 2], [2, 2], [4, 1], [2, 1], [1, 1]]
 /**
  * A flash kernel's blocking for head dimension D on this device: `want` (from flash@TRxTC…) if its tiles fit (a
  * named blocking that does not fit is an error that says how much memory it needs), else the first of FLASH_ORDER
- * that fits; for the forward, then 1×1 with Q read from global memory; null if nothing fits (the backward then runs
- * the 'blocked' kernels).
+ * that fits; for the forward, then 1×1 with Q read from global memory; null if nothing fits (that pass then runs the
+ * 'blocked' kernels: large D on a device with little workgroup memory, e.g. D > 238 forward, D ≥ 128 backward on 32 KiB).
  */
 function flashPlan(op: string, pass: 'fwd' | 'dq' | 'dkv', D: number, want?: [number, number]): FlashPlan | null {
   const limit = gpu().limits.maxComputeWorkgroupStorageSize;
@@ -262,9 +262,6 @@ function flashPlan(op: string, pass: 'fwd' | 'dq' | 'dkv', D: number, want?: [nu
   }
   for (const [TR, TC] of FLASH_ORDER) if (fits(TR, TC)) return { TR, TC, QS: true };
   if (pass === 'fwd' && fits(1, 1, false)) return { TR: 1, TC: 1, QS: false };
-  if (pass === 'fwd') {
-    throw new RangeError(`${op}: variant 'flash' needs ${flashBytes('fwd', D, 1, 1, false)} bytes of workgroup memory at D=${D}; this device allows ${limit}`);
-  }
   return null;
 }
 
@@ -559,16 +556,16 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
     padded.forEach((a, i) => a !== [q, k, v][i] && a.dispose());
     return { out, lse };
   }
-  if (d.variant === 'flash') {
+  if (d.variant === 'flash' && d.flash!.fwd) {
     const { TR, TC, QS } = d.flash!.fwd;
     const TD = Math.ceil(d.D / 16);
-    const defs = { D: d.D, BK: 16 * TC, WG: 256, TR, TC, TD, QS: String(QS), QS_LEN: QS ? 16 * TR * d.D : 1, DLOOP: dLoop(), HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
+    const defs = { D: d.D, BK: 16 * TC, WG: 256, TR, TC, TD, QS: String(QS), QS_LEN: QS ? 16 * TR * (d.D + 1) : 1, DLOOP: dLoop(), HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
     const [y, z] = grid2d(d.B * d.H);
     dispatch(op, pipeline('attention_fwd_flash', defs), bufs, u, [Math.ceil(d.N / (16 * TR)), y, z]);
     return { out, lse };
   }
-  if (d.variant === 'blocked') {
-    const [R, C] = d.block!.fwd;
+  if (d.variant === 'blocked' || d.variant === 'flash') {
+    const [R, C] = (d.block ?? BLOCKED_DEFAULT).fwd;
     const D4 = Math.ceil(d.D / 4);
     const padded = [q, k, v].map((a) => padRows(a, d));
     const b = [...padded.map((a) => a.buffer), (opts.mask ?? padded[0]).buffer, (opts.headScale ?? padded[0]).buffer, out.buffer, lse.buffer];
