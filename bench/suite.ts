@@ -162,9 +162,11 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
         const r = (await benchTrain({ model, runs: o.runs ?? 2, peers: o.peers !== false, peerDevice: software ? 'cpu' : 'auto' })) as Obj;
         const v = num(r, 'images_per_s');
         const pt = r.pytorch_images_per_s;
+        const host = r.host_ms_per_step;
         rows.push({
           bench: 'train', case: String(r.config ?? ''), variant: 'default', metric: 'throughput', value: v, unit: 'img/s',
           ...(typeof pt === 'number' ? { peer: `PyTorch ${r.pytorch_device ?? 'CPU'}`, peerValue: pt, ratio: v / pt } : {}),
+          ...(typeof host === 'number' ? { note: `host recording ${host.toFixed(1)} ms of a ${((num(r, 'seconds_per_step')) * 1000).toFixed(1)} ms step` } : {}),
         });
       }
       break;

@@ -36,6 +36,12 @@ export type BenchTrainResult = {
   images_per_s: number;
   seconds_per_step: number;
   run_images_per_s: number[];
+  /**
+   * Median host time to record one step (forward, backward, AdamW: from the step's start to the loss read-back,
+   * before any wait), ms: on a GPU this bounds the step rate of a small model (lavapipe runs the kernels on the same
+   * CPU cores meanwhile, so there it is an upper bound).
+   */
+  host_ms_per_step: number;
   pytorch_images_per_s?: number;
   /** Where the PyTorch peer ran, e.g. 'CPU' or 'CUDA fp32 (NVIDIA H100 80GB HBM3)'. */
   pytorch_device?: string;
@@ -75,18 +81,22 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
   const S = c.image_size;
   const x = randomArray(B * 3 * S * S, 3, -2, 2);
   const y = Float32Array.from({ length: B }, (_, i) => i % c.num_classes);
+  const hostMs: number[] = [];
   const step = () =>
     scope(async () => {
+      const t0 = performance.now();
       const logits = model.forward(Tensor.from(x, [B, 3, S, S])).logits;
       const loss = ops.crossEntropy(logits, GpuArray.fromData(y, [B]));
       loss.backward();
       opt.step();
+      hostMs.push(performance.now() - t0);
       const l = await loss.item();
       opt.zeroGrad();
       return l;
     });
   try {
     for (let i = 0; i < 2; i++) await step();
+    hostMs.length = 0;
     const rates: number[] = [];
     for (let r = 0; r < runs; r++) {
       const t0 = performance.now();
@@ -101,6 +111,7 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
       images_per_s: best,
       seconds_per_step: B / best,
       run_images_per_s: rates,
+      host_ms_per_step: [...hostMs].sort((a, b) => a - b)[hostMs.length >> 1],
       adapter: gpu().adapterKey,
     };
     if (opts.peers) {

@@ -53,5 +53,6 @@ export function adamwUpdate(param: GpuArray, grad: GpuArray, m: GpuArray, v: Gpu
     ['f32', Math.sqrt(bc2)],
     ['f32', c.eps],
   ]);
-  dispatch(op, pipeline('adamw'), [param.buffer, grad.buffer, m.buffer, v.buffer], u, grid2d(Math.ceil(param.size / 256)));
+  // The block holds this step's lr and bias corrections: volatile (not kept in the uniform cache).
+  dispatch(op, pipeline('adamw'), [param.buffer, grad.buffer, m.buffer, v.buffer], u, grid2d(Math.ceil(param.size / 256)), true);
 }

@@ -550,9 +550,10 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
     const D4 = Math.ceil(d.D / 4);
     const padded = [q, k, v].map((a) => padRows(a, d));
     const b = [...padded.map((a) => a.buffer), (opts.mask ?? padded[2]).buffer, (opts.headScale ?? padded[2]).buffer, out.buffer, lse.buffer];
-    const defs = { D: d.D, D4, SG, QR: rq * SG, KT: tn * SG, HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale), ...subgroupForwardBody(SG, rq, tn, d.D, !!opts.mask) };
+    const defs = { D: d.D, D4, SG, QR: rq * SG, KT: tn * SG, HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
+    const gen = () => subgroupForwardBody(SG, rq, tn, d.D, !!opts.mask);
     const [y, z] = grid2d(d.B * d.H);
-    dispatch(op, pipeline('attention_fwd_subgroup', defs), b, uniforms(d, scale, -Infinity, D4), [Math.ceil(d.N / (rq * SG)), y, z]);
+    dispatch(op, pipeline('attention_fwd_subgroup', defs, 'main', gen), b, uniforms(d, scale, -Infinity, D4), [Math.ceil(d.N / (rq * SG)), y, z]);
     padded.forEach((a, i) => a !== [q, k, v][i] && a.dispose());
     return { out, lse };
   }
@@ -569,8 +570,9 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
     const D4 = Math.ceil(d.D / 4);
     const padded = [q, k, v].map((a) => padRows(a, d));
     const b = [...padded.map((a) => a.buffer), (opts.mask ?? padded[0]).buffer, (opts.headScale ?? padded[0]).buffer, out.buffer, lse.buffer];
-    const defs = { D: d.D, D4, R, C, WG: BLOCKED_WG, HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale), ...blockedForwardBody(R, C, d.D, !!opts.mask) };
-    dispatch(op, pipeline('attention_fwd_blocked', defs), b, uniforms(d, scale, -Infinity, D4), blockedGroups(d, R));
+    const defs = { D: d.D, D4, R, C, WG: BLOCKED_WG, HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
+    const gen = () => blockedForwardBody(R, C, d.D, !!opts.mask);
+    dispatch(op, pipeline('attention_fwd_blocked', defs, 'main', gen), b, uniforms(d, scale, -Infinity, D4), blockedGroups(d, R));
     padded.forEach((a, i) => a !== [q, k, v][i] && a.dispose());
     return { out, lse };
   }
@@ -629,10 +631,10 @@ export function attentionBackward(
     const hasMask = !!opts.mask;
     const [y, z] = grid2d(d.B * d.H);
     const common = { D: d.D, D4, SG, HAS_MASK: String(hasMask) };
-    const dqDefs = { ...common, QR: rq * SG, KT: tn * SG, ...subgroupDqBody(SG, rq, tn, d.D, hasMask) };
-    dispatch(`${op} dq`, pipeline('attention_dq_subgroup', dqDefs), [pq, pk, pv, mask, stats.buffer, dos.buffer, dq.buffer], u, [Math.ceil(d.N / (rq * SG)), y, z]);
-    const dkvDefs = { ...common, KR: rk * SG, QT: tk * SG, ...subgroupDkvBody(SG, rk, tk, d.D, hasMask) };
-    dispatch(`${op} dkv`, pipeline('attention_dkv_subgroup', dkvDefs), [pq, pk, pv, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer], u, [Math.ceil(d.N / (rk * SG)), y, z]);
+    const dqDefs = { ...common, QR: rq * SG, KT: tn * SG };
+    dispatch(`${op} dq`, pipeline('attention_dq_subgroup', dqDefs, 'main', () => subgroupDqBody(SG, rq, tn, d.D, hasMask)), [pq, pk, pv, mask, stats.buffer, dos.buffer, dq.buffer], u, [Math.ceil(d.N / (rq * SG)), y, z]);
+    const dkvDefs = { ...common, KR: rk * SG, QT: tk * SG };
+    dispatch(`${op} dkv`, pipeline('attention_dkv_subgroup', dkvDefs, 'main', () => subgroupDkvBody(SG, rk, tk, d.D, hasMask)), [pq, pk, pv, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer], u, [Math.ceil(d.N / (rk * SG)), y, z]);
     padded.forEach((a, i) => a !== [q, k, v][i] && a.dispose());
     stats.dispose();
     dos.dispose();
@@ -658,10 +660,10 @@ export function attentionBackward(
     const u = uniforms(d, scale, 0, D4);
     const hasMask = !!opts.mask;
     const { dq: [R1, C1], dkv: [R2, C2] } = d.block ?? BLOCKED_DEFAULT;
-    const dqDefs = { D: d.D, D4, R: R1, C: C1, WG: BLOCKED_WG, HAS_MASK: String(hasMask), ...blockedDqBody(R1, C1, d.D, hasMask) };
-    dispatch(`${op} dq`, pipeline('attention_dq_blocked', dqDefs), [pq, pk, pv, mask, stats.buffer, dos.buffer, dq.buffer], u, blockedGroups(d, R1));
-    const dkvDefs = { D: d.D, D4, R: R2, C: C2, WG: BLOCKED_WG, HAS_MASK: String(hasMask), ...blockedDkvBody(R2, C2, d.D, hasMask) };
-    dispatch(`${op} dkv`, pipeline('attention_dkv_blocked', dkvDefs), [pq, pk, pv, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer], u, blockedGroups(d, R2));
+    const dqDefs = { D: d.D, D4, R: R1, C: C1, WG: BLOCKED_WG, HAS_MASK: String(hasMask) };
+    dispatch(`${op} dq`, pipeline('attention_dq_blocked', dqDefs, 'main', () => blockedDqBody(R1, C1, d.D, hasMask)), [pq, pk, pv, mask, stats.buffer, dos.buffer, dq.buffer], u, blockedGroups(d, R1));
+    const dkvDefs = { D: d.D, D4, R: R2, C: C2, WG: BLOCKED_WG, HAS_MASK: String(hasMask) };
+    dispatch(`${op} dkv`, pipeline('attention_dkv_blocked', dkvDefs, 'main', () => blockedDkvBody(R2, C2, d.D, hasMask)), [pq, pk, pv, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer], u, blockedGroups(d, R2));
     padded.forEach((a, i) => a !== [q, k, v][i] && a.dispose());
     stats.dispose();
     dos.dispose();

@@ -19,7 +19,7 @@ export function dropoutForward(x: GpuArray, p: number, seed: number, offset = 0)
   const y = GpuArray.empty(x.shape, 'dropoutForward');
   const mask = GpuArray.empty(x.shape, 'dropoutForward');
   const u = packUniforms([['u32', x.size], ['u32', dropoutKey(seed)], ['u32', dropoutThreshold(p)], ['u32', offset], ['f32', 1 / (1 - p)]]);
-  dispatch('dropoutForward', pipeline('dropout'), [x.buffer, y.buffer, mask.buffer], u, grid2d(Math.ceil(x.size / 256)));
+  dispatch('dropoutForward', pipeline('dropout'), [x.buffer, y.buffer, mask.buffer], u, grid2d(Math.ceil(x.size / 256)), true); // a new seed per call
   return { y, mask };
 }
 

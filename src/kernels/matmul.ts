@@ -238,17 +238,20 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
   let gx: number;
   let gy: number;
+  let generated: (() => Record<string, string>) | undefined;
   const shader = `matmul_${cfg.family.replace('-', '_')}`;
   if (cfg.family === 'naive') {
     gx = Math.ceil(N / 8);
     gy = Math.ceil(M / 8);
   } else if (cfg.family === 'tiled') {
     const bk = tiledBK(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
-    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk }, tiledBody(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy, bk));
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk });
+    generated = () => tiledBody(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy, bk);
     gx = Math.ceil(N / (cfg.tn * cfg.wgx));
     gy = Math.ceil(M / (cfg.tm * cfg.wgy));
   } else if (cfg.family === 'subgroup') {
-    Object.assign(defs, { SG: sg!, RM: cfg.tm * sg!, CN: cfg.tn * sg!, WGY: cfg.wgy }, subgroupBody(cfg.tm, cfg.tn, sg!));
+    Object.assign(defs, { SG: sg!, RM: cfg.tm * sg!, CN: cfg.tn * sg!, WGY: cfg.wgy });
+    generated = () => subgroupBody(cfg.tm, cfg.tn, sg!);
     gx = Math.ceil(N / (sg! * cfg.tn));
     gy = Math.ceil(M / (cfg.tm * sg! * cfg.wgy));
   } else {
@@ -256,7 +259,7 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
     gx = Math.ceil(Math.ceil(N / cfg.tn) / cfg.wgx);
     gy = Math.ceil(Math.ceil(M / cfg.tm) / cfg.wgy);
   }
-  const p = pipeline(shader, defs);
+  const p = pipeline(shader, defs, 'main', generated);
   const buffers = [a.buffer, b.buffer, (bias ?? a).buffer, out.buffer];
   const maxZ = g.limits.maxComputeWorkgroupsPerDimension;
   for (let z0 = 0; z0 < batch; z0 += maxZ) {

@@ -2,6 +2,7 @@
 // scope() to free everything a block made except what it returns (in the spirit of tf.tidy).
 import { gpu } from './device.js';
 import { commandEncoder, flush } from './encoder.js';
+import { forgetBindGroups } from './launch.js';
 
 const STORAGE_USAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -73,6 +74,7 @@ class BufferPool {
 
   /** Destroy every pooled (free) buffer. */
   trim(): void {
+    forgetBindGroups(); // cached bind groups may name the buffers destroyed here
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.created -= [...this.free.values()].reduce((n, l) => n + l.length, 0);
     this.free.clear();
