@@ -9,9 +9,11 @@
 // same rescaling applies to every share), summed once at the end. The probabilities of a tile go through
 // workgroup memory (ps) from the invocation that computed them to those that multiply them with V.
 // Q's tile is staged once per workgroup (qs, already scaled) when it fits (QS), else read from global memory.
-// Every staged row is padded by one float (stride D+1, BKV+1), so the rows that one warp reads at the same column
-// (16 keys, or the rows ty and ty+1) fall in different banks. The staging loops have a constant trip count (they
-// unroll). Padding: query rows past n compute on row n−1 and store nothing; keys past n score −∞.
+// Q and K tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, the tail zero-padded), so the score loop does one
+// 16-byte load per 4 products; rows are padded by one vec4 (stride D4+1), V's and P's by one float (D+1, BKV+1), so
+// the rows one warp reads at the same column (16 keys, or the rows ty and ty+1) fall in different banks. The
+// staging loops have a constant trip count (they unroll). Padding: query rows past n compute on row n−1 and store
+// nothing; keys past n score −∞.
 // Barriers are in uniform control flow (every loop bound is uniform per workgroup).
 // S = scale·q·kᵀ + mask; out = headScale[h] · softmax(S)·V; lse = logsumexp(S). A row whose scores are all −∞
 // gets out = 0 and lse = −∞.
@@ -22,20 +24,34 @@ const TC: u32 = {{TC}}u;   // keys per invocation in the score block
 const TD: u32 = {{TD}}u;   // head columns per invocation in the output block (⌈D/16⌉)
 const BQ: u32 = 16u * TR;  // query rows per workgroup
 const BKV: u32 = 16u * TC; // keys per tile
-const DS: u32 = D + 1u;    // row stride of the staged q, k, v tiles (bank-conflict padding)
+const D4: u32 = (D + 3u) / 4u;
+const DS4: u32 = D4 + 1u;  // row stride of the staged q, k tiles, in vec4s (bank-conflict padding)
+const DS: u32 = D + 1u;    // row stride of the staged v tile
 const PS: u32 = BKV + 1u;  // row stride of the probability tile
 const QS: bool = {{QS}};   // Q tile staged in workgroup memory
 
-var<workgroup> qs: array<f32, {{QS_LEN}}>;
-var<workgroup> kt: array<f32, BKV * DS>;
+var<workgroup> qs: array<vec4<f32>, {{QS_LEN}}>;
+var<workgroup> kt: array<vec4<f32>, BKV * DS4>;
 var<workgroup> vt: array<f32, BKV * DS>;
+
+// Row r's values d0..d0+3 of a [n, D] array as a vec4, zero past D.
+fn row4(a: u32, which: u32, r: u32, d0: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  for (var u = 0u; u < 4u; u++) {
+    if (d0 + u < D) {
+      let i = a + r * D + d0 + u;
+      x[u] = select(k[i], q[i], which == 0u);
+    }
+  }
+  return x;
+}
 var<workgroup> ps: array<f32, BQ * PS>;
 var<workgroup> red: array<f32, BQ * 16u>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let DL = {{DLOOP}};  // loop bound over D: the constant D, or P.d on software adapters (no full unroll)
+  let DL = {{DLOOP}};  // loop bound over D4: the constant D4, or P.d (= D4) on software adapters (no full unroll)
   let bh = wid.y + wid.z * nwg.y;
   let n = P.n;
   if (bh >= P.bh) { return; }  // uniform per workgroup
@@ -47,9 +63,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let hh = bh % P.h;
   let mbase = (bh / P.h) * P.mask_b + hh * P.mask_h;
   if (QS) {
-    for (var t = 0u; t < (BQ * D + 255u) / 256u; t++) {
+    for (var t = 0u; t < (BQ * D4 + 255u) / 256u; t++) {
       let idx = li + 256u * t;
-      if (idx < BQ * D) { qs[(idx / D) * DS + idx % D] = q[base + min(q0 + idx / D, n - 1u) * D + idx % D] * P.scale; }
+      if (idx < BQ * D4) { qs[(idx / D4) * DS4 + idx % D4] = row4(base, 0u, min(q0 + idx / D4, n - 1u), 4u * (idx % D4)) * P.scale; }
     }
   }
   var m: array<f32, TR>;
@@ -62,14 +78,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   for (var j0 = 0u; j0 < n; j0 += BKV) {
     workgroupBarrier();  // the previous tile's readers of kt, vt, ps and red are done
+    for (var t = 0u; t < (BKV * D4 + 255u) / 256u; t++) {
+      let idx = li + 256u * t;
+      if (idx < BKV * D4) { kt[(idx / D4) * DS4 + idx % D4] = row4(base, 1u, min(j0 + idx / D4, n - 1u), 4u * (idx % D4)); }
+    }
     for (var t = 0u; t < (BKV * D + 255u) / 256u; t++) {
       let idx = li + 256u * t;
-      if (idx < BKV * D) {
-        let c = idx / D;
-        let g = base + min(j0 + c, n - 1u) * D + idx % D;
-        kt[c * DS + idx % D] = k[g];
-        vt[c * DS + idx % D] = v[g];
-      }
+      if (idx < BKV * D) { vt[(idx / D) * DS + idx % D] = v[base + min(j0 + idx / D, n - 1u) * D + idx % D]; }
     }
     workgroupBarrier();
     // Scores: the TR×TC block.
@@ -77,15 +92,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var i = 0u; i < TR; i++) {
       for (var c = 0u; c < TC; c++) { s[i][c] = 0.0; }
     }
-    for (var d = 0u; d < DL; d++) {
-      var qv: array<f32, TR>;
+    for (var d4 = 0u; d4 < DL; d4++) {
+      var qv: array<vec4<f32>, TR>;
       for (var i = 0u; i < TR; i++) {
         let r = ty + 16u * i;
-        if (QS) { qv[i] = qs[r * DS + d]; } else { qv[i] = q[base + min(q0 + r, n - 1u) * D + d] * P.scale; }
+        if (QS) { qv[i] = qs[r * DS4 + d4]; } else { qv[i] = row4(base, 0u, min(q0 + r, n - 1u), 4u * d4) * P.scale; }
       }
       for (var c = 0u; c < TC; c++) {
-        let kd = kt[(tx + 16u * c) * DS + d];
-        for (var i = 0u; i < TR; i++) { s[i][c] = fma(qv[i], kd, s[i][c]); }
+        let kd = kt[(tx + 16u * c) * DS4 + d4];
+        for (var i = 0u; i < TR; i++) { s[i][c] += dot(qv[i], kd); }
       }
     }
     for (var i = 0u; i < TR; i++) {

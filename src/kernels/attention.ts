@@ -236,7 +236,8 @@ export function flashBytes(pass: 'fwd' | 'dq' | 'dkv', D: number, TR: number, TC
   const own = 16 * TR;
   const walk = 16 * TC;
   const row = D + 1; // staged rows are padded by one float against bank conflicts, as are the P / dS tiles' rows
-  if (pass === 'fwd') return 4 * ((QS ? own * row : 1) + 2 * walk * row + own * (walk + 1) + own * 16);
+  const row4 = 4 * (Math.ceil(D / 4) + 1); // the forward's Q and K tiles: vec4s along D, padded by one vec4
+  if (pass === 'fwd') return 4 * ((QS ? own * row4 : 4) + walk * row4 + walk * row + own * (walk + 1) + own * 16);
   if (pass === 'dq') return 4 * (2 * own * row + 2 * walk * row + own * (walk + 1));
   return 4 * (2 * own * row + 2 * walk * row + 2 * own * (walk + 1) + 2 * walk);
 }
@@ -560,9 +561,10 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
   if (d.variant === 'flash' && d.flash!.fwd) {
     const { TR, TC, QS } = d.flash!.fwd;
     const TD = Math.ceil(d.D / 16);
-    const defs = { D: d.D, BK: 16 * TC, WG: 256, TR, TC, TD, QS: String(QS), QS_LEN: QS ? 16 * TR * (d.D + 1) : 1, DLOOP: dLoop(), HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
+    const D4 = Math.ceil(d.D / 4);
+    const defs = { D: d.D, BK: 16 * TC, WG: 256, TR, TC, TD, QS: String(QS), QS_LEN: QS ? 16 * TR * (D4 + 1) : 1, DLOOP: isSoftwareAdapterKey(gpu().adapterKey) ? 'P.d' : 'D4', HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
     const [y, z] = grid2d(d.B * d.H);
-    dispatch(op, pipeline('attention_fwd_flash', defs), bufs, u, [Math.ceil(d.N / (16 * TR)), y, z]);
+    dispatch(op, pipeline('attention_fwd_flash', defs), bufs, uniforms(d, scale, -Infinity, D4), [Math.ceil(d.N / (16 * TR)), y, z]);
     return { out, lse };
   }
   if (d.variant === 'blocked' || d.variant === 'flash') {
