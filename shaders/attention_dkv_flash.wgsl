@@ -5,7 +5,8 @@
 // (key rows ty + 16·i, queries tx + 16·c), then P = exp(S − lse) and dS = P ∘ (dP − Di) go through workgroup memory
 // and it adds Pᵀ·dOs and dSᵀ·q to its TR×TD blocks of dV and dK (head columns tx + 16·j). No atomics: each
 // workgroup sums over every query for its keys. dV_j = Σ_i P_ij dOs_i; dK_j = scale·Σ_i dS_ij q_i.
-// Staged rows are padded by one float (stride D+1, BQ+1) against bank conflicts; staging loops unroll.
+// Tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, tail zero-padded, rows padded by one vec4 against bank
+// conflicts), so the score loop does one 16-byte load per 4 products; staging loops unroll.
 //#include "attention_bwd_inputs"
 @group(0) @binding(7) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dv: array<f32>;
@@ -16,22 +17,40 @@ const TC: u32 = {{TC}}u;
 const TD: u32 = {{TD}}u;
 const BKV: u32 = 16u * TR;
 const BQ: u32 = 16u * TC;
-const DS: u32 = D + 1u;
+const D4: u32 = (D + 3u) / 4u;
+const DS4: u32 = D4 + 1u;
 const SS: u32 = BQ + 1u;
 const HAS_MASK: bool = {{HAS_MASK}};
 
-var<workgroup> ks: array<f32, BKV * DS>;
-var<workgroup> vs: array<f32, BKV * DS>;
-var<workgroup> qt: array<f32, BQ * DS>;
-var<workgroup> gt: array<f32, BQ * DS>;
+var<workgroup> ks: array<vec4<f32>, BKV * DS4>;
+var<workgroup> vs: array<vec4<f32>, BKV * DS4>;
+var<workgroup> qt: array<vec4<f32>, BQ * DS4>;
+var<workgroup> gt: array<vec4<f32>, BQ * DS4>;
 var<workgroup> pt: array<f32, BKV * SS>;
 var<workgroup> dst: array<f32, BKV * SS>;
 var<workgroup> st: array<f32, BQ * 2u>;
 
+// Values d0..d0+3 of row r of q (which 0), dos (1), k (2) or v (3), [n, D] at offset a, as a vec4, zero past D.
+fn row4(a: u32, which: u32, r: u32, d0: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  for (var u = 0u; u < 4u; u++) {
+    if (d0 + u < D) {
+      let i = a + r * D + d0 + u;
+      switch which {
+        case 0u: { x[u] = q[i]; }
+        case 1u: { x[u] = dos[i]; }
+        case 2u: { x[u] = k[i]; }
+        default: { x[u] = v[i]; }
+      }
+    }
+  }
+  return x;
+}
+
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let DL = {{DLOOP}};  // loop bound over D: the constant D, or P.d on software adapters (no full unroll)
+  let DL = {{DLOOP}};  // loop bound over D4: the constant D4, or P.d (= D4) on software adapters (no full unroll)
   let bh = wid.y + wid.z * nwg.y;
   let n = P.n;
   if (bh >= P.bh) { return; }  // uniform per workgroup
@@ -40,12 +59,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let k0 = wid.x * BKV;
   let base = bh * n * D;
   let mbase = (bh / P.h) * P.mask_b + (bh % P.h) * P.mask_h;
-  for (var t = 0u; t < (BKV * D + 255u) / 256u; t++) {
+  for (var t = 0u; t < (BKV * D4 + 255u) / 256u; t++) {
     let idx = li + 256u * t;
-    if (idx < BKV * D) {
-      let g = base + min(k0 + idx / D, n - 1u) * D + idx % D;
-      ks[(idx / D) * DS + idx % D] = k[g] * P.scale;
-      vs[(idx / D) * DS + idx % D] = v[g];
+    if (idx < BKV * D4) {
+      let r = min(k0 + idx / D4, n - 1u);
+      let o = (idx / D4) * DS4 + idx % D4;
+      ks[o] = row4(base, 2u, r, 4u * (idx % D4)) * P.scale;
+      vs[o] = row4(base, 3u, r, 4u * (idx % D4));
     }
   }
   var ak: array<array<f32, TD>, TR>;
@@ -55,13 +75,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   for (var i0 = 0u; i0 < n; i0 += BQ) {
     workgroupBarrier();  // the previous tile's readers of qt, gt, pt, dst and st are done
-    for (var t = 0u; t < (BQ * D + 255u) / 256u; t++) {
+    for (var t = 0u; t < (BQ * D4 + 255u) / 256u; t++) {
       let idx = li + 256u * t;
-      if (idx < BQ * D) {
-        let c = idx / D;
-        let g = base + min(i0 + c, n - 1u) * D + idx % D;
-        qt[c * DS + idx % D] = q[g];
-        gt[c * DS + idx % D] = dos[g];
+      if (idx < BQ * D4) {
+        let r = min(i0 + idx / D4, n - 1u);
+        let o = (idx / D4) * DS4 + idx % D4;
+        qt[o] = row4(base, 0u, r, 4u * (idx % D4));
+        gt[o] = row4(base, 1u, r, 4u * (idx % D4));
       }
     }
     if (li < BQ * 2u) { st[li] = stats[2u * (bh * n + min(i0 + li / 2u, n - 1u)) + li % 2u]; }  // BQ·2 ≤ 128
@@ -71,19 +91,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var i = 0u; i < TR; i++) {
       for (var c = 0u; c < TC; c++) { s[i][c] = 0.0; dp[i][c] = 0.0; }
     }
-    for (var d = 0u; d < DL; d++) {
-      var kv: array<f32, TR>;
-      var vv: array<f32, TR>;
+    for (var d4 = 0u; d4 < DL; d4++) {
+      var kv: array<vec4<f32>, TR>;
+      var vv: array<vec4<f32>, TR>;
       for (var i = 0u; i < TR; i++) {
-        kv[i] = ks[(ty + 16u * i) * DS + d];
-        vv[i] = vs[(ty + 16u * i) * DS + d];
+        kv[i] = ks[(ty + 16u * i) * DS4 + d4];
+        vv[i] = vs[(ty + 16u * i) * DS4 + d4];
       }
       for (var c = 0u; c < TC; c++) {
-        let qd = qt[(tx + 16u * c) * DS + d];
-        let gd = gt[(tx + 16u * c) * DS + d];
+        let qd = qt[(tx + 16u * c) * DS4 + d4];
+        let gd = gt[(tx + 16u * c) * DS4 + d4];
         for (var i = 0u; i < TR; i++) {
-          s[i][c] = fma(kv[i], qd, s[i][c]);
-          dp[i][c] = fma(vv[i], gd, dp[i][c]);
+          s[i][c] += dot(kv[i], qd);
+          dp[i][c] += dot(vv[i], gd);
         }
       }
     }
@@ -104,9 +124,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var gg: array<f32, TD>;
       var qq: array<f32, TD>;
       for (var j = 0u; j < TD; j++) {
-        let d = c * DS + min(tx + 16u * j, D - 1u);
-        gg[j] = gt[d];
-        qq[j] = qt[d];
+        let d = min(tx + 16u * j, D - 1u);
+        gg[j] = gt[c * DS4 + d / 4u][d % 4u];
+        qq[j] = qt[c * DS4 + d / 4u][d % 4u];
       }
       for (var i = 0u; i < TR; i++) {
         let p = pt[(ty + 16u * i) * SS + c];

@@ -4,7 +4,8 @@
 // a TR×TC block of S = scale·q·kᵀ + mask and dP = dOs·vᵀ (query rows ty + 16·i, keys tx + 16·c), turns it into
 // dS = P ∘ (dP − Di) with P = exp(S − lse), and, after dS goes through workgroup memory, adds dS·K to its TR×TD block
 // of dQ (head columns tx + 16·j). dQ = scale·Σ_j dS_ij k_j. Rows past n compute on row n−1 and store nothing.
-// Staged rows are padded by one float (stride D+1, BKV+1) against bank conflicts; staging loops unroll.
+// Tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, tail zero-padded, rows padded by one vec4 against bank
+// conflicts), so the score loop does one 16-byte load per 4 products; staging loops unroll.
 //#include "attention_bwd_inputs"
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;
 
@@ -14,20 +15,38 @@ const TC: u32 = {{TC}}u;
 const TD: u32 = {{TD}}u;
 const BQ: u32 = 16u * TR;
 const BKV: u32 = 16u * TC;
-const DS: u32 = D + 1u;
+const D4: u32 = (D + 3u) / 4u;
+const DS4: u32 = D4 + 1u;
 const SS: u32 = BKV + 1u;
 const HAS_MASK: bool = {{HAS_MASK}};
 
-var<workgroup> qs: array<f32, BQ * DS>;
-var<workgroup> gs: array<f32, BQ * DS>;
-var<workgroup> kt: array<f32, BKV * DS>;
-var<workgroup> vt: array<f32, BKV * DS>;
+var<workgroup> qs: array<vec4<f32>, BQ * DS4>;
+var<workgroup> gs: array<vec4<f32>, BQ * DS4>;
+var<workgroup> kt: array<vec4<f32>, BKV * DS4>;
+var<workgroup> vt: array<vec4<f32>, BKV * DS4>;
 var<workgroup> dst: array<f32, BQ * SS>;
+
+// Values d0..d0+3 of row r of q (which 0), dos (1), k (2) or v (3), [n, D] at offset a, as a vec4, zero past D.
+fn row4(a: u32, which: u32, r: u32, d0: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  for (var u = 0u; u < 4u; u++) {
+    if (d0 + u < D) {
+      let i = a + r * D + d0 + u;
+      switch which {
+        case 0u: { x[u] = q[i]; }
+        case 1u: { x[u] = dos[i]; }
+        case 2u: { x[u] = k[i]; }
+        default: { x[u] = v[i]; }
+      }
+    }
+  }
+  return x;
+}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let DL = {{DLOOP}};  // loop bound over D: the constant D, or P.d on software adapters (no full unroll)
+  let DL = {{DLOOP}};  // loop bound over D4: the constant D4, or P.d (= D4) on software adapters (no full unroll)
   let bh = wid.y + wid.z * nwg.y;
   let n = P.n;
   if (bh >= P.bh) { return; }  // uniform per workgroup
@@ -36,12 +55,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let q0 = wid.x * BQ;
   let base = bh * n * D;
   let mbase = (bh / P.h) * P.mask_b + (bh % P.h) * P.mask_h;
-  for (var t = 0u; t < (BQ * D + 255u) / 256u; t++) {
+  for (var t = 0u; t < (BQ * D4 + 255u) / 256u; t++) {
     let idx = li + 256u * t;
-    if (idx < BQ * D) {
-      let g = base + min(q0 + idx / D, n - 1u) * D + idx % D;
-      qs[(idx / D) * DS + idx % D] = q[g] * P.scale;
-      gs[(idx / D) * DS + idx % D] = dos[g];
+    if (idx < BQ * D4) {
+      let r = min(q0 + idx / D4, n - 1u);
+      let o = (idx / D4) * DS4 + idx % D4;
+      qs[o] = row4(base, 0u, r, 4u * (idx % D4)) * P.scale;
+      gs[o] = row4(base, 1u, r, 4u * (idx % D4));
     }
   }
   var lr: array<f32, TR>;
@@ -55,13 +75,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   for (var j0 = 0u; j0 < n; j0 += BKV) {
     workgroupBarrier();  // the previous tile's readers of kt and dst are done
-    for (var t = 0u; t < (BKV * D + 255u) / 256u; t++) {
+    for (var t = 0u; t < (BKV * D4 + 255u) / 256u; t++) {
       let idx = li + 256u * t;
-      if (idx < BKV * D) {
-        let c = idx / D;
-        let g = base + min(j0 + c, n - 1u) * D + idx % D;
-        kt[c * DS + idx % D] = k[g];
-        vt[c * DS + idx % D] = v[g];
+      if (idx < BKV * D4) {
+        let r = min(j0 + idx / D4, n - 1u);
+        let o = (idx / D4) * DS4 + idx % D4;
+        kt[o] = row4(base, 2u, r, 4u * (idx % D4));
+        vt[o] = row4(base, 3u, r, 4u * (idx % D4));
       }
     }
     workgroupBarrier();
@@ -70,19 +90,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var i = 0u; i < TR; i++) {
       for (var c = 0u; c < TC; c++) { s[i][c] = 0.0; dp[i][c] = 0.0; }
     }
-    for (var d = 0u; d < DL; d++) {
-      var qv: array<f32, TR>;
-      var gv: array<f32, TR>;
+    for (var d4 = 0u; d4 < DL; d4++) {
+      var qv: array<vec4<f32>, TR>;
+      var gv: array<vec4<f32>, TR>;
       for (var i = 0u; i < TR; i++) {
-        qv[i] = qs[(ty + 16u * i) * DS + d];
-        gv[i] = gs[(ty + 16u * i) * DS + d];
+        qv[i] = qs[(ty + 16u * i) * DS4 + d4];
+        gv[i] = gs[(ty + 16u * i) * DS4 + d4];
       }
       for (var c = 0u; c < TC; c++) {
-        let kd = kt[(tx + 16u * c) * DS + d];
-        let vd = vt[(tx + 16u * c) * DS + d];
+        let kd = kt[(tx + 16u * c) * DS4 + d4];
+        let vd = vt[(tx + 16u * c) * DS4 + d4];
         for (var i = 0u; i < TR; i++) {
-          s[i][c] = fma(qv[i], kd, s[i][c]);
-          dp[i][c] = fma(gv[i], vd, dp[i][c]);
+          s[i][c] += dot(qv[i], kd);
+          dp[i][c] += dot(gv[i], vd);
         }
       }
     }
@@ -99,7 +119,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     workgroupBarrier();
     for (var c = 0u; c < BKV; c++) {
       var kk: array<f32, TD>;
-      for (var j = 0u; j < TD; j++) { kk[j] = kt[c * DS + min(tx + 16u * j, D - 1u)]; }
+      for (var j = 0u; j < TD; j++) {
+        let d = min(tx + 16u * j, D - 1u);
+        kk[j] = kt[c * DS4 + d / 4u][d % 4u];
+      }
       for (var i = 0u; i < TR; i++) {
         let ds = dst[(ty + 16u * i) * SS + c];
         for (var j = 0u; j < TD; j++) { acc[i][j] = fma(ds, kk[j], acc[i][j]); }

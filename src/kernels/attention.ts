@@ -235,11 +235,11 @@ interface FlashPlan {
 export function flashBytes(pass: 'fwd' | 'dq' | 'dkv', D: number, TR: number, TC: number, QS = true): number {
   const own = 16 * TR;
   const walk = 16 * TC;
-  const row = D + 1; // staged rows are padded by one float against bank conflicts, as are the P / dS tiles' rows
-  const row4 = 4 * (Math.ceil(D / 4) + 1); // the forward's Q and K tiles: vec4s along D, padded by one vec4
+  const row = D + 1; // the forward's V tile: rows padded by one float against bank conflicts (so are the P / dS tiles)
+  const row4 = 4 * (Math.ceil(D / 4) + 1); // the other tiles: vec4s along D, rows padded by one vec4
   if (pass === 'fwd') return 4 * ((QS ? own * row4 : 4) + walk * row4 + walk * row + own * (walk + 1) + own * 16);
-  if (pass === 'dq') return 4 * (2 * own * row + 2 * walk * row + own * (walk + 1));
-  return 4 * (2 * own * row + 2 * walk * row + 2 * own * (walk + 1) + 2 * walk);
+  if (pass === 'dq') return 4 * (2 * own * row4 + 2 * walk * row4 + own * (walk + 1));
+  return 4 * (2 * own * row4 + 2 * walk * row4 + 2 * own * (walk + 1) + 2 * walk);
 }
 
 /** Blockings tried in order, the first whose tiles fit the device's workgroup memory (64 owned rows × 32 walked first). */
@@ -645,9 +645,9 @@ export function attentionBackward(
   if (d.variant === 'flash' && d.flash!.bwd) {
     const { dq: p1, dkv: p2 } = d.flash!.bwd;
     const mask = (opts.mask ?? q).buffer;
-    const u = uniforms(d, scale, 0);
+    const u = uniforms(d, scale, 0, Math.ceil(d.D / 4));
     const [y, z] = grid2d(d.B * d.H);
-    const common = { D: d.D, TD: Math.ceil(d.D / 16), DLOOP: dLoop(), HAS_MASK: String(!!opts.mask) };
+    const common = { D: d.D, TD: Math.ceil(d.D / 16), DLOOP: isSoftwareAdapterKey(gpu().adapterKey) ? 'P.d' : 'D4', HAS_MASK: String(!!opts.mask) };
     dispatch(`${op} dq`, pipeline('attention_dq_flash', { ...common, TR: p1.TR, TC: p1.TC }), [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dq.buffer], u, [Math.ceil(d.N / (16 * p1.TR)), y, z]);
     dispatch(`${op} dkv`, pipeline('attention_dkv_flash', { ...common, TR: p2.TR, TC: p2.TC }), [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer], u, [Math.ceil(d.N / (16 * p2.TR)), y, z]);
     stats.dispose();
