@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GpuArray, bucketBytes, keep, memoryStats, scope } from '../src/kernels/memory.js';
+import { GpuArray, bucketBytes, keep, memoryStats, pool, scope } from '../src/kernels/memory.js';
+import { affine } from '../src/kernels/elementwise.js';
 import { geluForward } from '../src/kernels/gelu.js';
 import { dispatch, packUniforms, pipeline, shaderSource } from '../src/kernels/launch.js';
 import { destroyGpu, gpu, initGpu } from '../src/kernels/device.js';
@@ -70,6 +71,46 @@ describe('buffer pool and scopes', () => {
     v.dispose();
     expect(memoryStats().liveBytes).toBe(before.liveBytes);
     await expect(v.read()).rejects.toThrow(/used after dispose/);
+  });
+});
+
+describe('dispatch caches (uniform blocks by content, bind groups by buffers, one shared compute pass)', () => {
+  it('a volatile uniform block rewritten call after call gives each call its own value', async () => {
+    const x = GpuArray.fromData([1, 2, 3, 4, 5], [5]);
+    // Recorded back to back (one submit), so recycled uniform buffers and cached bind groups are reused in between.
+    const outs = [0.5, 2, -3, 7, 0.25, 11].flatMap((s) => [affine(x, s, 0, true), affine(x, s, 1)]);
+    const got = await Promise.all(outs.map((o) => o.read()));
+    [0.5, 2, -3, 7, 0.25, 11].forEach((s, i) => {
+      expect(Array.from(got[2 * i])).toEqual([1, 2, 3, 4, 5].map((v) => Math.fround(v * s)));
+      expect(Array.from(got[2 * i + 1])).toEqual([1, 2, 3, 4, 5].map((v) => Math.fround(Math.fround(v * s) + 1)));
+    });
+    for (const a of [x, ...outs]) a.dispose();
+  });
+
+  it('pool.trim() with work still recorded: the buffers it destroys are not lost to that work', async () => {
+    const errors: string[] = [];
+    const old = console.error;
+    console.error = (...a: unknown[]) => void errors.push(a.join(' '));
+    try {
+      const a = GpuArray.fromData([1, 2, 3], [3]);
+      const b = affine(a, 2, 0);
+      a.dispose(); // a's buffer is free in the pool while the affine that reads it is only recorded
+      pool.trim();
+      expect(Array.from(await b.read())).toEqual([2, 4, 6]);
+      b.dispose();
+    } finally {
+      console.error = old;
+    }
+    expect(errors.filter((e) => e.includes('WebGPU error'))).toEqual([]);
+  });
+
+  it('a bad workgroup count is refused before any pass is begun, and later work still runs', async () => {
+    const p = pipeline('gelu', { T: 'f32' });
+    const a = GpuArray.fromData([0, 1], [2]);
+    const u = packUniforms([['u32', 2], ['u32', 0]]);
+    expect(() => dispatch('myKernel', p, [a.buffer, a.buffer, a.buffer], u, [1.5])).toThrow(/myKernel: workgroup counts must be integers >= 0, got 1.5×1×1/);
+    expectClose(await geluForward(a).read(), geluForwardRef([0, 1]), 1e-6, 1e-5, 'gelu after the refusal');
+    a.dispose();
   });
 });
 

@@ -140,11 +140,11 @@ export function binary(op: BinaryOp, a: GpuArray, b: GpuArray): GpuArray {
   return out;
 }
 
-function runUnary(label: string, expr: string, x: GpuArray, scale = 1, shift = 0): GpuArray {
+function runUnary(label: string, expr: string, x: GpuArray, scale = 1, shift = 0, volatile = false): GpuArray {
   const out = GpuArray.empty(x.shape, label);
   const { w, T } = width(x.size, label);
   const u = packUniforms([['u32', x.size / w], ['f32', scale], ['f32', shift], ['u32', 0]]);
-  dispatch(label, pipeline('unary', { OP: expr, T }), [x.buffer, out.buffer], u, grid2d(Math.ceil(x.size / w / 256)));
+  dispatch(label, pipeline('unary', { OP: expr, T }), [x.buffer, out.buffer], u, grid2d(Math.ceil(x.size / w / 256)), volatile);
   return out;
 }
 
@@ -157,9 +157,12 @@ export function unary(op: UnaryOp, x: GpuArray): GpuArray {
   return runUnary(op, expr, x);
 }
 
-/** scale·x + shift (f32 arithmetic; scale and shift are rounded to f32). */
-export function affine(x: GpuArray, scale: number, shift = 0): GpuArray {
-  return runUnary('affine', UNARY_EXPR.affine, x, scale, shift);
+/**
+ * scale·x + shift (f32 arithmetic; scale and shift are rounded to f32). `volatile`: scale or shift changes from call
+ * to call (a clipping coefficient), so its uniform block is not kept in the dispatch cache.
+ */
+export function affine(x: GpuArray, scale: number, shift = 0, volatile = false): GpuArray {
+  return runUnary('affine', UNARY_EXPR.affine, x, scale, shift, volatile);
 }
 
 /** A new array of this shape with every element = value (rounded to f32). */

@@ -9,7 +9,7 @@ let pass: GPUComputePassEncoder | null = null;
 let recorded = 0;
 const onFlush: (() => void)[] = [];
 
-/** Flush automatically after this many recorded passes, to bound latency and held uniforms. */
+/** Flush automatically after this many recorded dispatches, to bound latency and held uniforms. */
 export const MAX_PASSES_PER_SUBMIT = 128;
 
 /** The shared encoder, for copies and passes; ends the open compute pass, so commands stay in recording order. */
@@ -20,6 +20,7 @@ export function commandEncoder(): GPUCommandEncoder {
     enc = null;
     pass = null;
     recorded = 0;
+    onFlush.length = 0;
   }
   if (pass) {
     pass.end();
@@ -40,7 +41,8 @@ export function commandEncoder(): GPUCommandEncoder {
  */
 export function computePass(desc?: GPUComputePassDescriptor): GPUComputePassEncoder {
   if (desc) return commandEncoder().beginComputePass(desc);
-  if (!pass || encDevice !== gpu().device) pass = commandEncoder().beginComputePass();
+  if (pass && encDevice !== gpu().device) pass = null; // a device that is gone: commandEncoder() drops its encoder
+  if (!pass) pass = commandEncoder().beginComputePass();
   return pass;
 }
 
@@ -60,6 +62,14 @@ export function afterFlush(cb: () => void): void {
 }
 
 export function flush(): void {
+  if (enc && encDevice !== gpu().device) {
+    // Recorded on a device that is gone (destroyGpu or lost): that work, and what waits for its submit, is dropped.
+    enc = null;
+    pass = null;
+    recorded = 0;
+    onFlush.length = 0;
+    return;
+  }
   if (enc) {
     if (pass) pass.end();
     pass = null;

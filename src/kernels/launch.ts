@@ -1,4 +1,5 @@
-// Pipelines cached by a key naming everything that changes the WGSL; dispatch with a uniform block.
+// Pipelines cached by a key naming the template values (generated code is a function of them); dispatch with a
+// uniform block, through caches of uniform buffers and bind groups (see below).
 import { gpu } from './device.js';
 import { afterFlush, computePass, endComputePass, recordedPass } from './encoder.js';
 import { SHADERS } from './shaders.gen.js';
@@ -92,7 +93,8 @@ const layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
 // the bottleneck. Hence two caches:
 // - uniform blocks by content: a block (shape numbers, scales) is written once, at creation, into a buffer that is
 //   never written again; the same matmul in the next step finds it. Past UNIFORM_CACHE_MAX distinct blocks, new
-//   ones go to recycled buffers written per dispatch (the earlier scheme), so the cache cannot grow without bound.
+//   ones start the cache afresh, so it cannot grow without bound; blocks marked volatile go to recycled buffers
+//   written per dispatch.
 // - bind groups by (pipeline, uniform buffer, storage buffers): the buffer pool hands the same buffers to the same
 //   ops step after step, so most bind groups recur. Cleared when it reaches BIND_GROUP_CACHE_MAX entries, when the
 //   pool destroys buffers (forgetBindGroups, from BufferPool.trim) and with a new device.
@@ -119,7 +121,11 @@ function uniformBuffer(data: ArrayBuffer, volatile: boolean): GPUBuffer {
   const key = volatile ? '' : new Uint32Array(data).join(',');
   const cached = volatile ? undefined : uniformCache.get(key);
   if (cached) return cached;
-  if (!volatile && uniformCache.size < UNIFORM_CACHE_MAX) {
+  if (!volatile) {
+    // Full: start again rather than fall back for good (a caller with a new value every step would otherwise fill it
+    // once and leave every later block uncached). The dropped buffers are not destroyed: bind groups and the
+    // unsubmitted encoder may still use them; they go when nothing does.
+    if (uniformCache.size >= UNIFORM_CACHE_MAX) uniformCache.clear();
     const b = device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
     new Uint8Array(b.getMappedRange()).set(new Uint8Array(data));
     b.unmap();
@@ -130,6 +136,7 @@ function uniformBuffer(data: ArrayBuffer, volatile: boolean): GPUBuffer {
   // A recycled uniform buffer is written once per recorded pass and recycled only after the submit that uses it.
   device.queue.writeBuffer(b, 0, data);
   afterFlush(() => {
+    if (cachedFor !== device) return; // a device that is gone: its buffers must not come back
     let l = uniformFree.get(size);
     if (!l) uniformFree.set(size, (l = []));
     l.push(b);
@@ -158,6 +165,8 @@ export function dispatch(
 ): void {
   const g = gpu();
   const [x, y = 1, z = 1] = groups;
+  // Checked before any pass is begun (dispatchWorkgroups would throw inside it and leave a pass of its own open).
+  if (![x, y, z].every((n) => Number.isInteger(n) && n >= 0)) throw new RangeError(`${label}: workgroup counts must be integers >= 0, got ${x}×${y}×${z}`);
   const maxG = g.limits.maxComputeWorkgroupsPerDimension;
   if (x > maxG || y > maxG || z > maxG) {
     throw new RangeError(`${label}: ${x}×${y}×${z} workgroups is above this device's limit of ${maxG} per dimension; use a smaller shape or batch`);

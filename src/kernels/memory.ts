@@ -74,6 +74,7 @@ class BufferPool {
 
   /** Destroy every pooled (free) buffer. */
   trim(): void {
+    flush(); // recorded commands may still use the free buffers (arrays are disposed once their dispatch is recorded)
     forgetBindGroups(); // cached bind groups may name the buffers destroyed here
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.created -= [...this.free.values()].reduce((n, l) => n + l.length, 0);

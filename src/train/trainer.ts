@@ -708,7 +708,7 @@ export async function clipGradNorm(params: Parameter[], maxNorm: number): Promis
   const coef = maxNorm / (total + 1e-6);
   if (coef < 1) {
     for (const p of withGrad) {
-      const g = keep(affine(p.grad!, coef));
+      const g = keep(affine(p.grad!, coef, 0, true)); // a new coefficient every step: a volatile uniform block
       p.grad!.dispose();
       p.grad = g;
     }
