@@ -1,4 +1,4 @@
-// Attention backward (rows and tiled dQ / dK-dV passes): uniforms and the input bindings 0–6.
+// Attention backward (rows, tiled and flash dQ / dK-dV passes): uniforms and the input bindings 0–6.
 struct Params { n: u32, bh: u32, h: u32, mask_b: u32, mask_h: u32, scale: f32, pad: u32, d: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
