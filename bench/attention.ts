@@ -78,9 +78,10 @@ export async function benchAttention(opts: BenchAttentionOptions = {}): Promise<
     fwd_gflops: Math.round(((4 * B * H * N * N * D) / (fwd.median * 1e6)) * 100) / 100,
   };
   if (opts.backward ?? true) {
-    const { out, lse } = attentionForward(q, k, v, aopts);
+    // As in training: 'subgroup-saved' keeps the scores for its backward (the timed forward above is inference's).
+    const { out, lse, scores } = attentionForward(q, k, v, { ...aopts, saveScores: true });
     const bwd = await time(() => {
-      const r = attentionBackward(q, k, v, out, lse, g, aopts);
+      const r = attentionBackward(q, k, v, out, lse, g, aopts, scores);
       r.dq.dispose();
       r.dk.dispose();
       r.dv.dispose();
@@ -88,6 +89,7 @@ export async function benchAttention(opts: BenchAttentionOptions = {}): Promise<
     Object.assign(result, { bwd_ms: bwd.median, bwd_best_ms: bwd.best, bwd_cpu_ms: bwd.cpu_median });
     out.dispose();
     lse.dispose();
+    scores?.dispose();
   }
   for (const a of [q, k, v, g]) a.dispose();
   return result;

@@ -12,6 +12,8 @@
 // Every lane takes part in every shuffle and reduction: no early return except a whole-workgroup one, rows
 // and keys past n are clamped (computed, never stored; their scores are -inf).
 // S = scale·q·kᵀ + mask; out = headScale[h] · softmax(S)·V; lse = logsumexp(S); an all -inf row gives 0, -inf.
+// Variant 'subgroup-saved' (training): the kernel also writes S itself to `scores` [B·H, N, N] (binding 8, declared
+// by the launcher only then), so the backward reads it instead of recomputing q·kᵀ.
 enable subgroups;
 
 struct Params { n: u32, bh: u32, h: u32, mask_b: u32, mask_h: u32, scale: f32, neg_inf: f32, d4: u32 }
@@ -23,6 +25,7 @@ struct Params { n: u32, bh: u32, h: u32, mask_b: u32, mask_h: u32, scale: f32, n
 @group(0) @binding(5) var<storage, read> hscale: array<f32>; // bound to v when HAS_HS is false
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<storage, read_write> lse: array<f32>;
+{{SCORES_DECL}}
 
 const D: u32 = {{D}}u;    // head dimension (row length of out)
 const D4: u32 = {{D4}}u;  // vec4 chunks per padded row of q, k, v
@@ -31,6 +34,7 @@ const QR: u32 = {{QR}}u;  // query rows per subgroup
 const KT: u32 = {{KT}}u;  // keys per tile
 const HAS_MASK: bool = {{HAS_MASK}};
 const HAS_HS: bool = {{HAS_HS}};
+const SAVE: bool = {{SAVE}};  // scores written ('subgroup-saved' in training)
 
 @compute @workgroup_size(SG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -42,11 +42,11 @@ function makeMask(kind: MaskKind, s: Shape, seed: number): { data?: Float32Array
 
 const finite = (a: ArrayLike<number>) => Float64Array.from(a, (x) => (x === -Infinity ? -1e30 : x));
 
-async function check(s: Shape, maskKind: MaskKind, withHeadScale: boolean, variant: string, seed: number, scale?: number): Promise<void> {
+async function check(s: Shape, maskKind: MaskKind, withHeadScale: boolean, variant: string, seed: number, scale?: number, withoutScores = false): Promise<void> {
   if (variant.startsWith('subgroup') && !subgroupSize()) {
     // Needs fixed-size subgroups (lavapipe has them; some GPUs report a range): there it must refuse clearly.
     const a = GpuArray.zeros([1, 1, 2, 4]);
-    expect(() => attentionForward(a, a, a, { variant })).toThrow(/variant 'subgroup' needs the adapter's 'subgroups' feature/);
+    expect(() => attentionForward(a, a, a, { variant })).toThrow(/variant 'subgroup(-saved)?' needs the adapter's 'subgroups' feature/);
     a.dispose();
     return;
   }
@@ -64,21 +64,22 @@ async function check(s: Shape, maskKind: MaskKind, withHeadScale: boolean, varia
   const opts: AttentionOptions = { variant, scale };
   if (m.data) opts.mask = GpuArray.fromData(m.data, m.shape!);
   if (hsData) opts.headScale = GpuArray.fromData(hsData, [H]);
-  const { out, lse } = attentionForward(q, k, v, opts);
-  const { dq, dk, dv } = attentionBackward(q, k, v, out, lse, g, opts);
+  const { out, lse, scores } = attentionForward(q, k, v, { ...opts, saveScores: true });
+  expect(scores === undefined).toBe(!variant.startsWith('subgroup-saved'));
+  const { dq, dk, dv } = attentionBackward(q, k, v, out, lse, g, opts, withoutScores ? undefined : scores);
   const [o, l, gq, gk, gv] = await Promise.all([out, lse, dq, dk, dv].map((a) => a.read()));
 
   const ropts: AttentionRefOptions = { scale, mask: m.data, maskShape: m.shape, headScale: hsData };
   const ref = attentionRef(qs, ks, vs, s, ropts);
   const rb = attentionBackwardRef(qs, ks, vs, gs, s, ropts);
-  const what = `${variant} [${shape}] mask=${maskKind} hs=${withHeadScale}`;
+  const what = `${variant} [${shape}] mask=${maskKind} hs=${withHeadScale}${withoutScores ? ' (backward without scores)' : ''}`;
   expectClose(o, ref.out, ATOL, RTOL, `${what} out`);
   expect(Array.from(l).map((x) => x === -Infinity)).toEqual(Array.from(ref.lse).map((x) => x === -Infinity));
   expectClose(finite(l), finite(ref.lse), LSE_ATOL, LSE_RTOL, `${what} lse`);
   expectClose(gq, rb.dq, ATOL, RTOL, `${what} dq`);
   expectClose(gk, rb.dk, ATOL, RTOL, `${what} dk`);
   expectClose(gv, rb.dv, ATOL, RTOL, `${what} dv`);
-  for (const a of [q, k, v, g, out, lse, dq, dk, dv, opts.mask, opts.headScale]) a?.dispose();
+  for (const a of [q, k, v, g, out, lse, scores, dq, dk, dv, opts.mask, opts.headScale]) a?.dispose();
 }
 
 const CASES: [Shape, MaskKind, boolean][] = [
@@ -93,7 +94,7 @@ const CASES: [Shape, MaskKind, boolean][] = [
 
 describe('attention', () => {
   it('default variant follows the adapter', () => {
-    expect(defaultAttentionVariant('llvmpipe', true)).toBe('subgroup');
+    expect(defaultAttentionVariant('llvmpipe', true)).toBe('subgroup-saved');
     expect(defaultAttentionVariant('llvmpipe', false)).toBe('rows');
     expect(defaultAttentionVariant('swiftshader', false)).toBe('rows');
     expect(defaultAttentionVariant('nvidia-h100')).toBe('blocked');
@@ -128,6 +129,24 @@ describe('attention', () => {
     }
     await check({ B: 1, H: 1, N: 21, D: 200 }, 'B1NN', false, 'flash', 43);
     await check({ B: 1, H: 1, N: 18, D: 256 }, 'NN', true, 'flash', 44);
+  });
+
+  // 'subgroup-saved' with a named blocking (forward / dK-dV-dS, RQ = 2 so a subgroup owns 2·SG rows, past n here), and
+  // its backward without the forward's scores, which must fall back to the 'subgroup' passes (same gradients).
+  it('subgroup-saved: a named blocking, and a backward given no scores', async () => {
+    await check({ B: 1, H: 2, N: 23, D: 10 }, 'BHNN', true, 'subgroup-saved@2x2/2x1', 45);
+    await check({ B: 2, H: 1, N: 19, D: 12 }, 'NN', false, 'subgroup-saved', 46, undefined, true);
+  });
+
+  it('subgroup-saved: scores of the wrong shape, or given to another variant, are refused', () => {
+    if (!subgroupSize()) return; // the variant itself is refused there (checked in the float64 tests)
+    const a = GpuArray.zeros([1, 2, 5, 4]);
+    const lse = GpuArray.zeros([1, 2, 5]);
+    const wrong = GpuArray.zeros([1, 2, 5, 4]);
+    expect(() => attentionBackward(a, a, a, a, lse, a, { variant: 'subgroup-saved' }, wrong)).toThrow(/attentionBackward: scores \[1, 2, 5, 4\] must be \[1, 2, 5, 5\] for q \[1, 2, 5, 4\]/);
+    expect(() => attentionBackward(a, a, a, a, lse, a, { variant: 'rows' }, wrong)).toThrow(/attentionBackward: scores are only read by the variant 'subgroup-saved' \(this is 'rows'\)/);
+    expect(() => attentionForward(a, a, a, { variant: 'subgroup-saved@1x2/1x2/1x2' })).toThrow(/bad variant 'subgroup-saved@1x2\/1x2\/1x2': expected subgroup-saved@RQxTN or subgroup-saved@RQxTN\/RQxTN/);
+    for (const x of [a, lse, wrong]) x.dispose();
   });
 
   it('ViT-B/16 shape [2, 12, 197, 64] (default variant)', async () => {

@@ -11,7 +11,7 @@ import { geluBackward, geluForward } from '../kernels/gelu.js';
 import { attentionBackward, attentionForward, type AttentionOptions } from '../kernels/attention.js';
 import { dropoutBackward, dropoutForward } from '../kernels/dropout.js';
 import { crossEntropyBackward, crossEntropyForward } from '../kernels/crossEntropy.js';
-import { Tensor } from './tensor.js';
+import { isGradEnabled, Tensor } from './tensor.js';
 
 const needs = (t: Tensor) => t.requiresGrad;
 
@@ -362,13 +362,15 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: number): 
 
 /** Fused scaled-dot-product attention on q, k, v [B, H, N, D]. */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  const { out, lse } = attentionForward(q.data, k.data, v.data, opts);
+  // 'subgroup-saved' keeps the scores for the backward only when one will run.
+  const grad = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
+  const { out, lse, scores } = attentionForward(q.data, k.data, v.data, { ...opts, saveScores: grad && opts.saveScores !== false });
   return new Tensor(out, {
     op: 'attention',
     parents: [q, k, v],
-    saved: [lse],
+    saved: scores ? [lse, scores] : [lse],
     backward: (g) => {
-      const { dq, dk, dv } = attentionBackward(q.data, k.data, v.data, out, lse, g, opts);
+      const { dq, dk, dv } = attentionBackward(q.data, k.data, v.data, out, lse, g, opts, scores);
       return [dq, dk, dv];
     },
   });
