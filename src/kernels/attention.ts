@@ -111,6 +111,19 @@ function subgroupDefault(SG: number): [number, number][] {
   return [b, b, b];
 }
 
+/**
+ * 'subgroup-saved' default blocking: forward RQ = 2, TN = 32/SG (2·SG query rows per subgroup, 32-key tiles); the
+ * dK/dV/dS pass RQ = 2, TN = 16/SG. On lavapipe (SG 8: 2×4 / 2×2) this took 72.7 ms forward+backward at B2 H12 N197 D64
+ * against 83.3 ms for 1×4 / 1×4 and 82.0 ms for the explicit path (per-pass GPU time, medians of 11 interleaved runs;
+ * bench/results/llvmpipe-attention.md). The larger forward blocking compiles in about twice the time on a cold Mesa
+ * shader cache.
+ */
+function savedDefault(SG: number): [number, number][] {
+  const f: [number, number] = [2, Math.max(1, Math.floor(32 / SG))];
+  const b: [number, number] = [2, Math.max(1, Math.floor(16 / SG))];
+  return [f, f, b];
+}
+
 /** Invocations per workgroup of the 'blocked' kernels (one SIMD chunk of llvmpipe's AVX2 code). */
 const BLOCKED_WG = 8;
 
@@ -182,7 +195,7 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
       );
     }
     const given = pairs as [number, number][];
-    const [fwd, dq = fwd, dkv = fwd] = spec === undefined ? subgroupDefault(size) : saved ? [given[0], given[0], given[1] ?? given[0]] : given;
+    const [fwd, dq = fwd, dkv = fwd] = spec === undefined ? (saved ? savedDefault(size) : subgroupDefault(size)) : saved ? [given[0], given[0], given[1] ?? given[0]] : given;
     sg = { size, fwd, dq, dkv };
   } else if (variant === 'flash') {
     if (gpu().limits.maxComputeInvocationsPerWorkgroup < 256) {
