@@ -45,7 +45,8 @@ export type AttentionPath = 'fused' | 'explicit';
  * attention-internals tests pin down. On lavapipe the later 'subgroup' fused kernel is faster than the explicit path
  * for the attention forward alone (1.1–1.4× at ViT-B/16 shapes) but slower for forward+backward (~0.6–0.8×), and a
  * whole vit_b_16 forward at batch 4 took the same time with either path (13.7 vs 13.9 s; 17.0 vs 16.6 s in a second
- * pair), so the default stays explicit there too. adapterKey is kept so that a faster fused kernel can be chosen per
+ * pair), so the default stays explicit there too. ('subgroup-saved', which keeps the scores for its backward, since
+ * wins forward+backward in isolation by ~1.1×; whole training steps with it are not measured yet.) adapterKey is kept so that a faster fused kernel can be chosen per
  * adapter.
  */
 export function defaultAttentionPath(adapterKey = gpu().adapterKey): AttentionPath {
