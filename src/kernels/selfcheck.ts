@@ -11,8 +11,8 @@ import { softmaxForward } from './softmax.js';
 import { softmaxRef } from './ref/softmax.js';
 import { layerNormForward } from './layernorm.js';
 import { layerNormRef } from './ref/layernorm.js';
-import { attentionForward } from './attention.js';
-import { attentionRef } from './ref/attention.js';
+import { attentionBackward, attentionForward } from './attention.js';
+import { attentionBackwardRef, attentionRef } from './ref/attention.js';
 import { crossEntropyForward } from './crossEntropy.js';
 import { crossEntropyRef } from './ref/crossEntropy.js';
 import { binary } from './elementwise.js';
@@ -101,6 +101,24 @@ function cases(): Case[] {
         const s = [B, H, N, D];
         const { out: o } = attentionForward(up(q, s), up(k, s), up(v, s));
         return [await o.read(), attentionRef(q, k, v, { B, H, N, D }).out];
+      },
+    });
+  }
+  // Attention backward (dq, dk, dv concatenated) with the adapter's default variant, as training runs it (scores kept
+  // where the variant keeps them): gradients O(0.01..1), f32 error ≤ ~1e-6 at N=197 (test/attention.test.ts).
+  for (const [B, H, N, D] of [[2, 3, 7, 13], [1, 2, 197, 64]]) {
+    out.push({
+      kernel: 'attention backward', shape: `B${B} H${H} N${N} D${D}`, atol: 2e-5, rtol: 1e-4,
+      run: async () => {
+        const n = B * H * N * D;
+        const q = r(n, 21), k = r(n, 22), v = r(n, 23), g = r(n, 24);
+        const s = [B, H, N, D];
+        const [qa, ka, va] = [q, k, v].map((x) => up(x, s));
+        const f = attentionForward(qa, ka, va, { saveScores: true });
+        const b = attentionBackward(qa, ka, va, f.out, f.lse, up(g, s), {}, f.scores);
+        const got = [...(await b.dq.read()), ...(await b.dk.read()), ...(await b.dv.read())];
+        const ref = attentionBackwardRef(q, k, v, g, { B, H, N, D });
+        return [got, [...ref.dq, ...ref.dk, ...ref.dv]];
       },
     });
   }
