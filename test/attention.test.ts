@@ -140,6 +140,19 @@ describe('attention', () => {
     await check({ B: 2, H: 1, N: 19, D: 12 }, 'NN', false, 'subgroup-saved', 46, undefined, true);
   });
 
+  it('subgroup-saved: scores too large for one storage binding are not kept (the backward then recomputes them)', async () => {
+    if (!subgroupSize()) return;
+    // N = 5800, D = 1: q, k, v are tiny but N² floats are 134.6 MB, past lavapipe's 128 MiB binding limit.
+    const N = 5800;
+    const fits = N * N * 4 <= gpu().limits.maxStorageBufferBindingSize;
+    const a = GpuArray.fromData(randomArray(N, 3), [1, 1, N, 1]);
+    const { out, lse, scores } = attentionForward(a, a, a, { variant: 'subgroup-saved', saveScores: true });
+    expect(scores === undefined).toBe(!fits);
+    const o = await out.read();
+    expect(o.every((x) => Number.isFinite(x))).toBe(true);
+    for (const x of [a, out, lse, scores]) x?.dispose();
+  });
+
   it('subgroup-saved: scores of the wrong shape, or given to another variant, are refused', () => {
     if (!subgroupSize()) return; // the variant itself is refused there (checked in the float64 tests)
     const a = GpuArray.zeros([1, 2, 5, 4]);

@@ -51,7 +51,8 @@ export interface AttentionOptions {
   /**
    * 'subgroup-saved' only: the forward also returns the scores [B, H, N, N] for the backward (training: ops.attention
    * sets it when a gradient will be taken). Default false: the forward is then the 'subgroup' forward, and a backward
-   * given no scores runs the 'subgroup' passes, which recompute them.
+   * given no scores runs the 'subgroup' passes, which recompute them. Scores larger than the device's largest storage
+   * binding are never kept (the forward returns none; the backward recomputes).
    */
   saveScores?: boolean;
 }
@@ -66,8 +67,8 @@ const ROWS_BK = 16;
 /**
  * On software adapters (lavapipe/llvmpipe, SwiftShader), where barriers are slow: 'subgroup-saved' when the device has
  * subgroups of a fixed size (lavapipe: SG 8; its forward is the 'subgroup' one, 1.1–1.4× the explicit path at B1–2
- * H12 N197 D64; with the scores kept for the backward, forward+backward 1.19× the explicit path where 'subgroup',
- * recomputing them, was 0.74×: bench/results/llvmpipe-attention.md), else 'rows'. 'blocked' on
+ * H12 N197 D64; with the scores kept for the backward, forward+backward 1.08–1.25× the explicit path in the suite
+ * (default 2×4 / 2×2 blocking) where 'subgroup', recomputing them, was 0.6–0.8×: bench/results/llvmpipe-attention.md), else 'rows'. 'blocked' on
  * GPUs (on an NVIDIA H200 at B32 H12 N197 D64, forward / forward+backward: blocked 2.62 / 12.6 ms, rows 2.59 / 30.7,
  * tiled 3.66 / 20.3: bench/results/nvidia-h200.md; 'subgroup' was not yet measured on a GPU). `subgroups`: whether
  * that adapter has fixed-size subgroups (known for the current device only).
@@ -87,7 +88,7 @@ interface Dims {
   variant: AttentionVariant;
   /** 'blocked' only: rows per invocation and keys (or queries) per block, forward / dQ / dK-dV. */
   block?: Block;
-  /** 'subgroup' and 'subgroup-saved': the subgroup size and [RQ, TN] per pass (rows per subgroup = RQ·SG, keys per tile = TN·SG; 'subgroup-saved' has no dQ pass). */
+  /** 'subgroup' and 'subgroup-saved': the subgroup size and [RQ, TN] per pass (rows per subgroup = RQ·SG, keys per tile = TN·SG; 'subgroup-saved' uses fwd and dkv — its dK/dV/dS pass — and, when its backward is given no scores, runs the 'subgroup' dQ pass with the forward's blocking). */
   sg?: { size: number; fwd: [number, number]; dq: [number, number]; dkv: [number, number] };
   /** 'flash' only: each pass's blocking; null where its tiles do not fit the device (the 'blocked' kernels run). */
   flash?: { fwd: FlashPlan | null; bwd: { dq: FlashPlan; dkv: FlashPlan } | null };
@@ -632,7 +633,9 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
   if (d.variant === 'subgroup' || d.variant === 'subgroup-saved') {
     const { size: SG, fwd: [rq, tn] } = d.sg!;
     const D4 = Math.ceil(d.D / 4);
-    const save = d.variant === 'subgroup-saved' && opts.saveScores === true;
+    // Scores that would not fit one storage binding (lavapipe: 128 MiB, B·H·N² > 33.5 M) are not kept: the backward then
+    // recomputes them (the 'subgroup' passes) instead of failing where 'subgroup' works.
+    const save = d.variant === 'subgroup-saved' && opts.saveScores === true && d.B * d.H * d.N * d.N * 4 <= gpu().limits.maxStorageBufferBindingSize;
     const scores = save ? GpuArray.empty([d.B, d.H, d.N, d.N], op) : undefined;
     const padded = [q, k, v].map((a) => padRows(a, d));
     const b = [...padded.map((a) => a.buffer), (opts.mask ?? padded[2]).buffer, (opts.headScale ?? padded[2]).buffer, out.buffer, lse.buffer];

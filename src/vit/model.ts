@@ -45,9 +45,11 @@ export type AttentionPath = 'fused' | 'explicit';
  * attention-internals tests pin down. On lavapipe the later 'subgroup' fused kernel is faster than the explicit path
  * for the attention forward alone (1.1–1.4× at ViT-B/16 shapes) but slower for forward+backward (~0.6–0.8×), and a
  * whole vit_b_16 forward at batch 4 took the same time with either path (13.7 vs 13.9 s; 17.0 vs 16.6 s in a second
- * pair), so the default stays explicit there too. ('subgroup-saved', which keeps the scores for its backward, since
- * wins forward+backward in isolation by ~1.1×; whole training steps with it are not measured yet.) adapterKey is kept so that a faster fused kernel can be chosen per
- * adapter.
+ * pair), so the default stays explicit there too. The later 'subgroup-saved' (scores kept for its backward) wins
+ * attention forward+backward in isolation (1.08–1.25×) and inside a vit_b_16 training step (attention passes 1.6×
+ * faster, but ~5–8 % of the step), and loses at the fashion-mnist-p7 model's small shapes (N 17, D 16: 575 vs
+ * 355–518 ms per step): bench/results/llvmpipe-attention.md. adapterKey is kept so that a faster fused kernel can be
+ * chosen per adapter (or per shape, the next step those numbers suggest).
  */
 export function defaultAttentionPath(adapterKey = gpu().adapterKey): AttentionPath {
   void adapterKey;
