@@ -17,12 +17,17 @@ export async function timeKernel(fn: () => unknown, runs: number) {
 
 const gbps = (bytes: number, ms: number) => bytes / (ms * 1e6);
 
-export async function benchSoftmax(opts: { rows?: number; cols?: number; runs?: number; teams?: (number | [number, number])[] } = {}) {
+/**
+ * `peers`: also tfjs-backend-webgpu's tf.softmax on the same adapter and input; both sides are then also timed by wall
+ * clock with the read-back of y (tfjs cannot be timed by our timestamp queries), and `ratio_vs_tfjs` compares those.
+ */
+export async function benchSoftmax(opts: { rows?: number; cols?: number; runs?: number; teams?: (number | [number, number])[]; peers?: boolean } = {}) {
   await initGpu();
   const rows = opts.rows ?? 12 * 197 * 2; // two ViT-B/16 images' attention rows
   const cols = opts.cols ?? 197;
   const runs = opts.runs ?? 10;
-  const x = GpuArray.fromData(randomArray(rows * cols, 1, -8, 8), [rows, cols]);
+  const xs = randomArray(rows * cols, 1, -8, 8);
+  const x = GpuArray.fromData(xs, [rows, cols]);
   const dy = GpuArray.fromData(randomArray(rows * cols, 2), [rows, cols]);
   const y = softmaxForward(x);
   const bytesFwd = 2 * rows * cols * 4;
@@ -39,7 +44,28 @@ export async function benchSoftmax(opts: { rows?: number; cols?: number; runs?: 
     const chosen = await one(null);
     const variants = [];
     for (const t of opts.teams ?? []) variants.push(await one(t));
-    return { op: 'softmax', adapter: gpu().adapterKey, rows, cols, runs, ...chosen, variants };
+    const result: Record<string, unknown> = { op: 'softmax', adapter: gpu().adapterKey, rows, cols, runs, ...chosen, variants };
+    if (opts.peers) {
+      const { tfjsSoftmax } = await import('./tfjs-peer.js');
+      setRowTeamSize(null);
+      // Ours by wall clock incl. read-back, the way the peer is timed: best of runs after one warm-up.
+      const once = async () => {
+        const t0 = performance.now();
+        await scope(async () => {
+          await softmaxForward(x).read();
+        });
+        return performance.now() - t0;
+      };
+      await once();
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) times.push(await once());
+      const wallMs = Math.min(...times);
+      result.forward_wall = { ms: wallMs, gbps: gbps(bytesFwd, wallMs), timing: 'best of runs after 1 warm-up; each run = dispatch + read-back of y' };
+      const peer = await tfjsSoftmax({ x: xs, rows, cols, runs });
+      result.tfjs = peer;
+      if (peer.ms) result.ratio_vs_tfjs = peer.ms / wallMs;
+    }
+    return result;
   } finally {
     setRowTeamSize(null);
     for (const a of [x, dy, y]) a.dispose();

@@ -73,11 +73,18 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
     }
     case 'softmax': {
       const { benchSoftmax } = await import('./softmax.js');
-      const r = (await benchSoftmax({ runs: o.runs ?? 5 })) as Obj;
+      const r = (await benchSoftmax({ runs: o.runs ?? 5, peers: o.peers !== false })) as Obj;
       const variant = `rows per team T=${r.T}, WG ${r.WG}`;
       for (const dir of ['forward', 'backward'] as const) {
         const g = num((r[dir] ?? {}) as Obj, 'gbps');
-        rows.push({ bench: 'softmax', case: `${r.rows}×${r.cols} ${dir}`, variant, metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g) });
+        const peer = dir === 'forward' ? (r.tfjs as Obj | undefined) : undefined;
+        const wall = r.forward_wall as Obj | undefined;
+        rows.push({
+          bench: 'softmax', case: `${r.rows}×${r.cols} ${dir}`, variant, metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g),
+          ...(peer && typeof peer.gbps === 'number' && wall
+            ? { peer: 'tfjs-backend-webgpu', peerValue: peer.gbps as number, ratio: num(wall, 'gbps') / (peer.gbps as number), note: `ratio from wall-clock runs incl. read-back of y on both sides: ours ${fmtNum(num(wall, 'gbps'))} GB/s` }
+            : peer && typeof peer.error === 'string' ? { note: `tfjs-backend-webgpu peer did not run: ${peer.error}` } : {}),
+        });
       }
       break;
     }

@@ -75,3 +75,43 @@ export async function tfjsMatmul(opts: { m: number; n: number; k: number; runs?:
     return { peer: 'tfjs-backend-webgpu', error: (e as Error).message ?? String(e) };
   }
 }
+
+/**
+ * tfjs tf.softmax over the last axis of x [rows, cols], timed as ours is in the softmax row: best of `runs` after
+ * warm-up, each run including the read-back (await y.data()). Its output for the benchmark input is first checked
+ * against the float64 reference (1e-6 absolute: probabilities ≤ 1 from an f32 exp and sum over ≤ a few hundred
+ * terms), so a wrong peer is an error, not a time. Bandwidth counts x read once and y written once.
+ */
+export async function tfjsSoftmax(opts: { x: Float32Array; rows: number; cols: number; runs?: number }): Promise<PeerResult & { gbps?: number }> {
+  const { x, rows, cols } = opts;
+  const runs = opts.runs ?? 5;
+  try {
+    const tf = await tfjsWebgpu();
+    const version = (tf.version_core as string | undefined) ?? undefined;
+    const { softmaxForwardRef } = await import('../src/kernels/ref/softmax.js');
+    const xt = tf.tensor2d(x, [rows, cols]);
+    const first = tf.softmax(xt);
+    const got = await first.data();
+    first.dispose();
+    const want = softmaxForwardRef(x, cols);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    if (!(worst <= 1e-6)) throw new Error(`tfjs softmax differs from the float64 reference by ${worst} (> 1e-6)`);
+    const once = async () => {
+      const t0 = performance.now();
+      const y = tf.softmax(xt);
+      await y.data();
+      const ms = performance.now() - t0;
+      y.dispose();
+      return ms;
+    };
+    await once();
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) times.push(await once());
+    xt.dispose();
+    const ms = Math.min(...times);
+    return { peer: 'tfjs-backend-webgpu', version, ms, median_ms: median(times), gbps: (2 * rows * cols * 4) / (ms * 1e6) };
+  } catch (e) {
+    return { peer: 'tfjs-backend-webgpu', error: (e as Error).message ?? String(e) };
+  }
+}
