@@ -533,12 +533,37 @@ export function subgroupDqBody(SG: number, RQ: number, TN: number, D: number, ha
   return { SETUP: ind(setup, 2), KEYS: ind(keys, 4), DOT: ind(dot, 6), UPDATE: ind(upd, 4), ACC: ind(acc, 4), STORE: ind(store, 2) };
 }
 
+/**
+ * The dK/dV passes' accumulation and store ('subgroup' and 'subgroup-saved'): for each query of the tile its P and dS
+ * are broadcast from the lane that owns it, and lane l accumulates the vec4 column chunks c = l + u·SG of all KR keys,
+ * dV_r += P_r,i · dOs_i and dK_r += dS_r,i · q_i; at the end dK = scale·dK and both are stored for keys < n.
+ */
+function subgroupDkvAccStore(SG: number, KR: number, TN: number, D: number): { ACC: string; STORE: string } {
+  const DL4 = Math.ceil(Math.ceil(D / 4) / SG);
+  const acc: string[] = [];
+  for (const j of range(TN)) {
+    acc.push(`for (var ln = 0u; ln < SG; ln++) {`);
+    acc.push(`  let qo = base + min(i0 + ${j * SG}u + ln, n - 1u) * D4; ${line((u) => `let qv${u} = q[qo + cc${u}]; let gv${u} = dos[qo + cc${u}];`, DL4)}`);
+    for (const r of range(KR)) {
+      acc.push(`  let pr${r} = subgroupShuffle(p${r}_${j}, ln); let dr${r} = subgroupShuffle(ds${r}_${j}, ln); ${line((u) => `gv${r}_${u} = fma(vec4<f32>(pr${r}), gv${u}, gv${r}_${u}); gk${r}_${u} = fma(vec4<f32>(dr${r}), qv${u}, gk${r}_${u});`, DL4)}`);
+    }
+    acc.push('}');
+  }
+  const store: string[] = [];
+  for (const r of range(KR)) {
+    store.push(`if (col0 + ${r}u < n) { let ob = (bh * n + col0 + ${r}u) * D; let e = ob + D;`);
+    store.push(`  ${line((u) => storeChunk('dk', `gk${r}_${u}`, 'P.scale', u, SG, D), DL4)}`);
+    store.push(`  ${line((u) => storeChunk('dv', `gv${r}_${u}`, '1.0', u, SG, D), DL4)}`);
+    store.push('}');
+  }
+  return { ACC: ind(acc, 4), STORE: ind(store, 2) };
+}
+
 /** dK, dV: the generated parts of shaders/attention_dkv_subgroup.wgsl (r: key rows, j: queries of a tile). */
 export function subgroupDkvBody(SG: number, RQ: number, TN: number, D: number, hasMask: boolean): Record<string, string> {
   const KR = RQ * SG;
   const DL4 = Math.ceil(Math.ceil(D / 4) / SG);
   const R = range(KR);
-  const J = range(TN);
   const setup: string[] = [];
   for (const q of range(RQ)) setup.push(`let ko${q} = base + min(col0 + ${q * SG}u + lane, n - 1u) * D4;`);
   for (const r of R) {
@@ -555,23 +580,8 @@ export function subgroupDkvBody(SG: number, RQ: number, TN: number, D: number, h
     upd.push(line((j) => `let p${r}_${j} = select(0.0, exp(s${r}_${j} * P.scale${m(j)} - lse${j}), qi${j} < n);`, TN));
     upd.push(line((j) => `let ds${r}_${j} = p${r}_${j} * (t${r}_${j} - di${j});`, TN));
   }
-  const acc: string[] = [];
-  for (const j of J) {
-    acc.push(`for (var ln = 0u; ln < SG; ln++) {`);
-    acc.push(`  let qo = base + min(i0 + ${j * SG}u + ln, n - 1u) * D4; ${line((u) => `let qv${u} = q[qo + cc${u}]; let gv${u} = dos[qo + cc${u}];`, DL4)}`);
-    for (const r of R) {
-      acc.push(`  let pr${r} = subgroupShuffle(p${r}_${j}, ln); let dr${r} = subgroupShuffle(ds${r}_${j}, ln); ${line((u) => `gv${r}_${u} = fma(vec4<f32>(pr${r}), gv${u}, gv${r}_${u}); gk${r}_${u} = fma(vec4<f32>(dr${r}), qv${u}, gk${r}_${u});`, DL4)}`);
-    }
-    acc.push('}');
-  }
-  const store: string[] = [];
-  for (const r of R) {
-    store.push(`if (col0 + ${r}u < n) { let ob = (bh * n + col0 + ${r}u) * D; let e = ob + D;`);
-    store.push(`  ${line((u) => storeChunk('dk', `gk${r}_${u}`, 'P.scale', u, SG, D), DL4)}`);
-    store.push(`  ${line((u) => storeChunk('dv', `gv${r}_${u}`, '1.0', u, SG, D), DL4)}`);
-    store.push('}');
-  }
-  return { SETUP: ind(setup, 2), QUERIES: ind(qs, 4), DOT: ind(dot, 6), UPDATE: ind(upd, 4), ACC: ind(acc, 4), STORE: ind(store, 2) };
+  const { ACC, STORE } = subgroupDkvAccStore(SG, KR, TN, D);
+  return { SETUP: ind(setup, 2), QUERIES: ind(qs, 4), DOT: ind(dot, 6), UPDATE: ind(upd, 4), ACC, STORE };
 }
 
 /**
@@ -583,7 +593,6 @@ export function savedDkvBody(SG: number, RQ: number, TN: number, D: number): Rec
   const KR = RQ * SG;
   const DL4 = Math.ceil(Math.ceil(D / 4) / SG);
   const R = range(KR);
-  const J = range(TN);
   const setup: string[] = [];
   for (const q of range(RQ)) setup.push(`let vo${q} = base + min(col0 + ${q * SG}u + lane, n - 1u) * D4;`);
   for (const r of R) setup.push(`let kc${r} = min(col0 + ${r}u, n - 1u); ${line((u) => `var gk${r}_${u} = vec4<f32>(0.0); var gv${r}_${u} = vec4<f32>(0.0);`, DL4)}`);
@@ -599,23 +608,8 @@ export function savedDkvBody(SG: number, RQ: number, TN: number, D: number): Rec
     upd.push(line((j) => `let ds${r}_${j} = p${r}_${j} * (t${r}_${j} - di${j});`, TN));
     upd.push(`if (col0 + ${r}u < n) { ${line((j) => `if (qi${j} < n) { dsb[so${j} + col0 + ${r}u] = ds${r}_${j}; }`, TN)} }`);
   }
-  const acc: string[] = [];
-  for (const j of J) {
-    acc.push(`for (var ln = 0u; ln < SG; ln++) {`);
-    acc.push(`  let qo = base + min(i0 + ${j * SG}u + ln, n - 1u) * D4; ${line((u) => `let qv${u} = q[qo + cc${u}]; let gv${u} = dos[qo + cc${u}];`, DL4)}`);
-    for (const r of R) {
-      acc.push(`  let pr${r} = subgroupShuffle(p${r}_${j}, ln); let dr${r} = subgroupShuffle(ds${r}_${j}, ln); ${line((u) => `gv${r}_${u} = fma(vec4<f32>(pr${r}), gv${u}, gv${r}_${u}); gk${r}_${u} = fma(vec4<f32>(dr${r}), qv${u}, gk${r}_${u});`, DL4)}`);
-    }
-    acc.push('}');
-  }
-  const store: string[] = [];
-  for (const r of R) {
-    store.push(`if (col0 + ${r}u < n) { let ob = (bh * n + col0 + ${r}u) * D; let e = ob + D;`);
-    store.push(`  ${line((u) => storeChunk('dk', `gk${r}_${u}`, 'P.scale', u, SG, D), DL4)}`);
-    store.push(`  ${line((u) => storeChunk('dv', `gv${r}_${u}`, '1.0', u, SG, D), DL4)}`);
-    store.push('}');
-  }
-  return { SETUP: ind(setup, 2), QUERIES: ind(qs, 4), DOT: ind(dot, 6), UPDATE: ind(upd, 4), ACC: ind(acc, 4), STORE: ind(store, 2) };
+  const { ACC, STORE } = subgroupDkvAccStore(SG, KR, TN, D);
+  return { SETUP: ind(setup, 2), QUERIES: ind(qs, 4), DOT: ind(dot, 6), UPDATE: ind(upd, 4), ACC, STORE };
 }
 
 /**
