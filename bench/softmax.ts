@@ -49,17 +49,8 @@ export async function benchSoftmax(opts: { rows?: number; cols?: number; runs?: 
       const { tfjsSoftmax } = await import('./tfjs-peer.js');
       setRowTeamSize(null);
       // Ours by wall clock incl. read-back, the way the peer is timed: best of runs after one warm-up.
-      const once = async () => {
-        const t0 = performance.now();
-        await scope(async () => {
-          await softmaxForward(x).read();
-        });
-        return performance.now() - t0;
-      };
-      await once();
-      const times: number[] = [];
-      for (let i = 0; i < runs; i++) times.push(await once());
-      const wallMs = Math.min(...times);
+      const wall = await timeRuns(() => scope(async () => void (await softmaxForward(x).read())), { runs, warmup: 1, gpuTime: false });
+      const wallMs = wall.bestWallMs;
       result.forward_wall = { ms: wallMs, gbps: gbps(bytesFwd, wallMs), timing: 'best of runs after 1 warm-up; each run = dispatch + read-back of y' };
       const peer = await tfjsSoftmax({ x: xs, rows, cols, runs });
       result.tfjs = peer;

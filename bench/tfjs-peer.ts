@@ -3,7 +3,7 @@
 // then asks navigator.gpu for an adapter; in Node we point navigator.gpu at the GPU object our device
 // came from (gpu().gpu), so both libraries run on the same adapter (each with its own GPUDevice).
 import { gpu } from '../src/kernels/device.js';
-import { median } from './timing.js';
+import { timeRuns } from './timing.js';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 let tfPromise: Promise<Tf> | undefined;
@@ -56,21 +56,15 @@ export async function tfjsMatmul(opts: { m: number; n: number; k: number; runs?:
     if (sv.join(',') !== '19,22,43,50') throw new Error(`tfjs matMul gave ${sv} for a 2×2 check`);
     const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
     const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
-    const once = async () => {
-      const t0 = performance.now();
+    // Wall clock incl. read-back; the two warm-up runs compile tfjs's shaders.
+    const t = await timeRuns(async () => {
       const c = tf.matMul(a, b);
       await c.data();
-      const ms = performance.now() - t0;
       c.dispose();
-      return ms;
-    };
-    await once(); // compile and warm up
-    await once();
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) times.push(await once());
+    }, { runs, warmup: 2, gpuTime: false });
     tf.dispose([a, b]);
-    const ms = Math.min(...times);
-    return { peer: 'tfjs-backend-webgpu', version, gflops: (2 * m * n * k) / ms / 1e6, ms, median_ms: median(times) };
+    const ms = t.bestWallMs;
+    return { peer: 'tfjs-backend-webgpu', version, gflops: (2 * m * n * k) / ms / 1e6, ms, median_ms: t.wallMs };
   } catch (e) {
     return { peer: 'tfjs-backend-webgpu', error: (e as Error).message ?? String(e) };
   }
@@ -97,20 +91,14 @@ export async function tfjsSoftmax(opts: { x: Float32Array; rows: number; cols: n
     let worst = 0;
     for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
     if (!(worst <= 1e-6)) throw new Error(`tfjs softmax differs from the float64 reference by ${worst} (> 1e-6)`);
-    const once = async () => {
-      const t0 = performance.now();
+    const t = await timeRuns(async () => {
       const y = tf.softmax(xt);
       await y.data();
-      const ms = performance.now() - t0;
       y.dispose();
-      return ms;
-    };
-    await once();
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) times.push(await once());
+    }, { runs, warmup: 1, gpuTime: false });
     xt.dispose();
-    const ms = Math.min(...times);
-    return { peer: 'tfjs-backend-webgpu', version, ms, median_ms: median(times), gbps: (2 * rows * cols * 4) / (ms * 1e6) };
+    const ms = t.bestWallMs;
+    return { peer: 'tfjs-backend-webgpu', version, ms, median_ms: t.wallMs, gbps: (2 * rows * cols * 4) / (ms * 1e6) };
   } catch (e) {
     return { peer: 'tfjs-backend-webgpu', error: (e as Error).message ?? String(e) };
   }
