@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { gpu, initGpu, isSoftwareAdapter } from '../src/kernels/device.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { VIT_PRESETS, vitPreset, type VitPresetName } from '../src/vit/config.js';
-import { VisionTransformer, defaultAttentionPath } from '../src/vit/model.js';
+import { VisionTransformer } from '../src/vit/model.js';
+import { describeAttentionChoice } from '../src/vit/attentionTuning.js';
 
 export interface BenchVitOptions {
   batch?: number;
@@ -25,7 +26,7 @@ export type BenchVitResult = {
   op: 'vit_forward';
   config: string;
   batch: number;
-  attention: 'fused' | 'explicit';
+  attention: string;
   runs: number;
   seconds_per_image: number;
   /** Seconds of each timed run (whole batch). */
@@ -40,9 +41,11 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
   const batch = opts.batch ?? 1;
   const runs = opts.runs ?? 3;
   await initGpu();
-  const attention = opts.attention ?? defaultAttentionPath();
   const config = vitPreset(name as VitPresetName, { num_classes: 14 });
   const model = new VisionTransformer(config, { init: 'random', seed: 1 }).eval();
+  // Named, or the adapter's choice for this shape (the table, or a tuned choice: `celluscan tune`).
+  const attention = opts.attention;
+  const attentionUsed = attention ?? describeAttentionChoice(model.attentionChoice('infer'));
   const S = config.image_size;
   const input = randomArray(batch * 3 * S * S, 7, -2, 2);
   try {
@@ -58,7 +61,7 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
       op: 'vit_forward',
       config: name,
       batch,
-      attention,
+      attention: attentionUsed,
       runs,
       seconds_per_image: best / batch,
       run_seconds: times,

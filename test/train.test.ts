@@ -337,6 +337,31 @@ describe('CLI', () => {
     expect(e3.stdout).toMatch(/accuracy [\d.]+% \(\d+\/3\)[\s\S]*precision  recall[\s\S]*confusion matrix/);
   });
 
+  it('celluscan tune caches an attention choice for the model; train then uses it and records it (not with CELLUSCAN_TUNING=off)', () => {
+    const cfg = join(tmp, 'tiny-tune.json');
+    writeFileSync(cfg, JSON.stringify(TINY));
+    const cacheEnv = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', XDG_CACHE_HOME: join(tmp, 'xdg-cache'), CELLUSCAN_TUNING: '' };
+    const run = (args: string[], env: NodeJS.ProcessEnv) => spawnSync(process.execPath, ['bin/celluscan.mjs', ...args], { encoding: 'utf8', timeout: 120_000, env });
+    // One candidate: the choice is that variant whatever the timings, so the test does not depend on a race.
+    const t = run(['tune', '--model', cfg, '--batch', '8', '--runs', '1', '--only', 'attention', '--mode', 'train', '--attention-variants', 'rows', '--json'], cacheEnv);
+    expect(t.status, t.stderr).toBe(0);
+    const j = JSON.parse(t.stdout);
+    expect(j.attention).toHaveLength(1);
+    expect(j.attention[0]).toMatchObject({ shape: 'N17 D16 train', batch: 8, heads: 2, choice: { path: 'fused', variant: 'rows' }, fromCache: false });
+    expect(j.files).toEqual([join(tmp, 'xdg-cache', 'celluscan', 'attention-autotune.json')]);
+    const common = ['--data', DATA, '--config', cfg, '--epochs', '1', '--batch-size', '8', '--no-augment', '--val-fraction', '0', '--seed', '1'];
+    const tuned = run(['train', '--out', join(tmp, 'run-tuned'), ...common], cacheEnv);
+    expect(tuned.status, tuned.stderr).toBe(0);
+    expect(tuned.stdout).toMatch(/kernels on \S+: matmul \S+; attention fused rows \(tuned\) \(training\), explicit \(evaluation\)/);
+    expect(JSON.parse(readFileSync(join(tmp, 'run-tuned', 'summary.json'), 'utf8')).kernels).toMatchObject({ attention_train: 'fused rows (tuned)', attention_eval: 'explicit' });
+    const off = run(['train', '--out', join(tmp, 'run-untuned'), ...common], { ...cacheEnv, CELLUSCAN_TUNING: 'off' });
+    expect(off.status, off.stderr).toBe(0);
+    expect(off.stdout).toMatch(/attention explicit \(training\), explicit \(evaluation\)/);
+    const bad = run(['tune', '--model', 'vit_z'], cacheEnv);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^celluscan: tune: unknown model 'vit_z' \(a training preset: fashion-mnist, /m);
+  });
+
   it('Ctrl-C (a real SIGINT) checkpoints at the next step boundary and exits 130; --resume ends at the uninterrupted weights', async () => {
     const cfg = join(tmp, 'tiny-sigint.json');
     writeFileSync(cfg, JSON.stringify(TINY));

@@ -1,7 +1,7 @@
 // celluscan: command-line entry. Every command prints a readable result, or one JSON object with
 // --json; errors are one line and a non-zero exit (the stack only with --debug).
 import { Command, CommanderError, Option } from 'commander';
-import { destroyGpu } from '../kernels/device.js';
+import { destroyGpu, onGpuReady } from '../kernels/device.js';
 import { adapterInfo, formatInfo } from './info.js';
 import { intArg, output, table, UsageError } from './util.js';
 
@@ -139,6 +139,10 @@ import { register as registerVit } from './vit.js';
 registerVit(program);
 import { register as registerData } from './data.js';
 registerData(program);
+import { loadTunings, register as registerTune } from './tune.js';
+registerTune(program);
+// Every command that starts the GPU uses the choices `celluscan tune` cached for this adapter.
+onGpuReady(loadTunings);
 
 async function main(argv: string[]): Promise<number> {
   // --debug may stand anywhere on the line; it is read here, not by a command.

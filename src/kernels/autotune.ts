@@ -66,7 +66,8 @@ interface CacheFile {
   entries: Record<string, AutotuneResult & { description: string }>;
 }
 
-async function nodeFs(): Promise<{ fs: typeof import('node:fs/promises'); file: string } | null> {
+/** The Node cache folder of tuning results ($XDG_CACHE_HOME/celluscan or ~/.cache/celluscan); null in a browser. */
+async function nodeFs(fileName: string): Promise<{ fs: typeof import('node:fs/promises'); file: string } | null> {
   if (!isNode) return null;
   try {
     // Variable specifiers keep bundlers from following these imports into the browser build.
@@ -77,38 +78,57 @@ async function nodeFs(): Promise<{ fs: typeof import('node:fs/promises'); file: 
     const os = (await import(/* @vite-ignore */ osName)) as typeof import('node:os');
     const path = (await import(/* @vite-ignore */ pathName)) as typeof import('node:path');
     const dir = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'celluscan');
-    return { fs, file: path.join(dir, 'matmul-autotune.json') };
+    return { fs, file: path.join(dir, fileName) };
   } catch {
     return null;
   }
 }
 
-async function readCache(): Promise<CacheFile> {
-  const n = await nodeFs();
+/** Where a tuning cache file lives (Node), for messages; undefined in a browser. */
+export async function tuningCachePath(fileName: string): Promise<string | undefined> {
+  return (await nodeFs(fileName))?.file;
+}
+
+/**
+ * A tuning cache file's parsed JSON when its `version` is `version`; an empty object with that version when the file
+ * is missing, unreadable, malformed or of another version (a stale cache only costs a re-tune).
+ */
+export async function readTuningFile<T extends { version: number }>(fileName: string, version: number, empty: () => T): Promise<T> {
+  const n = await nodeFs(fileName);
   if (n) {
     try {
-      const c = JSON.parse(await n.fs.readFile(n.file, 'utf8')) as CacheFile;
-      if (c.version === CACHE_VERSION && c.entries && typeof c.entries === 'object') return c;
+      const c = JSON.parse(await n.fs.readFile(n.file, 'utf8')) as T;
+      if (c && typeof c === 'object' && c.version === version) return c;
     } catch {
       /* no cache yet, or unreadable: start afresh */
     }
   }
-  return { version: CACHE_VERSION, entries: {} };
+  return empty();
 }
 
-async function writeCache(c: CacheFile): Promise<void> {
-  const n = await nodeFs();
+/** Write a tuning cache file atomically (temporary file + rename); a read-only home only costs a re-tune next time. */
+export async function writeTuningFile(fileName: string, content: unknown): Promise<void> {
+  const n = await nodeFs(fileName);
   if (!n) return;
+  const tmp = `${n.file}.tmp-${process.pid}`;
   try {
     const pathName = 'node:path';
     const path = (await import(/* @vite-ignore */ pathName)) as typeof import('node:path');
     await n.fs.mkdir(path.dirname(n.file), { recursive: true });
-    await n.fs.writeFile(n.file + '.tmp', JSON.stringify(c, null, 2));
-    await n.fs.rename(n.file + '.tmp', n.file);
+    await n.fs.writeFile(tmp, JSON.stringify(content, null, 2));
+    await n.fs.rename(tmp, n.file);
   } catch {
-    /* a read-only home directory only costs a re-tune next time */
+    await n.fs.unlink(tmp).catch(() => {});
   }
 }
+
+const MATMUL_CACHE = 'matmul-autotune.json';
+const emptyCache = (): CacheFile => ({ version: CACHE_VERSION, entries: {} });
+async function readCache(): Promise<CacheFile> {
+  const c = await readTuningFile<CacheFile>(MATMUL_CACHE, CACHE_VERSION, emptyCache);
+  return c.entries && typeof c.entries === 'object' ? c : emptyCache();
+}
+const writeCache = (c: CacheFile): Promise<void> => writeTuningFile(MATMUL_CACHE, c);
 
 /** Load a cached autotune result for the current adapter, if any (Node only). Returns the variant. */
 export async function loadMatmulTuning(): Promise<string | undefined> {
@@ -142,7 +162,10 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
   const shape = opts.shape ?? (software ? [512, 512, 512] : [2048, 2048, 2048]);
   if (!opts.force) {
     const c = (await readCache()).entries[g.adapterKey];
-    if (c && c.description === g.info.description && MATMUL_VARIANTS.includes(c.variant.split('@')[0])) {
+    // One variant per adapter; a cached result answers when no shape is asked for or it was tuned at the one asked
+    // for (tuning for another model's shape measures again, and the last tuning is the one kept).
+    const sameShape = !opts.shape || (Array.isArray(c?.shape) && c.shape.join() === opts.shape.join());
+    if (c && sameShape && c.description === g.info.description && MATMUL_VARIANTS.includes(c.variant.split('@')[0])) {
       tuned.set(g.adapterKey, c.variant);
       return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, fromCache: true };
     }

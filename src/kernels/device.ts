@@ -117,12 +117,27 @@ export function adapterKeyOf(info: AdapterDescription): string {
   return first.replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'unknown';
 }
 
+const readyHooks: ((g: Gpu) => Promise<void> | void)[] = [];
+
+/**
+ * Run `hook` each time a new device is made, before initGpu() resolves (the CLI loads cached tuning results here,
+ * so every command sees them; the library itself registers none, so its choices depend only on what a caller sets).
+ * A hook that throws fails initGpu with its message.
+ */
+export function onGpuReady(hook: (g: Gpu) => Promise<void> | void): void {
+  readyHooks.push(hook);
+}
+
 /** The library's device; created on first call. */
 export function initGpu(opts: GpuOptions = {}): Promise<Gpu> {
   if (current) return Promise.resolve(current);
   if (!pending) {
     pending = createGpu(opts).then(
-      (g) => ((current = g), g),
+      async (g) => {
+        current = g;
+        for (const h of readyHooks) await h(g);
+        return g;
+      },
       (e) => {
         pending = undefined;
         throw e;

@@ -476,6 +476,20 @@ async function runTraining(
       `${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}${o.clipGradNorm ? `, clip grad norm ${o.clipGradNorm}` : ''}`,
   );
 
+  // Which kernels run (the adapter's table, or what `celluscan tune` cached): recorded, since they decide speed and the
+  // last bits of the numbers.
+  const { gpu } = await import('../kernels/device.js');
+  const { matmulVariantFor } = await import('../kernels/autotune.js');
+  const { describeAttentionChoice } = await import('../vit/attentionTuning.js');
+  const kernels = {
+    adapter: gpu().adapterKey,
+    matmul: matmulVariantFor(gpu().adapterKey),
+    // Attention dropout needs the probabilities: the explicit path then, whatever the choice.
+    attention_train: config.attention_dropout > 0 ? 'explicit (attention dropout)' : describeAttentionChoice(model.attentionChoice('train')),
+    attention_eval: describeAttentionChoice(model.attentionChoice('infer')),
+  };
+  say(`kernels on ${kernels.adapter}: matmul ${kernels.matmul}; attention ${kernels.attention_train} (training), ${kernels.attention_eval} (evaluation)`);
+
   const state = {
     step: ck?.state.step ?? 0,
     epoch: ck?.state.epoch ?? 0,
@@ -655,6 +669,7 @@ async function runTraining(
     total_steps: totalSteps,
     epochs_completed: state.epoch,
     wall_s: state.elapsedS,
+    kernels,
     images_per_s: trainedHere / Math.max(1e-9, wall),
     final_train_loss: lastLoss,
     ...(valResult ? { val: { loss: valResult.loss, accuracy: valResult.report.accuracy, macro: valResult.report.macro } } : {}),

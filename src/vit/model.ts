@@ -26,35 +26,15 @@
 //   heads.head 0 (torchvision's choice); `init: 'random'` draws it xavier-uniform instead (tests, ablations)
 import * as ops from '../autograd/ops.js';
 import { Module } from '../autograd/module.js';
-import { noGrad, Parameter, Tensor } from '../autograd/tensor.js';
+import { isGradEnabled, noGrad, Parameter, Tensor } from '../autograd/tensor.js';
 import { GpuArray, scope } from '../kernels/memory.js';
 import { gpu } from '../kernels/device.js';
 import { rng } from '../kernels/ref/math.js';
 import { validateConfig, type VitConfig } from './config.js';
+import { attentionChoiceFor, type AttentionChoice, type AttentionPath } from './attentionTuning.js';
 
-export type AttentionPath = 'fused' | 'explicit';
-
-/**
- * The attention path measured faster: the explicit one (matmul → softmax → matmul) on every adapter measured so far.
- * On CPU adapters (llvmpipe, SwiftShader) at ViT-B/16 shapes (llvmpipe: 43 ms vs 78 ms forward,
- * bench/results/llvmpipe-attention.md), because there every per-lane load in the fused kernel's loops is a gather;
- * on an NVIDIA H200 at B32 H12 N197 D64 the explicit path took 0.55 ms forward and 1.40 ms forward+backward against
- * the best fused variant's 2.62 / 12.6 ms (bench/results/nvidia-h200.md): the fused kernels give one query row to
- * one invocation, which leaves a GPU's matrix-style data reuse on the table. The fused path stays selectable
- * (`attention: 'fused'`, `--attention fused`): it never materialises the N×N scores, and it is the one the
- * attention-internals tests pin down. On lavapipe the later 'subgroup' fused kernel is faster than the explicit path
- * for the attention forward alone (1.1–1.4× at ViT-B/16 shapes) but slower for forward+backward (~0.6–0.8×), and a
- * whole vit_b_16 forward at batch 4 took the same time with either path (13.7 vs 13.9 s; 17.0 vs 16.6 s in a second
- * pair), so the default stays explicit there too. The later 'subgroup-saved' (scores kept for its backward) wins
- * attention forward+backward in isolation (1.08–1.25×) and inside a vit_b_16 training step (attention passes 1.6×
- * faster, but ~5–8 % of the step), and loses at the fashion-mnist-p7 model's small shapes (N 17, D 16: 575 vs
- * 355–518 ms per step): bench/results/llvmpipe-attention.md. adapterKey is kept so that a faster fused kernel can be
- * chosen per adapter (or per shape, the next step those numbers suggest).
- */
-export function defaultAttentionPath(adapterKey = gpu().adapterKey): AttentionPath {
-  void adapterKey;
-  return 'explicit';
-}
+// The path per adapter and shape (a measured table, or a tuned and cached choice): attentionTuning.ts.
+export { defaultAttentionPath, type AttentionPath } from './attentionTuning.js';
 
 /** Switches beyond torchvision's arguments (for the from-scratch track); defaults are torchvision's. */
 export interface VitOptions {
@@ -66,7 +46,7 @@ export interface VitOptions {
   seed?: number;
   /** 'torchvision' (default; zero head) or 'random' (the head drawn too, so outputs depend on everything). */
   init?: 'torchvision' | 'random';
-  /** Default attention path of forward() (default: the faster one on this adapter, see defaultAttentionPath). */
+  /** Default attention path of forward() (default: the adapter's choice for the model's shape, attentionChoiceFor). */
   attention?: AttentionPath;
 }
 
@@ -177,7 +157,14 @@ export class MultiheadSelfAttention extends Module {
    * x [B, N, hidden] → [B, N, hidden]. `headMask` [H] (1 keep, 0 ablate) or null. The explicit path returns the
    * attention probabilities [B, H, N, N] when `wantProbs`.
    */
-  forward(x: Tensor, path: AttentionPath, headMask: Float32Array | null, wantProbs: boolean, dropoutSeed: () => number): { y: Tensor; probs?: Tensor } {
+  forward(
+    x: Tensor,
+    path: AttentionPath,
+    headMask: Float32Array | null,
+    wantProbs: boolean,
+    dropoutSeed: () => number,
+    variant?: string,
+  ): { y: Tensor; probs?: Tensor } {
     const [B, N, C] = x.shape;
     const H = this.heads;
     const D = C / H;
@@ -193,7 +180,7 @@ export class MultiheadSelfAttention extends Module {
     const attnDrop = this.training ? this.attentionDropout : 0;
     if (path === 'fused' && !wantProbs && attnDrop === 0) {
       const hs = headMask ? GpuArray.fromData(headMask, [H], 'headScale') : undefined;
-      o = ops.attention(q, k, v, { scale, headScale: hs });
+      o = ops.attention(q, k, v, { scale, headScale: hs, variant });
       // The op's backward reads headScale: while a graph is recorded it stays with it (an enclosing scope frees
       // it); at inference it is freed now (the pool's next upload flushes the recorded kernel first).
       if (hs && !o.requiresGrad) hs.dispose();
@@ -343,8 +330,12 @@ export class VisionTransformer extends Module {
     if (images.shape.length !== 4 || images.shape[1] !== 3 || images.shape[2] !== S || images.shape[3] !== S) {
       throw new RangeError(`VisionTransformer: input ${fmtS(images.shape)} must be [B, 3, ${S}, ${S}]`);
     }
-    const path = opts.attention ?? this.options.attention ?? defaultAttentionPath();
-    if (path !== 'fused' && path !== 'explicit') throw new RangeError(`VisionTransformer: attention path must be 'fused' or 'explicit', got '${String(path)}'`);
+    const named = opts.attention ?? this.options.attention;
+    if (named !== undefined && named !== 'fused' && named !== 'explicit') throw new RangeError(`VisionTransformer: attention path must be 'fused' or 'explicit', got '${String(named)}'`);
+    // Named: that path (fused with the adapter's default variant). Otherwise the adapter's choice for this shape and
+    // mode (a graph being recorded means a backward will run): the table, or a tuned choice with its fused variant.
+    const choice = named === undefined ? this.attentionChoice(isGradEnabled() ? 'train' : 'infer') : { path: named, variant: undefined };
+    const path = choice.path;
     const wantProbs = !!opts.returnAttention;
     const masks = this.headMasks(opts.ablate);
     const B = images.shape[0];
@@ -360,7 +351,7 @@ export class VisionTransformer extends Module {
 
     const attentions: Tensor[] = [];
     this.encoder.blocks.forEach((blk, l) => {
-      const a = blk.self_attention.forward(blk.ln_1.forward(x), path, masks[l], wantProbs, this.nextSeed);
+      const a = blk.self_attention.forward(blk.ln_1.forward(x), path, masks[l], wantProbs, this.nextSeed, choice.variant);
       if (a.probs) attentions.push(a.probs);
       let y = a.y;
       if (drop > 0) y = ops.dropout(y, drop, this.nextSeed());
@@ -371,6 +362,12 @@ export class VisionTransformer extends Module {
     const pooled = this.class_token ? ops.reshape(ops.slice(x, [0, 0, 0], [B, 1, D]), [B, D]) : ops.mean(x, [1]);
     const logits = this.heads.head.forward(pooled);
     return wantProbs ? { logits, attentions } : { logits };
+  }
+
+  /** The attention path forward() takes by default on this adapter, for this model's shape, in a mode. */
+  attentionChoice(mode: 'train' | 'infer'): AttentionChoice {
+    const c = this.config;
+    return attentionChoiceFor(this.seqLength, c.hidden_dim / c.num_heads, mode);
   }
 
   /** Per layer: the [H] 0/1 mask, or null when no head of that layer is ablated. */

@@ -1,0 +1,139 @@
+// `celluscan tune`: measure, on this adapter, which matmul variant and which attention path (explicit, or a fused
+// variant) are fastest for a model's shapes, and cache the choices; every later command loads them when it starts the
+// GPU (loadTunings, registered from main.ts). Registered from main.ts with register(program).
+import { Command, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { intArg, output, table, UsageError } from './util.js';
+import type { VitConfig } from '../vit/config.js';
+
+/** Cached tuning is loaded unless CELLUSCAN_TUNING=off (the test suite sets it, so its runs do not depend on a cache). */
+export async function loadTunings(): Promise<void> {
+  if (process.env.CELLUSCAN_TUNING === 'off') return;
+  const { loadMatmulTuning } = await import('../kernels/autotune.js');
+  const { loadAttentionTuning } = await import('../vit/attentionTuning.js');
+  await loadMatmulTuning();
+  await loadAttentionTuning();
+}
+
+/** A model for --model: a training preset, 'fmnist', a ViT preset, a .json VitConfig or a .safetensors model. */
+async function resolveModel(name: string): Promise<{ config: VitConfig; label: string; batch: number; classToken?: boolean }> {
+  const { TRAIN_PRESETS } = await import('../train/presets.js');
+  const { VIT_PRESETS, vitPreset, validateConfig } = await import('../vit/config.js');
+  const p = TRAIN_PRESETS[name];
+  if (p) {
+    const model = p.options.model;
+    const config = p.options.config ?? (model && model in VIT_PRESETS ? vitPreset(model as keyof typeof VIT_PRESETS, { num_classes: 14 }) : undefined);
+    if (!config) throw new UsageError(`tune: the preset '${name}' names no model`);
+    return { config, label: `preset ${name}`, batch: p.options.batchSize ?? 32 };
+  }
+  if (name.endsWith('.safetensors')) {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await readFile(name));
+    } catch (e) {
+      throw new UsageError(`tune: cannot read ${name}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    const { parseSafetensors, readCelluscanMetadata } = await import('../vit/safetensors.js');
+    const { inferConfig } = await import('../vit/config.js');
+    let file;
+    try {
+      file = parseSafetensors(bytes);
+    } catch (e) {
+      throw new UsageError(`tune: ${name}: ${(e as Error).message}`);
+    }
+    const config = readCelluscanMetadata(file.metadata).config ?? inferConfig(new Map([...file.tensors].map(([k, t]) => [k, t.shape]))).config;
+    // A from-scratch model saved without a class token attends over the patches alone.
+    return { config, label: name, batch: 8, classToken: file.tensors.has('class_token') };
+  }
+  if (name.endsWith('.json')) {
+    let c: VitConfig;
+    const { FMNIST_VIT } = await import('../train/presets.js');
+    try {
+      // What the file leaves out comes from the patch-7 model (as `train --config` and `bench train` read it).
+      c = { ...FMNIST_VIT, ...(JSON.parse(await readFile(name, 'utf8')) as Partial<VitConfig>) };
+    } catch (e) {
+      throw new UsageError(`tune: cannot read the model config ${name}: ${(e as Error).message}`);
+    }
+    try {
+      validateConfig(c);
+    } catch (e) {
+      throw new UsageError(`tune: ${name}: ${(e as Error).message}`);
+    }
+    return { config: c, label: name, batch: c.image_size <= 64 ? 128 : 32 };
+  }
+  const { FMNIST_VIT } = await import('../train/presets.js');
+  if (name === 'fmnist') return { config: FMNIST_VIT, label: 'fmnist (patch-7 model)', batch: 128 };
+  if (name in VIT_PRESETS) return { config: vitPreset(name as keyof typeof VIT_PRESETS, { num_classes: 14 }), label: name, batch: 32 };
+  throw new UsageError(
+    `tune: unknown model '${name}' (a training preset: ${Object.keys(TRAIN_PRESETS).join(', ')}; fmnist; a ViT preset: ${Object.keys(VIT_PRESETS).join(', ')}; or a .json config / .safetensors model)`,
+  );
+}
+
+export function register(program: Command): void {
+  program
+    .command('tune')
+    .description(
+      "measure which matmul variant and which attention path are fastest on this adapter for a model's shapes, and cache the choices (every later command uses them)",
+    )
+    .option('--model <name>', 'a training preset (fashion-mnist, celluscan, …), fmnist, a ViT preset (vit_b_16, …), a .json config or a .safetensors model', 'fashion-mnist')
+    .option('--batch <n>', "images per step the attention is timed at (default: the preset's batch; 32 for ViT presets, 8 for a .safetensors model)", intArg('--batch'))
+    .addOption(new Option('--only <what>', 'tune only one of them').choices(['matmul', 'attention']))
+    .addOption(new Option('--mode <mode>', "attention: 'train' (forward+backward), 'infer' (forward) or both").choices(['train', 'infer', 'both']).default('both'))
+    .option('--attention-variants <names>', "comma-separated attention candidates: 'explicit' and fused variants with @ blockings (default: the adapter's)")
+    .option('--runs <n>', 'timed runs per candidate after a warm-up run', intArg('--runs'), 3)
+    .option('--force', 'measure again even where a cached result exists')
+    .option('--json', 'one JSON object')
+    .action(async (o) => {
+      const model = await resolveModel(o.model);
+      const c = model.config;
+      const { initGpu } = await import('../kernels/device.js');
+      const g = await initGpu();
+      const { autotuneMatmul, tuningCachePath } = await import('../kernels/autotune.js');
+      const { autotuneAttention, describeAttentionChoice } = await import('../vit/attentionTuning.js');
+      const N = (c.image_size / c.patch_size) ** 2 + (model.classToken === false ? 0 : 1);
+      const D = c.hidden_dim / c.num_heads;
+      // The batch the model runs at: the ranking changes with it, even on a CPU adapter (lavapipe, fashion-mnist
+      // model, N 50 D 16: fused 1.5× faster at batch 8, explicit 1.2× faster at batch 128).
+      const batch = o.batch ?? model.batch;
+      const say = o.json ? () => {} : (s: string) => console.log(s);
+      say(`adapter ${g.adapterKey} (${g.info.description}); model ${model.label}: attention B${batch} H${c.num_heads} N${N} D${D}`);
+      const result: Record<string, unknown> = { adapter: g.adapterKey, description: g.info.description, model: model.label };
+      const lines: string[][] = [];
+      if (o.only !== 'attention') {
+        say('matmul: timing the variants …');
+        // The model's largest linear layer at the batch it runs at (MLP up: [B·N, hidden] · [hidden, mlp]).
+        const m = await autotuneMatmul({ shape: [batch * N, c.mlp_dim, c.hidden_dim], force: o.force, runs: o.runs });
+        result.matmul = m;
+        const t = Object.entries(m.timings).sort((a, b) => a[1] - b[1]);
+        lines.push(['matmul', `${m.shape.join('×')}`, m.variant, m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(1) + ' ms' : 'failed check'}`).join(', ')]);
+      }
+      if (o.only !== 'matmul') {
+        const candidates = o.attentionVariants ? String(o.attentionVariants).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined;
+        const modes = o.mode === 'both' ? (['train', 'infer'] as const) : ([o.mode] as const);
+        const att = [];
+        for (const mode of modes) {
+          say(`attention (${mode}): timing the candidates …`);
+          let r;
+          try {
+            r = await autotuneAttention({ batch, heads: c.num_heads, seq: N, dim: D, mode, candidates, runs: o.runs, force: o.force });
+          } catch (e) {
+            if (e instanceof RangeError) throw new UsageError(`tune: ${e.message}`);
+            throw e;
+          }
+          att.push(r);
+          const t = Object.entries(r.timings).sort((a, b) => a[1] - b[1]);
+          const failed = Object.entries(r.failed).map(([k, v]) => `${k} failed: ${v}`);
+          lines.push([
+            `attention ${mode}`,
+            `B${r.batch} H${r.heads} ${r.shape.split(' ').slice(0, 2).join(' ')}`,
+            describeAttentionChoice({ ...r.choice, source: 'default' }),
+            r.fromCache ? 'cached' : [...t.map(([k, v]) => `${k} ${v.toFixed(1)} ms`), ...failed].join(', '),
+          ]);
+        }
+        result.attention = att;
+      }
+      const files = [o.only !== 'attention' ? await tuningCachePath('matmul-autotune.json') : undefined, o.only !== 'matmul' ? await tuningCachePath('attention-autotune.json') : undefined].filter(Boolean);
+      result.files = files;
+      output(o.json, result, () => `${table(lines, ['what', 'shape', 'choice', 'timings (best wall-clock ms per call)'])}\ncached in ${files.join(', ')} (re-measure with --force)`);
+    });
+}

@@ -1,0 +1,293 @@
+// Which attention path the model runs at a given shape on a given adapter: the explicit path (matmul → softmax →
+// matmul) or a fused kernel variant. A default table (defaultAttentionPath: what was measured), optionally replaced
+// per shape by a short measured autotune (autotuneAttention) whose result is kept in memory and, in Node only, in
+// $XDG_CACHE_HOME/celluscan/attention-autotune.json. Like matmul (src/kernels/autotune.ts), the model never tunes by
+// itself: it reads the table or a result tuned or loaded in this process (`celluscan tune` tunes; the CLI loads the
+// cache when it starts the GPU), so a library user's numbers do not depend on a timing they did not ask for.
+import * as ops from '../autograd/ops.js';
+import { noGrad, Tensor } from '../autograd/tensor.js';
+import { ATTENTION_VARIANTS, defaultAttentionVariant } from '../kernels/attention.js';
+import { readTuningFile, writeTuningFile } from '../kernels/autotune.js';
+import { gpu, isSoftwareAdapter } from '../kernels/device.js';
+import { sync } from '../kernels/encoder.js';
+import { subgroupSize } from '../kernels/matmul.js';
+import { GpuArray, scope } from '../kernels/memory.js';
+import { attentionBackwardRef, attentionRef } from '../kernels/ref/attention.js';
+import { randomArray, toleranceRatio } from '../kernels/ref/math.js';
+
+export type AttentionPath = 'fused' | 'explicit';
+/** 'train': forward + backward (a graph is recorded); 'infer': forward only. The faster path can differ. */
+export type AttentionMode = 'train' | 'infer';
+
+export interface AttentionChoice {
+  path: AttentionPath;
+  /** The fused kernel variant (ops.attention's `variant`); absent: the adapter's default fused variant. */
+  variant?: string;
+  /** 'tuned': measured on this adapter at this shape (autotuneAttention or its cache); 'default': the table. */
+  source: 'tuned' | 'default';
+}
+
+/**
+ * The attention path measured faster, when nothing was tuned: the explicit one (matmul → softmax → matmul) on every
+ * adapter measured so far. On CPU adapters (llvmpipe, SwiftShader) at ViT-B/16 shapes (llvmpipe: 43 ms vs 78 ms
+ * forward for the first fused kernels, bench/results/llvmpipe-attention.md); on an NVIDIA H200 at B32 H12 N197 D64
+ * the explicit path took 0.55 ms forward and 1.40 ms forward+backward against the best fused variant then
+ * (`blocked`) 2.62 / 12.6 ms (bench/results/nvidia-h200.md). On lavapipe the later `subgroup-saved` kernel wins
+ * attention forward+backward at ViT-B/16 shapes (1.08–1.25× in isolation; attention passes 1.6× faster inside a
+ * vit_b_16 training step, where they are ~5–8 % of it) and loses at the fashion-mnist-p7 model's small shapes
+ * (N 17, D 16), and the `flash` kernel was never timed on a GPU: where it pays is a per-shape question, which
+ * `celluscan tune` answers by measuring on the adapter at hand (autotuneAttention).
+ */
+export function defaultAttentionPath(adapterKey?: string): AttentionPath {
+  void adapterKey;
+  return 'explicit';
+}
+
+/** Bump when the kernels change enough that cached choices are stale. */
+const CACHE_VERSION = 1;
+const CACHE_FILE = 'attention-autotune.json';
+
+const tuned = new Map<string, { path: AttentionPath; variant?: string }>();
+
+/** The cache's name for a shape: tokens, head dimension and mode ("N197 D64 train"). */
+export function attentionShapeKey(N: number, D: number, mode: AttentionMode): string {
+  return `N${N} D${D} ${mode}`;
+}
+
+/** The path (and fused variant) the model uses for attention over N tokens of head dimension D. */
+export function attentionChoiceFor(N: number, D: number, mode: AttentionMode, adapterKey = gpu().adapterKey): AttentionChoice {
+  const t = tuned.get(`${adapterKey}|${attentionShapeKey(N, D, mode)}`);
+  if (t) return { ...t, source: 'tuned' };
+  return { path: defaultAttentionPath(adapterKey), source: 'default' };
+}
+
+/** "explicit", "fused" (the adapter's default variant) or "fused <variant>", with " (tuned)" for a measured choice. */
+export function describeAttentionChoice(c: AttentionChoice): string {
+  return `${c.path}${c.variant ? ' ' + c.variant : ''}${c.source === 'tuned' ? ' (tuned)' : ''}`;
+}
+
+/** Override (or with undefined, forget) the choice for an adapter and shape in this process. */
+export function setAttentionChoice(adapterKey: string, N: number, D: number, mode: AttentionMode, choice: { path: AttentionPath; variant?: string } | undefined): void {
+  const key = `${adapterKey}|${attentionShapeKey(N, D, mode)}`;
+  if (choice === undefined) tuned.delete(key);
+  else {
+    checkChoice(choice);
+    tuned.set(key, { path: choice.path, ...(choice.variant ? { variant: choice.variant } : {}) });
+  }
+}
+
+/** Forget every tuned attention choice in this process (the table decides again). */
+export function clearAttentionChoices(): void {
+  tuned.clear();
+}
+
+function checkChoice(c: { path: AttentionPath; variant?: string }): void {
+  if (c.path !== 'explicit' && c.path !== 'fused') throw new RangeError(`attention choice: path must be 'explicit' or 'fused', got '${String(c.path)}'`);
+  if (c.variant !== undefined && !(ATTENTION_VARIANTS as readonly string[]).includes(c.variant.split('@')[0])) {
+    throw new RangeError(`attention choice: unknown fused variant '${c.variant}' (known: ${ATTENTION_VARIANTS.join(', ')})`);
+  }
+}
+
+export interface AttentionTuneOptions {
+  /** Shape timed: batch, heads, tokens, head dimension (the model's; the batch is the one it will run at). */
+  batch: number;
+  heads: number;
+  seq: number;
+  dim: number;
+  mode: AttentionMode;
+  /** 'explicit' and fused variant names (with @ blockings); default: explicit, the adapter's default fused variant,
+   *  and on GPUs the other GPU-shaped fused kernels. */
+  candidates?: string[];
+  /** Timed runs per candidate after one warm-up run (default 3); the best is kept. */
+  runs?: number;
+  /** Re-measure even when a cached result exists. */
+  force?: boolean;
+  /** A fused variant must be this much faster than the explicit path to be chosen (default 0.05, i.e. 5 %). */
+  margin?: number;
+}
+
+export interface AttentionTuneResult {
+  adapter: string;
+  shape: string;
+  mode: AttentionMode;
+  batch: number;
+  heads: number;
+  choice: { path: AttentionPath; variant?: string };
+  /** Best wall-clock ms per call of each candidate (forward, or forward+backward in 'train' mode); a candidate that
+   *  failed its correctness check or could not run has no time and an entry in `failed`. */
+  timings: Record<string, number>;
+  failed: Record<string, string>;
+  fromCache: boolean;
+}
+
+interface CacheFile {
+  version: number;
+  /** adapter key → { description, shapes: shape key → result } */
+  entries: Record<string, { description: string; shapes: Record<string, AttentionTuneResult> }>;
+}
+const emptyCache = (): CacheFile => ({ version: CACHE_VERSION, entries: {} });
+async function readCache(): Promise<CacheFile> {
+  const c = await readTuningFile<CacheFile>(CACHE_FILE, CACHE_VERSION, emptyCache);
+  return c.entries && typeof c.entries === 'object' ? c : emptyCache();
+}
+
+/** The fused candidates worth timing on this adapter (the default one first). */
+export function defaultAttentionCandidates(): string[] {
+  const fused: string[] = [defaultAttentionVariant()];
+  if (!isSoftwareAdapter()) {
+    // On GPUs: the workgroup-tiled kernels, and the scores-saving one where subgroups have a fixed size.
+    for (const v of ['blocked', 'flash', ...(subgroupSize() !== null ? ['subgroup-saved'] : [])]) if (!fused.includes(v)) fused.push(v);
+  }
+  return ['explicit', ...fused];
+}
+
+/**
+ * Load the cached attention choices for this adapter (Node only; nothing in a browser). Entries written for another
+ * adapter description, or naming a variant this build does not know, are skipped. Returns how many were loaded.
+ */
+export async function loadAttentionTuning(): Promise<number> {
+  const g = gpu();
+  const e = (await readCache()).entries[g.adapterKey];
+  if (!e || e.description !== g.info.description || !e.shapes || typeof e.shapes !== 'object') return 0;
+  let n = 0;
+  for (const r of Object.values(e.shapes)) {
+    const m = /^N(\d+) D(\d+) (train|infer)$/.exec(r?.shape ?? '');
+    if (!m || !r.choice) continue;
+    try {
+      setAttentionChoice(g.adapterKey, Number(m[1]), Number(m[2]), m[3] as AttentionMode, r.choice);
+      n++;
+    } catch {
+      /* a variant of another build: ignored */
+    }
+  }
+  return n;
+}
+
+function explicitAttention(q: Tensor, k: Tensor, v: Tensor, D: number): Tensor {
+  // The model's explicit path (model.ts MultiheadSelfAttention): the 1/√D scale in the first matmul's store.
+  return ops.matmul(ops.softmax(ops.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(D) })), v);
+}
+
+function runCandidate(name: string, q: Tensor, k: Tensor, v: Tensor, D: number): Tensor {
+  return name === 'explicit' ? explicitAttention(q, k, v, D) : ops.attention(q, k, v, { scale: 1 / Math.sqrt(D), variant: name });
+}
+
+/**
+ * A candidate against the float64 reference at a small awkward shape with the tuned head dimension (the kernels are
+ * generated per D): B1 H2 N13, and a second N of 33 (more than one key tile for every variant's blocking on CPU
+ * adapters). Inputs in [-1, 1]: sums of ≤ 64 products, so f32 errors stay near 1e-6 relative; any real bug (a wrong
+ * scale, row or running max) is ≥ 1e-2. Tolerance: atol 5e-5, rtol 5e-4 (10× the kernel tests' own, since here it
+ * only has to separate a working kernel from a broken one). Returns null when it passes, else what failed.
+ */
+async function checkCandidate(name: string, D: number, mode: AttentionMode): Promise<string | null> {
+  for (const N of [13, 33]) {
+    const shape = { B: 1, H: 2, N, D };
+    const n = 2 * N * D;
+    const [qd, kd, vd, gd] = [21, 22, 23, 24].map((s) => randomArray(n, s + N));
+    const ref = attentionRef(qd, kd, vd, shape);
+    const got = await scope(async () => {
+      const train = mode === 'train';
+      const [q, k, v] = [qd, kd, vd].map((d) => Tensor.from(d, [1, 2, N, D], train));
+      const out = train ? runCandidate(name, q, k, v, D) : noGrad(() => runCandidate(name, q, k, v, D));
+      if (!train) return [await out.read()];
+      out.backward(GpuArray.fromData(gd, [1, 2, N, D]));
+      return Promise.all([out.read(), q.grad!.read(), k.grad!.read(), v.grad!.read()]);
+    });
+    const expected: ArrayLike<number>[] = [ref.out];
+    if (mode === 'train') {
+      const rb = attentionBackwardRef(qd, kd, vd, gd, shape);
+      expected.push(rb.dq, rb.dk, rb.dv);
+    }
+    const what = ['out', 'dq', 'dk', 'dv'];
+    for (let i = 0; i < expected.length; i++) {
+      const r = toleranceRatio(got[i], expected[i], 5e-5, 5e-4);
+      if (!(r <= 1)) return `${what[i]} differs from the float64 reference at N=${N} D=${D} (error/tolerance ${r.toFixed(1)})`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Time each candidate at the given shape (after checking it against the float64 reference), make the fastest the
+ * model's choice for this adapter and shape, in memory and in the Node cache file. A fused variant is chosen only
+ * when it beats the explicit path by `margin` (the explicit path is the reference one and can return probabilities;
+ * within the noise of a few runs it stays). Wall clock with a sync per call: what a training step or forward pays,
+ * dispatch overhead included.
+ */
+export async function autotuneAttention(opts: AttentionTuneOptions): Promise<AttentionTuneResult> {
+  const g = gpu();
+  const { batch: B, heads: H, seq: N, dim: D, mode } = opts;
+  for (const [name, x] of [['batch', B], ['heads', H], ['seq', N], ['dim', D]] as const) {
+    if (!Number.isInteger(x) || x < 1) throw new RangeError(`autotuneAttention: ${name} must be an integer >= 1, got ${x}`);
+  }
+  if (mode !== 'train' && mode !== 'infer') throw new RangeError(`autotuneAttention: mode must be 'train' or 'infer', got '${String(mode)}'`);
+  const shapeKey = attentionShapeKey(N, D, mode);
+  if (!opts.force) {
+    const e = (await readCache()).entries[g.adapterKey];
+    const c = e && e.description === g.info.description ? e.shapes?.[shapeKey] : undefined;
+    if (c?.choice) {
+      try {
+        setAttentionChoice(g.adapterKey, N, D, mode, c.choice);
+        return { ...c, fromCache: true };
+      } catch {
+        /* a variant this build does not know: measure again */
+      }
+    }
+  }
+  const candidates = opts.candidates ?? defaultAttentionCandidates();
+  if (!candidates.length) throw new RangeError('autotuneAttention: no candidates');
+  for (const c of candidates) if (c !== 'explicit') checkChoice({ path: 'fused', variant: c });
+  const runs = opts.runs ?? 3;
+  const margin = opts.margin ?? 0.05;
+  const timings: Record<string, number> = {};
+  const failed: Record<string, string> = {};
+  const count = B * H * N * D;
+  const arrays = [1, 2, 3, 4].map((s) => GpuArray.fromData(randomArray(count, s), [B, H, N, D], 'autotuneAttention'));
+  const [q0, k0, v0, g0] = arrays;
+  const call = (name: string) =>
+    scope(async () => {
+      const train = mode === 'train';
+      const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: train }));
+      if (train) runCandidate(name, q, k, v, D).backward(g0);
+      else noGrad(() => runCandidate(name, q, k, v, D));
+      await sync();
+    });
+  try {
+    for (const name of candidates) {
+      try {
+        const bad = await checkCandidate(name, D, mode);
+        if (bad) {
+          failed[name] = bad;
+          continue;
+        }
+        let best = Infinity;
+        for (let r = 0; r <= runs; r++) {
+          const t0 = performance.now();
+          await call(name);
+          const ms = performance.now() - t0;
+          if (r > 0) best = Math.min(best, ms); // run 0 compiles the pipelines and warms up
+        }
+        timings[name] = best;
+      } catch (e) {
+        // A variant this adapter cannot run at this shape (workgroup memory, D too large, no subgroups): not a pick.
+        failed[name] = (e as Error).message;
+      }
+    }
+  } finally {
+    for (const a of arrays) a.dispose();
+  }
+  const ranked = Object.entries(timings).sort((x, y) => x[1] - y[1]);
+  if (!ranked.length) throw new Error(`autotuneAttention: no candidate ran correctly at ${shapeKey}: ${Object.entries(failed).map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+  let pick = ranked[0][0];
+  const explicitMs = timings.explicit;
+  if (pick !== 'explicit' && explicitMs !== undefined && ranked[0][1] > explicitMs * (1 - margin)) pick = 'explicit';
+  const choice = pick === 'explicit' ? { path: 'explicit' as const } : { path: 'fused' as const, variant: pick };
+  setAttentionChoice(g.adapterKey, N, D, mode, choice);
+  const result: AttentionTuneResult = { adapter: g.adapterKey, shape: shapeKey, mode, batch: B, heads: H, choice, timings, failed, fromCache: false };
+  const cache = await readCache();
+  const entry = cache.entries[g.adapterKey]?.description === g.info.description ? cache.entries[g.adapterKey] : { description: g.info.description, shapes: {} };
+  entry.shapes = { ...(entry.shapes ?? {}), [shapeKey]: result };
+  cache.entries[g.adapterKey] = entry;
+  await writeTuningFile(CACHE_FILE, cache);
+  return result;
+}
