@@ -3,7 +3,8 @@
 # scripts/pack-node-bundle.sh travels as .devpack, a Vulkan loader as .gl/*.deb. Writes everything to $OUT:
 #   smi.txt, info.json, selfcheck.json, parity.json (vit_b_16 logits vs torchvision on the GPU's own torch, both
 #   attention paths), bench.log and the results (results/<adapter>.{json,md,png}); with PROFILE=1 also
-#   profile_vit_b_16_{forward,train}.txt; BENCHES=none skips the suite.
+#   profile_vit_b_16_{forward,train}.txt; tune.txt (`celluscan tune` for vit_b_16, TUNE=0 skips it); BENCHES=none
+#   skips the suite.
 # Each step has its own time limit, so one that hangs cannot take the rest with it.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -40,6 +41,11 @@ for a in ("fused", "explicit"):
 print(json.dumps({"config": "vit_b_16", "max_abs_logit_diff": res}))
 PY
   cat "$OUT/parity.json"; tail -3 $P/predict.err 2>/dev/null
+fi
+# The attention path and matmul variant measured for vit_b_16 training and inference at batch 32 on this GPU
+# (`celluscan tune`); cached, so the profile and the suite below run with them. TUNE=0 skips it.
+if [ "${TUNE:-1}" = 1 ]; then
+  timeout ${TUNE_TIMEOUT:-240} /tmp/node dist/celluscan.mjs tune --model vit_b_16 --batch 32 > "$OUT/tune.txt" 2>&1; echo "tune rc=$?"; grep -v 'artificially reduced' "$OUT/tune.txt"
 fi
 # PROFILE=1: per-kernel GPU time of vit_b_16's forward and training step at batch 32 (where the time goes).
 if [ "${PROFILE:-0}" = 1 ]; then

@@ -349,6 +349,13 @@ describe('CLI', () => {
     expect(j.attention).toHaveLength(1);
     expect(j.attention[0]).toMatchObject({ shape: 'N17 D16 train', batch: 8, heads: 2, choice: { path: 'fused', variant: 'rows' }, fromCache: false });
     expect(j.files).toEqual([join(tmp, 'xdg-cache', 'celluscan', 'attention-autotune.json')]);
+    // `info` shows what the kernels default to, tuned choices included
+    const info = run(['info', '--json'], cacheEnv);
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout).kernels).toMatchObject({ attentionDefault: 'explicit', attentionTuned: { 'N17 D16 train': 'fused rows' }, matmulTuned: false });
+    const infoText = run(['info'], cacheEnv);
+    expect(infoText.stdout).toMatch(/attention +tuned N17 D16 train: fused rows; other shapes explicit \(default\)/);
+    expect(JSON.parse(run(['info', '--json'], { ...cacheEnv, CELLUSCAN_TUNING: 'off' }).stdout).kernels.attentionTuned).toEqual({});
     const common = ['--data', DATA, '--config', cfg, '--epochs', '1', '--batch-size', '8', '--no-augment', '--val-fraction', '0', '--seed', '1'];
     const tuned = run(['train', '--out', join(tmp, 'run-tuned'), ...common], cacheEnv);
     expect(tuned.status, tuned.stderr).toBe(0);

@@ -1,5 +1,7 @@
 // `celluscan info`: the adapter, its features and the limits that matter.
+import { isMatmulTuned, matmulVariantFor } from '../kernels/autotune.js';
 import { WANTED_FEATURES, initGpu, keyLimits } from '../kernels/device.js';
+import { defaultAttentionPath, tunedAttentionChoices } from '../vit/attentionTuning.js';
 
 export async function adapterInfo() {
   const g = await initGpu();
@@ -10,6 +12,13 @@ export async function adapterInfo() {
     adapterFeatures: [...g.adapter.features].sort(),
     missingWanted: WANTED_FEATURES.filter((f) => !g.features.has(f)),
     limits: keyLimits(g.limits),
+    // What the kernels default to here: the table, or what `celluscan tune` cached (loaded when the GPU started).
+    kernels: {
+      matmul: matmulVariantFor(g.adapterKey),
+      matmulTuned: isMatmulTuned(g.adapterKey),
+      attentionDefault: defaultAttentionPath(g.adapterKey),
+      attentionTuned: tunedAttentionChoices(g.adapterKey),
+    },
   };
 }
 
@@ -20,6 +29,10 @@ export function formatInfo(i: Awaited<ReturnType<typeof adapterInfo>>): string {
     `features      ${i.features.join(', ')}`,
   ];
   if (i.missingWanted.length) lines.push(`not offered   ${i.missingWanted.join(', ')} (kernels use fallbacks)`);
+  const k = i.kernels;
+  const tunedAtt = Object.entries(k.attentionTuned).map(([shape, c]) => `${shape}: ${c}`);
+  lines.push(`matmul        ${k.matmul} (${k.matmulTuned ? 'tuned: `celluscan tune`' : "this adapter's default"})`);
+  lines.push(`attention     ${tunedAtt.length ? `tuned ${tunedAtt.join('; ')}; other shapes ` : ''}${k.attentionDefault} (default)`);
   lines.push('limits');
   for (const [k, v] of Object.entries(i.limits)) lines.push(`  ${k.padEnd(36)} ${v}`);
   return lines.join('\n');

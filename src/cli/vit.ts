@@ -80,7 +80,7 @@ async function resolveLabels(spec: string | undefined): Promise<{ labels?: strin
   throw new UsageError(`--labels: '${spec}' is neither a file nor a label preset (presets: wbc14, generic)`);
 }
 
-/** 'auto' (or nothing): the path measured faster on this adapter (defaultAttentionPath). */
+/** 'auto' (or nothing): the adapter's choice for the model's shape (the table, or what `celluscan tune` cached). */
 function parseAttentionPath(v: string | undefined): 'fused' | 'explicit' | undefined {
   const p = v ?? 'auto';
   if (p === 'auto') return undefined;
@@ -96,7 +96,7 @@ export function register(program: Command): void {
     .requiredOption('--image <paths...>', 'PNG/JPEG files or folders of them (repeatable)')
     .option('--top <k>', 'classes to show per image', intArg('--top'), 5)
     .option('--batch <n>', 'images per forward pass', intArg('--batch'), 8)
-    .addOption(new Option('--attention <path>', "attention implementation ('auto': the faster on this adapter)").choices(['auto', 'fused', 'explicit']).default('auto'))
+    .addOption(new Option('--attention <path>', "attention implementation ('auto': this adapter's choice for the model's shape, see `celluscan tune`)").choices(['auto', 'fused', 'explicit']).default('auto'))
     .option('--json', 'JSON: one object {image, logits, probs, top} per image (an array for several images)')
     .action(async (o) => {
       const paths = await expandImagePaths(o.image);
@@ -232,7 +232,7 @@ export function register(program: Command): void {
       .option('--batch <b>', 'images per forward', intArg('--batch'), 1)
       .option('--config <name>', 'a ViT preset (vit_b_16, vit_s_16, vit_ti_16, …)', 'vit_b_16')
       .option('--runs <n>', 'timed runs (the best is reported; default 3)', intArg('--runs'))
-      .addOption(new Option('--attention <path>', "attention implementation ('auto': the faster on this adapter)").choices(['auto', 'fused', 'explicit']).default('auto'))
+      .addOption(new Option('--attention <path>', "attention implementation ('auto': this adapter's choice for the model's shape, see `celluscan tune`)").choices(['auto', 'fused', 'explicit']).default('auto'))
       .option('--peers', 'also time torchvision on the CPU (needs python3 with torch)')
       .option('--json', 'one JSON object')
       .action(async (o, cmd: Command) => {

@@ -44,6 +44,11 @@ export function matmulVariantFor(adapterKey: string): string {
   );
 }
 
+/** Whether the adapter's matmul variant was tuned (or loaded from the tuning cache) in this process. */
+export function isMatmulTuned(adapterKey: string): boolean {
+  return tuned.has(adapterKey);
+}
+
 /** Override (or with undefined, forget) the choice for an adapter in this process. */
 export function setMatmulVariant(adapterKey: string, variant: string | undefined): void {
   if (variant === undefined) tuned.delete(adapterKey);

@@ -76,6 +76,16 @@ export function setAttentionChoice(adapterKey: string, N: number, D: number, mod
   }
 }
 
+/** The tuned choices for an adapter in this process, by shape key ("N197 D64 train" → "fused subgroup-saved"). */
+export function tunedAttentionChoices(adapterKey = gpu().adapterKey): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, c] of tuned) {
+    const [a, shape] = k.split('|');
+    if (a === adapterKey) out[shape] = describeAttentionChoice({ ...c, source: 'default' });
+  }
+  return out;
+}
+
 /** Forget every tuned attention choice in this process (the table decides again). */
 export function clearAttentionChoices(): void {
   tuned.clear();
@@ -102,7 +112,8 @@ export interface AttentionTuneOptions {
   runs?: number;
   /** Re-measure even when a cached result exists. */
   force?: boolean;
-  /** A fused variant must be this much faster than the explicit path to be chosen (default 0.05, i.e. 5 %). */
+  /** A fused variant must be this much faster than the explicit path to be chosen: 0..1, default 0.05 (5 %); 1 keeps
+   *  the explicit path whenever it runs correctly. */
   margin?: number;
 }
 
@@ -221,6 +232,8 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
     if (!Number.isInteger(x) || x < 1) throw new RangeError(`autotuneAttention: ${name} must be an integer >= 1, got ${x}`);
   }
   if (mode !== 'train' && mode !== 'infer') throw new RangeError(`autotuneAttention: mode must be 'train' or 'infer', got '${String(mode)}'`);
+  const margin = opts.margin ?? 0.05;
+  if (!(margin >= 0 && margin <= 1)) throw new RangeError(`autotuneAttention: margin must be in [0, 1], got ${margin}`);
   const shapeKey = attentionShapeKey(N, D, mode);
   if (!opts.force) {
     const e = (await readCache()).entries[g.adapterKey];
@@ -238,7 +251,6 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
   if (!candidates.length) throw new RangeError('autotuneAttention: no candidates');
   for (const c of candidates) if (c !== 'explicit') checkChoice({ path: 'fused', variant: c });
   const runs = opts.runs ?? 3;
-  const margin = opts.margin ?? 0.05;
   const timings: Record<string, number> = {};
   const failed: Record<string, string> = {};
   const count = B * H * N * D;
