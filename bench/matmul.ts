@@ -13,10 +13,13 @@ export interface BenchMatmulOptions {
   m: number;
   n: number;
   k: number;
+  /** A stored [k, m] (op(A) = Aᵀ), B stored [n, k]: the forms a Linear layer's backward and forward run in. */
+  transA?: boolean;
+  transB?: boolean;
   /** Default: the adapter's choice (autotune.ts). */
   variant?: string;
   runs?: number;
-  /** Also run tfjs-backend-webgpu on the same adapter. */
+  /** Also run tfjs-backend-webgpu on the same adapter (plain products only). */
   peers?: boolean;
 }
 
@@ -54,14 +57,16 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
   const variant = opts.variant ?? matmulVariantFor(g.adapterKey);
   parseMatmulVariant(variant); // a bad name fails here, before any work
   await checkVariant(variant);
-  const A = GpuArray.fromData(randomArray(m * k, 1), [m, k]);
-  const B = GpuArray.fromData(randomArray(k * n, 2), [k, n]);
+  const transA = !!opts.transA;
+  const transB = !!opts.transB;
+  const A = GpuArray.fromData(randomArray(m * k, 1), transA ? [k, m] : [m, k]);
+  const B = GpuArray.fromData(randomArray(k * n, 2), transB ? [n, k] : [k, n]);
   const flops = 2 * m * n * k;
   let t;
   try {
     t = await timeRuns(
       async () => {
-        const C = matmul(A, B, { variant });
+        const C = matmul(A, B, { variant, transA, transB });
         await C.read();
         C.dispose();
       },
@@ -76,6 +81,8 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
     m,
     n,
     k,
+    ...(transA ? { transA } : {}),
+    ...(transB ? { transB } : {}),
     variant,
     /** The kernel that ran (a variant can fall back, e.g. blocked-vec4 on unaligned shapes). */
     kernel: resolveMatmulKernel(variant, m, n, k).family,
@@ -91,7 +98,7 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
     timing: 'best of runs after 1 warm-up; each run = dispatch + readback of C',
     date: new Date().toISOString(),
   };
-  if (opts.peers) {
+  if (opts.peers && !transA && !transB) {
     const peer = await tfjsMatmul({ m, n, k, runs });
     result.tfjs = peer;
     if (peer.gflops) result.ratio_vs_tfjs = (result.gflops as number) / peer.gflops;

@@ -69,6 +69,21 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
             : {}),
         });
       }
+      // On GPUs: the products vit_b_16's MLP layer runs at batch 32 (6304 rows), in its three forms — forward x·Wᵀ,
+      // backward dY·W and dYᵀ·X — for the library's variant and the two other GPU families: whether the transposed
+      // forms keep the plain product's rate (a Linear layer never runs the plain 4096³ form above). ~30 GFLOP each.
+      if (!software && !o.quick) {
+        const { linearProducts, productLabel } = await import('../src/kernels/autotune.js');
+        const forms = linearProducts(32 * 197, 768, 3072, true);
+        for (const variant of [...new Set([libraryVariant, 'blocked-vec4', 'tiled'])]) {
+          for (const p of forms) {
+            const r = (await benchMatmul({ m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, variant, runs: o.runs ?? 3 })) as Obj;
+            const gpuG = num(r, 'gpu_gflops');
+            const g = Number.isFinite(gpuG) ? gpuG : num(r, 'gflops');
+            rows.push({ bench: 'matmul', case: `vit_b_16 MLP b32: ${productLabel(p)}`, variant, metric: Number.isFinite(gpuG) ? 'throughput (GPU time)' : 'throughput (wall clock)', value: g, unit: 'GFLOP/s', pctPeak: pctF(g) });
+          }
+        }
+      }
       break;
     }
     case 'softmax': {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, matmulVariantFor, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, linearProducts, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, MATMUL_VARIANTS, subgroupSize, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
@@ -256,6 +256,23 @@ describe('matmul', () => {
       const again = await autotuneMatmul({ shape: [64, 64, 64] });
       expect(again).toMatchObject({ fromCache: true, variant: r.variant });
       expect(matmulVariantFor(gpu().adapterKey)).toBe(r.variant);
+    });
+
+    it("autotune on a model's products: a Linear layer's three forms, checked in each transpose, summed, cached by the products", async () => {
+      process.env.XDG_CACHE_HOME = cacheDir;
+      const products = linearProducts(50, 16, 24, true);
+      expect(products.map(productLabel)).toEqual(['50×24×16 tB', '50×16×24', '24×16×50 tA']);
+      expect(linearProducts(50, 16, 24, false).map(productLabel)).toEqual(['50×24×16 tB']);
+      const r = await autotuneMatmul({ products, candidates: ['naive', 'blocked-vec4'], force: true, runs: 1 });
+      expect(r).toMatchObject({ fromCache: false, shape: [50, 24, 16], products: ['50×24×16 tB', '50×16×24', '24×16×50 tA'] });
+      expect(Object.values(r.timings).every((t) => t > 0 && Number.isFinite(t))).toBe(true);
+      setMatmulVariant(gpu().adapterKey, undefined);
+      expect(await autotuneMatmul({ products })).toMatchObject({ fromCache: true, variant: r.variant });
+      // other products: measured again (and kept, as the last tuning)
+      const other = await autotuneMatmul({ products: linearProducts(20, 16, 24, false), candidates: ['blocked-vec4'], runs: 1 });
+      expect(other).toMatchObject({ fromCache: false, variant: 'blocked-vec4', products: ['20×24×16 tB'] });
+      await expect(autotuneMatmul({ products: [{ m: 0, n: 4, k: 4 }], force: true })).rejects.toThrow(/product sizes must be integers >= 1, got 0×4×4/);
+      setMatmulVariant(gpu().adapterKey, undefined);
     });
   });
 });

@@ -80,13 +80,15 @@ bench
   .option('--m <m>', 'rows of A', intArg('--m'), 1024)
   .option('--n <n>', 'columns of B', intArg('--n'), 1024)
   .option('--k <k>', 'inner dimension', intArg('--k'), 1024)
+  .option('--trans-a', 'A stored [k, m] (as in a Linear layer\'s weight gradient dYᵀ·X)')
+  .option('--trans-b', 'B stored [n, k] (as in a Linear layer\'s forward x·Wᵀ)')
   .option('--variant <name>', "kernel variant (default: the adapter's choice)")
   .option('--runs <n>', 'timed runs', intArg('--runs'), 5)
-  .option('--no-peers', 'skip tfjs-backend-webgpu')
+  .option('--no-peers', 'skip tfjs-backend-webgpu (it runs for plain products only)')
   .option('--json', 'one JSON line')
   .action(async (o) => {
     const { benchMatmul } = await import('../../bench/matmul.js');
-    const r = await benchMatmul({ m: o.m, n: o.n, k: o.k, variant: o.variant, runs: o.runs, peers: o.peers });
+    const r = await benchMatmul({ m: o.m, n: o.n, k: o.k, transA: o.transA, transB: o.transB, variant: o.variant, runs: o.runs, peers: o.peers });
     output(o.json, r, () => table(Object.entries(r as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
   });
 

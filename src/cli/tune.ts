@@ -78,7 +78,7 @@ export function register(program: Command): void {
     .option('--model <name>', 'a training preset (fashion-mnist, celluscan, …), fmnist, a ViT preset (vit_b_16, …), a .json config or a .safetensors model', 'fashion-mnist')
     .option('--batch <n>', "images per step the attention is timed at (default: the preset's batch; 32 for ViT presets, 8 for a .safetensors model)", intArg('--batch'))
     .addOption(new Option('--only <what>', 'tune only one of them').choices(['matmul', 'attention']))
-    .addOption(new Option('--mode <mode>', "attention: 'train' (forward+backward), 'infer' (forward) or both").choices(['train', 'infer', 'both']).default('both'))
+    .addOption(new Option('--mode <mode>', "what is timed: 'train' (attention forward+backward; the linear layer's three matmul products), 'infer' (forward only) or both (matmul as for train)").choices(['train', 'infer', 'both']).default('both'))
     .option('--attention-variants <names>', "comma-separated attention candidates: 'explicit' and fused variants with @ blockings (default: the adapter's)")
     .option('--runs <n>', 'timed runs per candidate after a warm-up run', intArg('--runs'), 3)
     .option('--force', 'measure again even where a cached result exists')
@@ -88,7 +88,7 @@ export function register(program: Command): void {
       const c = model.config;
       const { initGpu } = await import('../kernels/device.js');
       const g = await initGpu();
-      const { autotuneMatmul, tuningCachePath } = await import('../kernels/autotune.js');
+      const { autotuneMatmul, linearProducts, tuningCachePath } = await import('../kernels/autotune.js');
       const { autotuneAttention, describeAttentionChoice } = await import('../vit/attentionTuning.js');
       const N = (c.image_size / c.patch_size) ** 2 + (model.classToken === false ? 0 : 1);
       const D = c.hidden_dim / c.num_heads;
@@ -101,11 +101,13 @@ export function register(program: Command): void {
       const lines: string[][] = [];
       if (o.only !== 'attention') {
         say('matmul: timing the variants …');
-        // The model's largest linear layer at the batch it runs at (MLP up: [B·N, hidden] · [hidden, mlp]).
-        const m = await autotuneMatmul({ shape: [batch * N, c.mlp_dim, c.hidden_dim], force: o.force, runs: o.runs });
+        // The model's largest linear layer (MLP up, hidden → mlp) at the batch it runs at, in the forms it runs:
+        // forward x·Wᵀ, and for training also dX = dY·W and dW = dYᵀ·X (one variant serves all of them).
+        const products = linearProducts(batch * N, c.hidden_dim, c.mlp_dim, o.mode !== 'infer');
+        const m = await autotuneMatmul({ products, force: o.force, runs: o.runs });
         result.matmul = m;
         const t = Object.entries(m.timings).sort((a, b) => a[1] - b[1]);
-        lines.push(['matmul', `${m.shape.join('×')}`, m.variant, m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(1) + ' ms' : 'failed check'}`).join(', ')]);
+        lines.push(['matmul', (m.products ?? [m.shape.join('×')]).join(' + '), m.variant, m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(1) + ' ms' : 'failed check'}`).join(', ')]);
       }
       if (o.only !== 'matmul') {
         const candidates = o.attentionVariants ? String(o.attentionVariants).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined;

@@ -60,7 +60,10 @@ export interface AutotuneResult {
   variant: string;
   /** Milliseconds per matmul of each variant that was timed (Infinity: failed the correctness check). */
   timings: Record<string, number>;
+  /** The first product's [M, N, K]. */
   shape: [number, number, number];
+  /** Every product timed (productLabel), the times of one call summed over them. */
+  products?: string[];
   fromCache: boolean;
 }
 
@@ -146,9 +149,34 @@ export async function loadMatmulTuning(): Promise<string | undefined> {
   return undefined;
 }
 
+/** One product timed by the autotune: op(A) [m, k] · op(B) [k, n], A stored [k, m] with transA, B [n, k] with transB. */
+export interface MatmulProduct {
+  m: number;
+  n: number;
+  k: number;
+  transA?: boolean;
+  transB?: boolean;
+}
+
+/** "6304×3072×768 tB": the product's sizes and transposes, as the cache and the bench labels name it. */
+export function productLabel(p: MatmulProduct): string {
+  return `${p.m}×${p.n}×${p.k}${p.transA ? ' tA' : ''}${p.transB ? ' tB' : ''}`;
+}
+
+/**
+ * The three products of a Linear layer (torch's x·Wᵀ, W [out, in]) over `rows` rows, as the model runs them:
+ * forward Y = X·Wᵀ, and in training dX = dY·W and dW = dYᵀ·X (ops.matmul's backward).
+ */
+export function linearProducts(rows: number, inFeatures: number, outFeatures: number, training: boolean): MatmulProduct[] {
+  const fwd = { m: rows, n: outFeatures, k: inFeatures, transB: true };
+  return training ? [fwd, { m: rows, n: inFeatures, k: outFeatures }, { m: outFeatures, n: inFeatures, k: rows, transA: true }] : [fwd];
+}
+
 export interface AutotuneOptions {
   /** Representative problem [M, N, K]; default 512³ on CPU adapters (one ViT-B layer's linear is ~197×768×768..3072), 2048³ on GPUs. */
   shape?: [number, number, number];
+  /** Products timed together (their times summed), e.g. linearProducts(...): the forms a model runs; replaces `shape`. */
+  products?: MatmulProduct[];
   /** Variants to try; default MATMUL_VARIANTS plus a few blocked shapes. */
   candidates?: string[];
   /** Re-measure even if a cached result exists. */
@@ -157,68 +185,85 @@ export interface AutotuneOptions {
 }
 
 /**
- * Time each candidate (after checking it against the float64 reference on a small awkward shape) and
- * make the fastest the default for this adapter, in memory and in the Node cache file.
+ * Time each candidate (after checking it against the float64 reference on a small awkward shape, in every transpose
+ * form it will be timed in) and make the fastest the default for this adapter, in memory and in the Node cache file.
  */
 export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<AutotuneResult> {
   const g = gpu();
   const software = isSoftwareAdapter();
   // A GPU finishes 512³ in microseconds (launch overhead would decide); 2048³ is ~17 GFLOP.
   const shape = opts.shape ?? (software ? [512, 512, 512] : [2048, 2048, 2048]);
+  const products: MatmulProduct[] = opts.products?.length ? opts.products : [{ m: shape[0], n: shape[1], k: shape[2] }];
+  for (const p of products) {
+    if (![p.m, p.n, p.k].every((x) => Number.isInteger(x) && x >= 1)) throw new RangeError(`autotuneMatmul: product sizes must be integers >= 1, got ${productLabel(p)}`);
+  }
+  const labels = products.map(productLabel);
   if (!opts.force) {
     const c = (await readCache()).entries[g.adapterKey];
-    // One variant per adapter; a cached result answers when no shape is asked for or it was tuned at the one asked
-    // for (tuning for another model's shape measures again, and the last tuning is the one kept).
-    const sameShape = !opts.shape || (Array.isArray(c?.shape) && c.shape.join() === opts.shape.join());
-    if (c && sameShape && c.description === g.info.description && MATMUL_VARIANTS.includes(c.variant.split('@')[0])) {
+    // One variant per adapter; a cached result answers when no problem is asked for or it was tuned on the one asked
+    // for (tuning for another model's shapes measures again, and the last tuning is the one kept).
+    const cachedLabels = c?.products ?? (Array.isArray(c?.shape) ? [productLabel({ m: c.shape[0], n: c.shape[1], k: c.shape[2] })] : []);
+    const same = (!opts.shape && !opts.products) || cachedLabels.join('; ') === labels.join('; ');
+    if (c && same && c.description === g.info.description && MATMUL_VARIANTS.includes(c.variant.split('@')[0])) {
       tuned.set(g.adapterKey, c.variant);
-      return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, fromCache: true };
+      return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, fromCache: true };
     }
   }
   const candidates =
     opts.candidates ??
     [...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4', ...(software ? [] : GPU_MATMUL_SHAPES)];
-  const [M, N, K] = shape;
   const runs = opts.runs ?? 3;
   const timings: Record<string, number> = {};
-  const A = GpuArray.fromData(randomArray(M * K, 1), [M, K]);
-  const B = GpuArray.fromData(randomArray(K * N, 2), [K, N]);
-  // Correctness gate on a shape that exercises edges: 13×20×36 (vec4-aligned K, N; ragged M).
+  const operands = products.map((p, i) => ({
+    p,
+    A: GpuArray.fromData(randomArray(p.m * p.k, 1 + 2 * i), p.transA ? [p.k, p.m] : [p.m, p.k]),
+    B: GpuArray.fromData(randomArray(p.k * p.n, 2 + 2 * i), p.transB ? [p.n, p.k] : [p.k, p.n]),
+  }));
+  // Correctness gate on a shape that exercises edges, in each transpose form timed: 13×20×36 (vec4-aligned K, N;
+  // ragged M).
   const [cm, cn, ck] = [13, 20, 36];
-  const ca = randomArray(cm * ck, 3);
-  const cb = randomArray(ck * cn, 4);
-  const expected = matmulRef(ca, [cm, ck], cb, [ck, cn]);
-  const CA = GpuArray.fromData(ca, [cm, ck]);
-  const CB = GpuArray.fromData(cb, [ck, cn]);
+  const forms = [...new Set(products.map((p) => `${!!p.transA},${!!p.transB}`))].map((f) => f.split(',').map((x) => x === 'true'));
+  const gates = forms.map(([transA, transB], i) => {
+    const ca = randomArray(cm * ck, 3 + 2 * i);
+    const cb = randomArray(ck * cn, 4 + 2 * i);
+    const aS = transA ? [ck, cm] : [cm, ck];
+    const bS = transB ? [cn, ck] : [ck, cn];
+    return { transA, transB, expected: matmulRef(ca, aS, cb, bS, { transA, transB }), CA: GpuArray.fromData(ca, aS), CB: GpuArray.fromData(cb, bS) };
+  });
   try {
     for (const v of candidates) {
-      const cc = matmul(CA, CB, { variant: v });
-      const got = await cc.read();
-      cc.dispose();
-      // Sums of 36 products of values in [-1, 1]: f32 error well under 1e-5.
-      if (!(toleranceRatio(got, expected, 1e-4, 1e-4) <= 1)) {
+      let ok = true;
+      for (const c of gates) {
+        const cc = matmul(c.CA, c.CB, { variant: v, transA: c.transA, transB: c.transB });
+        const got = await cc.read();
+        cc.dispose();
+        // Sums of 36 products of values in [-1, 1]: f32 error well under 1e-5.
+        if (!(toleranceRatio(got, c.expected, 1e-4, 1e-4) <= 1)) ok = false;
+      }
+      if (!ok) {
         timings[v] = Infinity;
         continue;
       }
       let best = Infinity;
       for (let r = 0; r <= runs; r++) {
         const t0 = performance.now();
-        const C = matmul(A, B, { variant: v });
+        for (const { p, A, B } of operands) matmul(A, B, { variant: v, transA: p.transA, transB: p.transB }).dispose();
         await sync();
         const ms = performance.now() - t0;
-        C.dispose();
-        if (r > 0) best = Math.min(best, ms); // run 0 compiles the pipeline and warms up
+        if (r > 0) best = Math.min(best, ms); // run 0 compiles the pipelines and warms up
         if (ms > 20_000) break; // far too slow to be the pick: stop timing it
       }
       timings[v] = best;
     }
   } finally {
-    for (const x of [A, B, CA, CB]) x.dispose();
+    for (const o of operands) for (const x of [o.A, o.B]) x.dispose();
+    for (const c of gates) for (const x of [c.CA, c.CB]) x.dispose();
   }
   const variant = Object.entries(timings).sort((x, y) => x[1] - y[1])[0][0];
   tuned.set(g.adapterKey, variant);
   const cache = await readCache();
-  const result: AutotuneResult = { adapter: g.adapterKey, variant, timings, shape, fromCache: false };
+  const first = products[0];
+  const result: AutotuneResult = { adapter: g.adapterKey, variant, timings, shape: [first.m, first.n, first.k], products: labels, fromCache: false };
   cache.entries[g.adapterKey] = { ...result, description: g.info.description };
   await writeCache(cache);
   return result;
