@@ -27,6 +27,16 @@ export interface ProfileRow {
   ms: number;
   calls: number;
   share: number;
+  /** matmul rows: the rate their GPU time gives (2·batch·M·N·K per call), to hold against the roofline's peak. */
+  gflops?: number;
+}
+
+/** GFLOP/s of a matmul pass label ('matmul FAMILY [batch×]M×N×K[ tA][ tB]') over `calls` calls in `ms`; else undefined. */
+export function matmulRate(label: string, calls: number, ms: number): number | undefined {
+  const m = /^matmul \S+ (?:(\d+)×)?(\d+)×(\d+)×(\d+)/.exec(label);
+  if (!m || !(ms > 0)) return undefined;
+  const [batch, M, N, K] = [m[1] ?? '1', m[2], m[3], m[4]].map(Number);
+  return (2 * batch * M * N * K * calls) / (ms * 1e6);
 }
 
 export interface ProfileResult {
@@ -122,7 +132,12 @@ export async function profileStep(opts: ProfileOptions = {}): Promise<ProfileRes
       a.calls++;
       agg.set(label, a);
     });
-    const rows = [...agg].map(([label, a]) => ({ label, ms: a.ms, calls: a.calls, share: total > 0 ? a.ms / total : 0 })).sort((p, q) => q.ms - p.ms);
+    const rows: ProfileRow[] = [...agg]
+      .map(([label, a]) => {
+        const gflops = matmulRate(label, a.calls, a.ms);
+        return { label, ms: a.ms, calls: a.calls, share: total > 0 ? a.ms / total : 0, ...(gflops !== undefined ? { gflops } : {}) };
+      })
+      .sort((p, q) => q.ms - p.ms);
     return { adapter: g.adapterKey, model: name, batch: B, what, wall_ms: wall, gpu_ms: total, passes: labels.length, rows };
   } finally {
     for (const qs of sets) qs.destroy();
@@ -134,8 +149,10 @@ export async function profileStep(opts: ProfileOptions = {}): Promise<ProfileRes
 export function formatProfile(r: ProfileResult, top = 25): string {
   const lines = [
     `${r.what} step, ${r.model} batch ${r.batch} on ${r.adapter}: wall ${r.wall_ms.toFixed(1)} ms, GPU ${r.gpu_ms.toFixed(1)} ms in ${r.passes} passes`,
-    `${'kernel (pass label)'.padEnd(44)} ${'GPU ms'.padStart(9)} ${'calls'.padStart(6)} ${'share'.padStart(6)}`,
-    ...r.rows.slice(0, top).map((x) => `${x.label.padEnd(44)} ${x.ms.toFixed(2).padStart(9)} ${String(x.calls).padStart(6)} ${(100 * x.share).toFixed(1).padStart(5)}%`),
+    `${'kernel (pass label)'.padEnd(44)} ${'GPU ms'.padStart(9)} ${'calls'.padStart(6)} ${'share'.padStart(6)} ${'GFLOP/s'.padStart(9)}`,
+    ...r.rows
+      .slice(0, top)
+      .map((x) => `${x.label.padEnd(44)} ${x.ms.toFixed(2).padStart(9)} ${String(x.calls).padStart(6)} ${(100 * x.share).toFixed(1).padStart(5)}% ${(x.gflops !== undefined ? x.gflops.toFixed(1) : '').padStart(9)}`),
   ];
   if (r.rows.length > top) lines.push(`… ${r.rows.length - top} more labels (--top N, or --json for all)`);
   return lines.join('\n');

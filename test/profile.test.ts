@@ -1,6 +1,6 @@
 // `celluscan bench profile`: per-kernel GPU time of a training step, grouped by pass label.
 import { describe, expect, it } from 'vitest';
-import { profileStep, formatProfile } from '../bench/profile.js';
+import { matmulRate, profileStep, formatProfile } from '../bench/profile.js';
 import { useGpu } from './gpu.js';
 
 describe('bench profile', () => {
@@ -22,7 +22,21 @@ describe('bench profile', () => {
     for (let i = 1; i < r.rows.length; i++) expect(r.rows[i - 1].ms).toBeGreaterThanOrEqual(r.rows[i].ms);
     expect(r.rows.map((x) => x.label)).toContain('adamwUpdate');
     expect(r.rows.some((x) => /^matmul \S+ 68×192×64 tB$/.test(x.label))).toBe(true);
+    // matmul rows carry their rate from their own GPU time: 2·M·N·K flops per call
+    for (const x of r.rows) {
+      if (x.label.startsWith('matmul ')) expect(x.gflops === undefined || Math.abs(x.gflops - matmulRate(x.label, x.calls, x.ms)!) < 1e-9).toBe(true);
+      else expect(x.gflops).toBeUndefined();
+    }
+    const qkv = r.rows.find((x) => /^matmul \S+ 68×192×64 tB$/.test(x.label))!;
+    if (qkv.ms > 0) expect(qkv.gflops).toBeCloseTo((2 * 68 * 192 * 64 * qkv.calls) / (qkv.ms * 1e6), 9);
     expect(formatProfile(r, 3).split('\n').length).toBe(2 + 3 + 1);
+  });
+
+  it('matmulRate reads batch and sizes from a matmul pass label', () => {
+    expect(matmulRate('matmul subgroup 384×197×197×64 tB', 2, 1)).toBeCloseTo((2 * 2 * 384 * 197 * 197 * 64) / 1e6, 6);
+    expect(matmulRate('matmul blocked-vec4 6304×3072×768 tB', 1, 2)).toBeCloseTo((2 * 6304 * 3072 * 768) / 2e6, 6);
+    expect(matmulRate('softmax', 1, 1)).toBeUndefined();
+    expect(matmulRate('matmul tiled 8×8×8', 1, 0)).toBeUndefined();
   });
 
   it('names a bad model or batch', async () => {
