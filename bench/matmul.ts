@@ -23,7 +23,7 @@ export interface BenchMatmulOptions {
   peers?: boolean;
 }
 
-/** Check a variant against the float64 reference on small awkward shapes, every transpose; throws if wrong. */
+/** Check a variant against the float64 reference on small awkward shapes, every transpose form; throws if wrong. */
 async function checkVariant(variant: string): Promise<void> {
   for (const [M, N, K] of [
     [13, 20, 36],
@@ -31,6 +31,8 @@ async function checkVariant(variant: string): Promise<void> {
   ]) {
     for (const [transA, transB] of [
       [false, false],
+      [false, true],
+      [true, false],
       [true, true],
     ]) {
       const a = randomArray(M * K, 7);
@@ -85,7 +87,7 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
     ...(transB ? { transB } : {}),
     variant,
     /** The kernel that ran (a variant can fall back, e.g. blocked-vec4 on unaligned shapes). */
-    kernel: resolveMatmulKernel(variant, m, n, k).family,
+    kernel: resolveMatmulKernel(variant, m, n, k, transA, transB).family,
     adapter: g.adapterKey,
     device: g.info.description,
     gflops: flops / t.bestWallMs / 1e6,

@@ -49,9 +49,10 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       const software = isSoftwareAdapter();
       const size = o.quick ? 512 : software ? 1024 : 4096;
       const { matmulVariantFor, GPU_MATMUL_SHAPES } = await import('../src/kernels/autotune.js');
-      const variants = software ? MATMUL_VARIANTS : [...MATMUL_VARIANTS, ...GPU_MATMUL_SHAPES];
-      // tfjs runs beside the variant the library uses on this adapter.
-      const libraryVariant = variants.includes(matmulVariantFor(roof.adapter)) ? matmulVariantFor(roof.adapter) : variants[variants.length - 1];
+      // The library's variant on this adapter (the table's, or a tuned one such as 'subgroup@2x4/0x4') is always
+      // among them; tfjs runs beside it.
+      const libraryVariant = matmulVariantFor(roof.adapter);
+      const variants = [...new Set([...(software ? MATMUL_VARIANTS : [...MATMUL_VARIANTS, ...GPU_MATMUL_SHAPES]), libraryVariant])];
       for (const variant of variants) {
         if (variant === 'naive' && !o.quick && software) continue; // ~minutes at 1024³ on a CPU
         const r = (await benchMatmul({ m: size, n: size, k: size, variant, runs: o.runs ?? 3, peers: o.peers !== false && variant === libraryVariant })) as Obj;

@@ -4,7 +4,7 @@ export default function setup(): void {
   // Keep src/kernels/shaders.gen.ts in step with shaders/*.wgsl.
   execFileSync(process.execPath, ['scripts/gen-shaders.mjs'], { stdio: 'inherit' });
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  // Commands the tests spawn must not pick up choices `celluscan tune` cached on this machine (the tune tests
-  // set their own cache folder and turn this back on).
+  // Commands the tests spawn must not pick up choices `celluscan tune` cached on this machine (the CLI tune test in
+  // train.test.ts sets its own cache folder and turns this back on; the library never loads the cache by itself).
   process.env.CELLUSCAN_TUNING = 'off';
 }

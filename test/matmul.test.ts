@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, linearProducts, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, MATMUL_VARIANTS, subgroupSize, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
@@ -273,6 +273,23 @@ describe('matmul', () => {
       expect(other).toMatchObject({ fromCache: false, variant: 'blocked-vec4', products: ['20×24×16 tB'] });
       await expect(autotuneMatmul({ products: [{ m: 0, n: 4, k: 4 }], force: true })).rejects.toThrow(/product sizes must be integers >= 1, got 0×4×4/);
       setMatmulVariant(gpu().adapterKey, undefined);
+    });
+
+    it('a damaged cache entry (no variant, or one this build cannot parse) is no cache, not an error', async () => {
+      process.env.XDG_CACHE_HOME = cacheDir;
+      mkdirSync(join(cacheDir, 'celluscan'), { recursive: true });
+      const file = join(cacheDir, 'celluscan', 'matmul-autotune.json');
+      const g = gpu();
+      setMatmulVariant(g.adapterKey, undefined);
+      const table = matmulVariantFor(g.adapterKey);
+      for (const entry of [{ description: g.info.description }, { description: g.info.description, variant: 'blocked-vec4@3x3/1x1' }, { description: g.info.description, variant: 42 }]) {
+        writeFileSync(file, JSON.stringify({ version: 1, entries: { [g.adapterKey]: entry } }));
+        setMatmulVariant(g.adapterKey, undefined);
+        expect(await loadMatmulTuning()).toBeUndefined();
+        expect(matmulVariantFor(g.adapterKey)).toBe(table);
+      }
+      writeFileSync(file, '{ not json');
+      expect(await loadMatmulTuning()).toBeUndefined();
     });
   });
 });

@@ -1,12 +1,12 @@
 // The attention path per adapter and shape (src/vit/attentionTuning.ts): the default table, a tuned choice that the
 // model follows, the measured autotune with its correctness gate, margin and cache file, and the CLI's loader.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { noGrad, Tensor } from '../src/autograd/tensor.js';
 import { defaultAttentionVariant } from '../src/kernels/attention.js';
-import { gpu } from '../src/kernels/device.js';
+import { destroyGpu, gpu, hasGpu, initGpu, onGpuReady } from '../src/kernels/device.js';
 import { setPassHook } from '../src/kernels/launch.js';
 import { scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
@@ -79,6 +79,21 @@ describe('attention path choice', () => {
     // the choice was for inference: a forward that records a graph (a backward will run) keeps the table's path
     const training = await labels(true);
     expect(softmax(training) && !fused(training)).toBe(true);
+    // asking for the probabilities takes the explicit path whatever was tuned (only it has them)
+    const withProbs: string[] = [];
+    setPassHook((_d, label) => withProbs.push(label));
+    try {
+      await noGrad(() =>
+        scope(async () => {
+          const r = model.forward(Tensor.from(x, [2, 3, 16, 16]), { returnAttention: true });
+          expect(r.attentions).toHaveLength(1);
+          await r.logits.read();
+        }),
+      );
+    } finally {
+      setPassHook(null);
+    }
+    expect(softmax(withProbs) && !fused(withProbs)).toBe(true);
     // a path named by the caller wins over the tuned choice
     const named = await (async () => {
       const seen: string[] = [];
@@ -115,6 +130,13 @@ describe('attention path choice', () => {
     expect(attentionChoiceFor(13, 16, 'train')).toEqual({ ...expected, source: 'tuned' });
     const again = await autotuneAttention({ batch: 2, heads: 2, seq: 13, dim: 16, mode: 'train' });
     expect(again).toMatchObject({ fromCache: true, choice: expected });
+    // the cache answers only the question it measured: another batch, or named candidates, measure again
+    const otherBatch = await autotuneAttention({ batch: 3, heads: 2, seq: 13, dim: 16, mode: 'train', runs: 1 });
+    expect(otherBatch).toMatchObject({ fromCache: false, batch: 3 });
+    const named = await autotuneAttention({ batch: 3, heads: 2, seq: 13, dim: 16, mode: 'train', candidates: ['explicit'], runs: 1 });
+    expect(named).toMatchObject({ fromCache: false, choice: { path: 'explicit' } });
+    // and a bad candidate is named even where a cached result exists
+    await expect(autotuneAttention({ batch: 3, heads: 2, seq: 13, dim: 16, mode: 'train', candidates: ['warp'] })).rejects.toThrow(/unknown fused variant 'warp'/);
   });
 
   it('a fused variant must beat the explicit path by the margin; without the explicit path the fastest fused one is taken', async () => {
@@ -139,6 +161,7 @@ describe('attention path choice', () => {
 
   it('loading skips entries of another adapter description and variants this build does not know', async () => {
     const g = gpu();
+    mkdirSync(join(cacheDir, 'celluscan'), { recursive: true });
     const file = join(cacheDir, 'celluscan', 'attention-autotune.json');
     const shape = (s: string, choice: object) => ({ shape: s, choice });
     writeFileSync(
@@ -162,5 +185,27 @@ describe('attention path choice', () => {
     // a malformed file is no cache
     writeFileSync(file, '{ not json');
     expect(await loadAttentionTuning()).toBe(0);
+  });
+
+  // Last: it replaces the device.
+  it('a ready hook that throws fails initGpu with its error and leaves no half-made device; without it the next initGpu works', async () => {
+    const calls: string[] = [];
+    const remove = onGpuReady(async (g) => {
+      calls.push(g.adapterKey);
+      throw new Error('hook failed on purpose');
+    });
+    try {
+      destroyGpu();
+      await expect(initGpu()).rejects.toThrow('hook failed on purpose');
+      expect(hasGpu()).toBe(false);
+      expect(() => gpu()).toThrow();
+      await expect(initGpu()).rejects.toThrow('hook failed on purpose'); // tried afresh, not a stale device
+      expect(calls).toHaveLength(2);
+    } finally {
+      remove();
+    }
+    const g = await initGpu();
+    expect(gpu()).toBe(g);
+    expect(calls).toHaveLength(2);
   });
 });

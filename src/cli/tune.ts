@@ -9,10 +9,22 @@ import type { VitConfig } from '../vit/config.js';
 /** Cached tuning is loaded unless CELLUSCAN_TUNING=off (the test suite sets it, so its runs do not depend on a cache). */
 export async function loadTunings(): Promise<void> {
   if (process.env.CELLUSCAN_TUNING === 'off') return;
-  const { loadMatmulTuning } = await import('../kernels/autotune.js');
+  const { loadMatmulTuning, tuningCachePath } = await import('../kernels/autotune.js');
   const { loadAttentionTuning } = await import('../vit/attentionTuning.js');
-  await loadMatmulTuning();
-  await loadAttentionTuning();
+  // A cache that cannot be used must not stop a command: the table's choices stand, and one line says why.
+  for (const [file, load] of [
+    ['matmul-autotune.json', loadMatmulTuning],
+    ['attention-autotune.json', loadAttentionTuning],
+  ] as const) {
+    try {
+      await load();
+    } catch (e) {
+      console.error(
+        `celluscan: warning: ignoring the tuning cache ${(await tuningCachePath(file)) ?? file} (${(e as Error).message}); ` +
+          're-measure with `celluscan tune --force`, or set CELLUSCAN_TUNING=off',
+      );
+    }
+  }
 }
 
 /** A model for --model: a training preset, 'fmnist', a ViT preset, a .json VitConfig or a .safetensors model. */

@@ -4,7 +4,7 @@
 // or a result already tuned/loaded in this process.
 import { gpu, isSoftwareAdapter } from './device.js';
 import { sync } from './encoder.js';
-import { matmul, MATMUL_VARIANTS } from './matmul.js';
+import { matmul, MATMUL_VARIANTS, parseMatmulVariant } from './matmul.js';
 import { GpuArray } from './memory.js';
 import { matmulRef } from './ref/matmul.js';
 import { randomArray, toleranceRatio } from './ref/math.js';
@@ -138,11 +138,22 @@ async function readCache(): Promise<CacheFile> {
 }
 const writeCache = (c: CacheFile): Promise<void> => writeTuningFile(MATMUL_CACHE, c);
 
+/** A cached variant name this build can run (a hand-edited or damaged entry is no cache). */
+function knownVariant(v: unknown): v is string {
+  if (typeof v !== 'string') return false;
+  try {
+    parseMatmulVariant(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Load a cached autotune result for the current adapter, if any (Node only). Returns the variant. */
 export async function loadMatmulTuning(): Promise<string | undefined> {
   const g = gpu();
   const e = (await readCache()).entries[g.adapterKey];
-  if (e && e.description === g.info.description && MATMUL_VARIANTS.includes(e.variant.split('@')[0])) {
+  if (e && e.description === g.info.description && knownVariant(e.variant)) {
     tuned.set(g.adapterKey, e.variant);
     return e.variant;
   }
@@ -186,7 +197,7 @@ export interface AutotuneOptions {
 
 /**
  * Time each candidate (after checking it against the float64 reference on a small awkward shape, in every transpose
- * form it will be timed in) and make the fastest the default for this adapter, in memory and in the Node cache file.
+ * form) and make the fastest the default for this adapter, in memory and in the Node cache file.
  */
 export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<AutotuneResult> {
   const g = gpu();
@@ -204,7 +215,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     // for (tuning for another model's shapes measures again, and the last tuning is the one kept).
     const cachedLabels = c?.products ?? (Array.isArray(c?.shape) ? [productLabel({ m: c.shape[0], n: c.shape[1], k: c.shape[2] })] : []);
     const same = (!opts.shape && !opts.products) || cachedLabels.join('; ') === labels.join('; ');
-    if (c && same && c.description === g.info.description && MATMUL_VARIANTS.includes(c.variant.split('@')[0])) {
+    if (c && same && c.description === g.info.description && knownVariant(c.variant)) {
       tuned.set(g.adapterKey, c.variant);
       return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, fromCache: true };
     }
@@ -219,10 +230,15 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     A: GpuArray.fromData(randomArray(p.m * p.k, 1 + 2 * i), p.transA ? [p.k, p.m] : [p.m, p.k]),
     B: GpuArray.fromData(randomArray(p.k * p.n, 2 + 2 * i), p.transB ? [p.n, p.k] : [p.k, p.n]),
   }));
-  // Correctness gate on a shape that exercises edges, in each transpose form timed: 13×20×36 (vec4-aligned K, N;
-  // ragged M).
+  // Correctness gate on a shape that exercises edges, in every transpose form (the variant chosen serves all of them,
+  // whichever were timed): 13×20×36 (vec4-aligned K, N; ragged M).
   const [cm, cn, ck] = [13, 20, 36];
-  const forms = [...new Set(products.map((p) => `${!!p.transA},${!!p.transB}`))].map((f) => f.split(',').map((x) => x === 'true'));
+  const forms = [
+    [false, false],
+    [false, true],
+    [true, false],
+    [true, true],
+  ];
   const gates = forms.map(([transA, transB], i) => {
     const ca = randomArray(cm * ck, 3 + 2 * i);
     const cb = randomArray(ck * cn, 4 + 2 * i);

@@ -122,28 +122,41 @@ const readyHooks: ((g: Gpu) => Promise<void> | void)[] = [];
 /**
  * Run `hook` each time a new device is made, before initGpu() resolves (the CLI loads cached tuning results here,
  * so every command sees them; the library itself registers none, so its choices depend only on what a caller sets).
- * A hook that throws fails initGpu with its message.
+ * The device is current while hooks run (they may call gpu()), but initGpu() callers wait for them. A hook that
+ * throws fails initGpu with its error and the device is destroyed (the next initGpu starts afresh). Returns a
+ * function that removes the hook.
  */
-export function onGpuReady(hook: (g: Gpu) => Promise<void> | void): void {
+export function onGpuReady(hook: (g: Gpu) => Promise<void> | void): () => void {
   readyHooks.push(hook);
+  return () => {
+    const i = readyHooks.indexOf(hook);
+    if (i >= 0) readyHooks.splice(i, 1);
+  };
 }
 
 /** The library's device; created on first call. */
 export function initGpu(opts: GpuOptions = {}): Promise<Gpu> {
+  // While the ready hooks run, `current` is set but callers wait for `pending` (resolved once they have run).
+  if (pending) return pending;
   if (current) return Promise.resolve(current);
-  if (!pending) {
-    pending = createGpu(opts).then(
-      async (g) => {
-        current = g;
+  pending = createGpu(opts).then(
+    async (g) => {
+      current = g;
+      try {
         for (const h of readyHooks) await h(g);
-        return g;
-      },
-      (e) => {
+      } catch (e) {
+        if (current === g) current = undefined;
         pending = undefined;
+        g.device.destroy();
         throw e;
-      },
-    );
-  }
+      }
+      return g;
+    },
+    (e) => {
+      pending = undefined;
+      throw e;
+    },
+  );
   return pending;
 }
 

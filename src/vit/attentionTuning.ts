@@ -110,7 +110,8 @@ export interface AttentionTuneOptions {
   candidates?: string[];
   /** Timed runs per candidate after one warm-up run (default 3); the best is kept. */
   runs?: number;
-  /** Re-measure even when a cached result exists. */
+  /** Re-measure even when a cached result exists (one exists for the same shape, mode, batch and heads, tuned with
+   *  the default candidates; naming candidates always measures). */
   force?: boolean;
   /** A fused variant must be this much faster than the explicit path to be chosen: 0..1, default 0.05 (5 %); 1 keeps
    *  the explicit path whenever it runs correctly. */
@@ -235,10 +236,14 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
   const margin = opts.margin ?? 0.05;
   if (!(margin >= 0 && margin <= 1)) throw new RangeError(`autotuneAttention: margin must be in [0, 1], got ${margin}`);
   const shapeKey = attentionShapeKey(N, D, mode);
-  if (!opts.force) {
+  if (opts.candidates !== undefined && !opts.candidates.length) throw new RangeError('autotuneAttention: no candidates');
+  for (const c of opts.candidates ?? []) if (c !== 'explicit') checkChoice({ path: 'fused', variant: c });
+  // A cached result answers only the question it measured: the same batch and heads (the ranking changes with the
+  // batch), with the default candidates.
+  if (!opts.force && opts.candidates === undefined) {
     const e = (await readCache()).entries[g.adapterKey];
     const c = e && e.description === g.info.description ? e.shapes?.[shapeKey] : undefined;
-    if (c?.choice) {
+    if (c?.choice && c.batch === B && c.heads === H) {
       try {
         setAttentionChoice(g.adapterKey, N, D, mode, c.choice);
         return { ...c, fromCache: true };
@@ -248,8 +253,6 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
     }
   }
   const candidates = opts.candidates ?? defaultAttentionCandidates();
-  if (!candidates.length) throw new RangeError('autotuneAttention: no candidates');
-  for (const c of candidates) if (c !== 'explicit') checkChoice({ path: 'fused', variant: c });
   const runs = opts.runs ?? 3;
   const timings: Record<string, number> = {};
   const failed: Record<string, string> = {};
