@@ -352,9 +352,9 @@ describe('CLI', () => {
     // `info` shows what the kernels default to, tuned choices included
     const info = run(['info', '--json'], cacheEnv);
     expect(info.status, info.stderr).toBe(0);
-    expect(JSON.parse(info.stdout).kernels).toMatchObject({ attentionDefault: 'explicit', attentionTuned: { 'N17 D16 train': 'fused rows' }, matmulTuned: false });
+    expect(JSON.parse(info.stdout).kernels).toMatchObject({ attentionDefault: expect.stringMatching(/explicit$/), attentionTuned: { 'N17 D16 train': 'fused rows' }, matmulTuned: false });
     const infoText = run(['info'], cacheEnv);
-    expect(infoText.stdout).toMatch(/attention +tuned N17 D16 train: fused rows; other shapes explicit \(default\)/);
+    expect(infoText.stdout).toMatch(/attention +tuned N17 D16 train: fused rows; other shapes (.+, else )?explicit \(default\)/);
     expect(JSON.parse(run(['info', '--json'], { ...cacheEnv, CELLUSCAN_TUNING: 'off' }).stdout).kernels.attentionTuned).toEqual({});
     const common = ['--data', DATA, '--config', cfg, '--epochs', '1', '--batch-size', '8', '--no-augment', '--val-fraction', '0', '--seed', '1'];
     const tuned = run(['train', '--out', join(tmp, 'run-tuned'), ...common], cacheEnv);

@@ -9,9 +9,11 @@ import { defaultAttentionVariant } from '../src/kernels/attention.js';
 import { destroyGpu, gpu, hasGpu, initGpu, onGpuReady } from '../src/kernels/device.js';
 import { setPassHook } from '../src/kernels/launch.js';
 import { scope } from '../src/kernels/memory.js';
+import { subgroupSize } from '../src/kernels/matmul.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import {
   attentionChoiceFor,
+  defaultAttentionChoice,
   autotuneAttention,
   clearAttentionChoices,
   describeAttentionChoice,
@@ -38,7 +40,12 @@ describe('attention path choice', () => {
 
   it('defaults to the table, follows a choice set for an adapter and shape, and rejects unknown ones', () => {
     const key = gpu().adapterKey;
-    expect(attentionChoiceFor(197, 64, 'train')).toEqual({ path: 'explicit', source: 'default' });
+    // the table: fused subgroup-saved on llvmpipe from ViT-B/16's shape up (measured), explicit elsewhere
+    expect(defaultAttentionChoice(197, 64, 'train', 'llvmpipe')).toEqual(subgroupSize() !== null || key !== 'llvmpipe' ? { path: 'fused', variant: 'subgroup-saved' } : { path: 'explicit' });
+    expect(defaultAttentionChoice(257, 80, 'infer', 'llvmpipe').path).toBe(defaultAttentionChoice(197, 64, 'infer', 'llvmpipe').path);
+    for (const [n, d] of [[50, 64], [196, 64], [197, 32], [17, 16]]) expect(defaultAttentionChoice(n, d, 'train', 'llvmpipe')).toEqual({ path: 'explicit' });
+    for (const a of ['nvidia-h200', 'swiftshader', 'some-gpu']) expect(defaultAttentionChoice(197, 64, 'train', a)).toEqual({ path: 'explicit' });
+    expect(attentionChoiceFor(197, 64, 'train')).toEqual({ ...defaultAttentionChoice(197, 64, 'train'), source: 'default' });
     setAttentionChoice(key, 197, 64, 'train', { path: 'fused', variant: 'rows' });
     expect(attentionChoiceFor(197, 64, 'train')).toEqual({ path: 'fused', variant: 'rows', source: 'tuned' });
     // per shape, mode and adapter

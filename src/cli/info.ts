@@ -1,7 +1,7 @@
 // `celluscan info`: the adapter, its features and the limits that matter.
 import { isMatmulTuned, matmulVariantFor } from '../kernels/autotune.js';
 import { WANTED_FEATURES, initGpu, keyLimits } from '../kernels/device.js';
-import { defaultAttentionPath, tunedAttentionChoices } from '../vit/attentionTuning.js';
+import { defaultAttentionRule, tunedAttentionChoices } from '../vit/attentionTuning.js';
 
 export async function adapterInfo() {
   const g = await initGpu();
@@ -16,7 +16,7 @@ export async function adapterInfo() {
     kernels: {
       matmul: matmulVariantFor(g.adapterKey),
       matmulTuned: isMatmulTuned(g.adapterKey),
-      attentionDefault: defaultAttentionPath(g.adapterKey),
+      attentionDefault: defaultAttentionRule(g.adapterKey),
       attentionTuned: tunedAttentionChoices(g.adapterKey),
     },
   };

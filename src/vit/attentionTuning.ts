@@ -1,5 +1,5 @@
 // Which attention path the model runs at a given shape on a given adapter: the explicit path (matmul → softmax →
-// matmul) or a fused kernel variant. A default table (defaultAttentionPath: what was measured), optionally replaced
+// matmul) or a fused kernel variant. A default table (defaultAttentionChoice: what was measured), optionally replaced
 // per shape by a short measured autotune (autotuneAttention) whose result is kept in memory and, in Node only, in
 // $XDG_CACHE_HOME/celluscan/attention-autotune.json. Like matmul (src/kernels/autotune.ts), the model never tunes by
 // itself: it reads the table or a result tuned or loaded in this process (`celluscan tune` tunes; the CLI loads the
@@ -8,7 +8,7 @@ import * as ops from '../autograd/ops.js';
 import { noGrad, Tensor } from '../autograd/tensor.js';
 import { ATTENTION_VARIANTS, defaultAttentionVariant } from '../kernels/attention.js';
 import { readTuningFile, writeTuningFile } from '../kernels/autotune.js';
-import { gpu, isSoftwareAdapter } from '../kernels/device.js';
+import { gpu, hasGpu, isSoftwareAdapter } from '../kernels/device.js';
 import { sync } from '../kernels/encoder.js';
 import { subgroupSize } from '../kernels/matmul.js';
 import { GpuArray, scope } from '../kernels/memory.js';
@@ -28,19 +28,29 @@ export interface AttentionChoice {
 }
 
 /**
- * The attention path measured faster, when nothing was tuned: the explicit one (matmul → softmax → matmul) on every
- * adapter measured so far. On CPU adapters (llvmpipe, SwiftShader) at ViT-B/16 shapes (llvmpipe: 43 ms vs 78 ms
- * forward for the first fused kernels, bench/results/llvmpipe-attention.md); on an NVIDIA H200 at B32 H12 N197 D64
- * the explicit path took 0.55 ms forward and 1.40 ms forward+backward against the best fused variant then
- * (`blocked`) 2.62 / 12.6 ms (bench/results/nvidia-h200.md). On lavapipe the later `subgroup-saved` kernel wins
- * attention forward+backward at ViT-B/16 shapes (1.08–1.25× in isolation; attention passes 1.6× faster inside a
- * vit_b_16 training step, where they are ~5–8 % of it) and loses at the fashion-mnist-p7 model's small shapes
- * (N 17, D 16), and the `flash` kernel was never timed on a GPU: where it pays is a per-shape question, which
- * `celluscan tune` answers by measuring on the adapter at hand (autotuneAttention).
+ * The attention path measured faster, when nothing was tuned (what `tune` measured, made a table):
+ * - llvmpipe, N ≥ 197 tokens and head dimension ≥ 64 (ViT-B/16 and larger): the fused kernel the adapter defaults to
+ *   (`subgroup-saved`, which needs fixed-size subgroups): at B32 H12 N197 D64 1,208 vs 1,483 ms forward+backward
+ *   (1.23×) and 533 vs 715 ms forward (1.34×); 1.08–1.27× at batch 1 (bench/results/llvmpipe-attention.md).
+ * - everything else: the explicit path. On lavapipe at the from-scratch models' small shapes (N 17 or 50, D 16)
+ *   the answer flips with the batch and is within ~20 % either way; on an NVIDIA H200 at B32 H12 N197 D64 the
+ *   explicit path took 0.55 ms forward and 1.40 ms forward+backward against the best fused variant then (`blocked`)
+ *   2.62 / 12.6 ms (bench/results/nvidia-h200.md), and the later `flash` kernel has not been timed on a GPU.
+ * `celluscan tune` measures the candidates at a model's own shape and batch on the adapter at hand.
  */
-export function defaultAttentionPath(adapterKey?: string): AttentionPath {
-  void adapterKey;
-  return 'explicit';
+export function defaultAttentionChoice(N: number, D: number, mode: AttentionMode, adapterKey = gpu().adapterKey): { path: AttentionPath; variant?: string } {
+  void mode; // both modes measured the same way so far
+  if (adapterKey === 'llvmpipe' && N >= 197 && D >= 64) {
+    // The kernel needs the device's fixed-size subgroups (every lavapipe Dawn runs on has them; checked anyway).
+    const here = hasGpu() && gpu().adapterKey === adapterKey;
+    if (!here || subgroupSize() !== null) return { path: 'fused', variant: 'subgroup-saved' };
+  }
+  return { path: 'explicit' };
+}
+
+/** The default table's rule for an adapter, in words (for `celluscan info`). */
+export function defaultAttentionRule(adapterKey = gpu().adapterKey): string {
+  return adapterKey === 'llvmpipe' ? 'fused subgroup-saved for N ≥ 197 and D ≥ 64, else explicit' : 'explicit';
 }
 
 /** Bump when the kernels change enough that cached choices are stale. */
@@ -58,7 +68,7 @@ export function attentionShapeKey(N: number, D: number, mode: AttentionMode): st
 export function attentionChoiceFor(N: number, D: number, mode: AttentionMode, adapterKey = gpu().adapterKey): AttentionChoice {
   const t = tuned.get(`${adapterKey}|${attentionShapeKey(N, D, mode)}`);
   if (t) return { ...t, source: 'tuned' };
-  return { path: defaultAttentionPath(adapterKey), source: 'default' };
+  return { ...defaultAttentionChoice(N, D, mode, adapterKey), source: 'default' };
 }
 
 /** "explicit", "fused" (the adapter's default variant) or "fused <variant>", with " (tuned)" for a measured choice. */

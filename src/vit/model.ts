@@ -34,7 +34,7 @@ import { validateConfig, type VitConfig } from './config.js';
 import { attentionChoiceFor, type AttentionChoice, type AttentionPath } from './attentionTuning.js';
 
 // The path per adapter and shape (a measured table, or a tuned and cached choice): attentionTuning.ts.
-export { defaultAttentionPath, type AttentionPath } from './attentionTuning.js';
+export { defaultAttentionChoice, type AttentionPath } from './attentionTuning.js';
 
 /** Switches beyond torchvision's arguments (for the from-scratch track); defaults are torchvision's. */
 export interface VitOptions {
