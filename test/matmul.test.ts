@@ -275,6 +275,20 @@ describe('matmul', () => {
       setMatmulVariant(gpu().adapterKey, undefined);
     });
 
+    it('a candidate far slower than the best so far is timed once and keeps a real time (not Infinity); onCandidate hears each', async () => {
+      process.env.XDG_CACHE_HOME = cacheDir;
+      const heard: [string, number][] = [];
+      // naive is >10× slower than blocked-vec4 at 256³ on every adapter measured, so it is given up after one timed run
+      const r = await autotuneMatmul({ shape: [256, 256, 256], candidates: ['blocked-vec4', 'naive'], force: true, runs: 3, onCandidate: (v, ms) => heard.push([v, ms]) });
+      expect(heard.map(([v]) => v)).toEqual(['blocked-vec4', 'naive']);
+      for (const [v, ms] of heard) {
+        expect(Number.isFinite(ms) && ms > 0).toBe(true);
+        expect(r.timings[v]).toBe(ms);
+      }
+      expect(r.variant).toBe('blocked-vec4');
+      setMatmulVariant(gpu().adapterKey, undefined);
+    });
+
     it('a damaged cache entry (no variant, or one this build cannot parse) is no cache, not an error', async () => {
       process.env.XDG_CACHE_HOME = cacheDir;
       mkdirSync(join(cacheDir, 'celluscan'), { recursive: true });

@@ -116,7 +116,7 @@ export function register(program: Command): void {
         // The model's largest linear layer (MLP up, hidden → mlp) at the batch it runs at, in the forms it runs:
         // forward x·Wᵀ, and for training also dX = dY·W and dW = dYᵀ·X (one variant serves all of them).
         const products = linearProducts(batch * N, c.hidden_dim, c.mlp_dim, o.mode !== 'infer');
-        const m = await autotuneMatmul({ products, force: o.force, runs: o.runs });
+        const m = await autotuneMatmul({ products, force: o.force, runs: o.runs, onCandidate: (v, ms, note) => say(`  ${v}: ${note ?? `${ms.toFixed(1)} ms`}`) });
         result.matmul = m;
         const t = Object.entries(m.timings).sort((a, b) => a[1] - b[1]);
         lines.push(['matmul', (m.products ?? [m.shape.join('×')]).join(' + '), m.variant, m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(1) + ' ms' : 'failed check'}`).join(', ')]);
@@ -129,7 +129,17 @@ export function register(program: Command): void {
           say(`attention (${mode}): timing the candidates …`);
           let r;
           try {
-            r = await autotuneAttention({ batch, heads: c.num_heads, seq: N, dim: D, mode, candidates, runs: o.runs, force: o.force });
+            r = await autotuneAttention({
+              batch,
+              heads: c.num_heads,
+              seq: N,
+              dim: D,
+              mode,
+              candidates,
+              runs: o.runs,
+              force: o.force,
+              onCandidate: (v, ms, note) => say(`  ${v}: ${ms === undefined ? `failed: ${note}` : `${ms.toFixed(1)} ms`}`),
+            });
           } catch (e) {
             if (e instanceof RangeError) throw new UsageError(`tune: ${e.message}`);
             throw e;

@@ -36,8 +36,12 @@ const tuned = new Map<string, string>();
 
 /** The variant matmul() uses on this adapter when none is named. */
 export function matmulVariantFor(adapterKey: string): string {
+  return tuned.get(adapterKey) ?? tableMatmulVariant(adapterKey);
+}
+
+/** The default table's variant for an adapter (what matmulVariantFor gives when nothing was tuned). */
+export function tableMatmulVariant(adapterKey: string): string {
   return (
-    tuned.get(adapterKey) ??
     DEFAULT_MATMUL_VARIANTS[adapterKey] ??
     DEFAULT_MATMUL_VARIANTS[adapterKey.split('-')[0]] ?? // a vendor's entry ('nvidia' for 'nvidia-h100')
     DEFAULT_MATMUL_VARIANTS.default
@@ -193,7 +197,15 @@ export interface AutotuneOptions {
   /** Re-measure even if a cached result exists. */
   force?: boolean;
   runs?: number;
+  /** Called with each candidate's result as it is measured (a line for people watching a long tune). */
+  onCandidate?: (variant: string, ms: number, note?: string) => void;
 }
+
+/**
+ * Stop timing a candidate whose first timed run took more than this many times the best time so far: it cannot be
+ * the pick (on CPU adapters the slow families take seconds per run at a model's shapes).
+ */
+export const AUTOTUNE_GIVE_UP_RATIO = 2;
 
 /**
  * Time each candidate (after checking it against the float64 reference on a small awkward shape, in every transpose
@@ -220,9 +232,10 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
       return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, fromCache: true };
     }
   }
+  // The table's choice first: with a good time known early, slow families are given up after one timed run.
   const candidates =
     opts.candidates ??
-    [...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4', ...(software ? [] : GPU_MATMUL_SHAPES)];
+    [...new Set([tableMatmulVariant(g.adapterKey), ...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4', ...(software ? [] : GPU_MATMUL_SHAPES)])];
   const runs = opts.runs ?? 3;
   const timings: Record<string, number> = {};
   const operands = products.map((p, i) => ({
@@ -258,8 +271,10 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
       }
       if (!ok) {
         timings[v] = Infinity;
+        opts.onCandidate?.(v, Infinity, 'differs from the float64 reference');
         continue;
       }
+      const bestSoFar = Math.min(Infinity, ...Object.values(timings));
       let best = Infinity;
       for (let r = 0; r <= runs; r++) {
         const t0 = performance.now();
@@ -267,9 +282,15 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         await sync();
         const ms = performance.now() - t0;
         if (r > 0) best = Math.min(best, ms); // run 0 compiles the pipelines and warms up
-        if (ms > 20_000) break; // far too slow to be the pick: stop timing it
+        // Cannot be the pick: stop timing it (a warm-up past 20 s stands as its time, compile included).
+        if (r === 0 && ms > 20_000) {
+          best = ms;
+          break;
+        }
+        if (r > 0 && (ms > 20_000 || best > AUTOTUNE_GIVE_UP_RATIO * bestSoFar)) break;
       }
       timings[v] = best;
+      opts.onCandidate?.(v, best);
     }
   } finally {
     for (const o of operands) for (const x of [o.A, o.B]) x.dispose();

@@ -7,7 +7,7 @@
 import * as ops from '../autograd/ops.js';
 import { noGrad, Tensor } from '../autograd/tensor.js';
 import { ATTENTION_VARIANTS, defaultAttentionVariant } from '../kernels/attention.js';
-import { readTuningFile, writeTuningFile } from '../kernels/autotune.js';
+import { AUTOTUNE_GIVE_UP_RATIO, readTuningFile, writeTuningFile } from '../kernels/autotune.js';
 import { gpu, hasGpu, isSoftwareAdapter } from '../kernels/device.js';
 import { sync } from '../kernels/encoder.js';
 import { subgroupSize } from '../kernels/matmul.js';
@@ -123,6 +123,8 @@ export interface AttentionTuneOptions {
   /** Re-measure even when a cached result exists (one exists for the same shape, mode, batch and heads, tuned with
    *  the default candidates; naming candidates always measures). */
   force?: boolean;
+  /** Called with each candidate's result as it is measured (ms is undefined for one that failed, with the reason). */
+  onCandidate?: (name: string, ms: number | undefined, note?: string) => void;
   /** A fused variant must be this much faster than the explicit path to be chosen: 0..1, default 0.05 (5 %); 1 keeps
    *  the explicit path whenever it runs correctly. */
   margin?: number;
@@ -283,19 +285,24 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
         const bad = await checkCandidate(name, D, mode);
         if (bad) {
           failed[name] = bad;
+          opts.onCandidate?.(name, undefined, bad);
           continue;
         }
+        const bestSoFar = Math.min(Infinity, ...Object.values(timings));
         let best = Infinity;
         for (let r = 0; r <= runs; r++) {
           const t0 = performance.now();
           await call(name);
           const ms = performance.now() - t0;
           if (r > 0) best = Math.min(best, ms); // run 0 compiles the pipelines and warms up
+          if (r > 0 && best > AUTOTUNE_GIVE_UP_RATIO * bestSoFar) break; // cannot be the pick: stop timing it
         }
         timings[name] = best;
+        opts.onCandidate?.(name, best);
       } catch (e) {
         // A variant this adapter cannot run at this shape (workgroup memory, D too large, no subgroups): not a pick.
         failed[name] = (e as Error).message;
+        opts.onCandidate?.(name, undefined, failed[name]);
       }
     }
   } finally {
