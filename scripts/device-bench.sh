@@ -3,7 +3,8 @@
 # scripts/pack-node-bundle.sh travels as .devpack, a Vulkan loader as .gl/*.deb. Writes everything to $OUT:
 #   smi.txt, info.json, selfcheck.json, parity.json (vit_b_16 logits vs torchvision on the GPU's own torch, both
 #   attention paths), bench.log and the results (results/<adapter>.{json,md,png}); with PROFILE=1 also
-#   profile_vit_b_16_{forward,train}.txt; tune.txt (`celluscan tune` for vit_b_16, TUNE=0 skips it); BENCHES=none
+#   profile_vit_b_16_{forward,train}.txt; tune.txt and the tuning cache files (`celluscan tune` for vit_b_16 at batch 32,
+#   or TUNE_MODEL / TUNE_BATCH; TUNE=0 skips it); BENCHES=none
 #   skips the suite.
 # Each step has its own time limit, so one that hangs cannot take the rest with it.
 set -uo pipefail
@@ -14,6 +15,11 @@ icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$icd" ] && ! ls /usr/share/vulkan/icd.d/*nvidia* >/dev/null 2>&1 && export VK_DRIVER_FILES=$icd
 xz -dc .devpack/node.xz > /tmp/node && chmod +x /tmp/node
 export XDG_RUNTIME_DIR=/tmp CELLUSCAN_PYTHON=$(command -v python3)
+# The tuning cache in the working tree (git-ignored, not carried): it survives between calls on a warm machine, so
+# the 10-minute-per-call limit can be met with two calls, e.g.
+#   PROFILE=1 SKIP_PARITY=1 BENCHES=none bash scripts/device-bench.sh     (info, selfcheck, tune, profiles: ~4 min)
+#   TUNE=0 SKIP_PARITY=1 bash scripts/device-bench.sh                     (the suite, with the tuned choices)
+export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$root/.devcache}
 cd .devpack/app
 cs() { /tmp/node dist/celluscan.mjs "$@"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total --format=csv > "$OUT/smi.txt" 2>&1
@@ -45,7 +51,8 @@ fi
 # The attention path and matmul variant measured for vit_b_16 training and inference at batch 32 on this GPU
 # (`celluscan tune`); cached, so the profile and the suite below run with them. TUNE=0 skips it.
 if [ "${TUNE:-1}" = 1 ]; then
-  timeout ${TUNE_TIMEOUT:-240} /tmp/node dist/celluscan.mjs tune --model vit_b_16 --batch 32 > "$OUT/tune.txt" 2>&1; echo "tune rc=$?"; grep -v 'artificially reduced' "$OUT/tune.txt"
+  timeout ${TUNE_TIMEOUT:-240} /tmp/node dist/celluscan.mjs tune --model ${TUNE_MODEL:-vit_b_16} --batch ${TUNE_BATCH:-32} > "$OUT/tune.txt" 2>&1; echo "tune rc=$?"; grep -v 'artificially reduced' "$OUT/tune.txt"
+  cp "$XDG_CACHE_HOME"/celluscan/*-autotune.json "$OUT/" 2>/dev/null
 fi
 # PROFILE=1: per-kernel GPU time of vit_b_16's forward and training step at batch 32 (where the time goes).
 if [ "${PROFILE:-0}" = 1 ]; then
