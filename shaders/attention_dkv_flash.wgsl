@@ -4,12 +4,14 @@
 // BQ = 16·TC, staging q, dOs and the rows' (lse, Di). Invocation (tx, ty) computes a TR×TC block of S and dP
 // (key rows ty + 16·i, queries tx + 16·c), then P = exp(S − lse) and dS = P ∘ (dP − Di) go through workgroup memory
 // and it adds Pᵀ·dOs and dSᵀ·q to its TR×TD blocks of dV and dK (head columns tx + 16·j). No atomics: each
-// workgroup sums over every query for its keys. dV_j = Σ_i P_ij dOs_i; dK_j = scale·Σ_i dS_ij q_i.
+// workgroup sums over every query for its keys. dV_j = Σ_i P_ij dOs_i; dK_j = scale·Σ_i dS_ij q_i. For 'flash-ds'
+// it also stores dS transposed (key-major; DS_DECL/DS_STORE, see flashDsDefs), for dQ = scale·dS·K as a matmul.
 // Tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, tail zero-padded, rows padded by one vec4 against bank
 // conflicts), so the score loop does one 16-byte load per 4 products; staging loops unroll.
 //#include "attention_bwd_inputs"
 @group(0) @binding(7) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dv: array<f32>;
+{{DS_DECL}}
 
 const D: u32 = {{D}}u;
 const TR: u32 = {{TR}}u;
@@ -101,7 +103,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         if (HAS_MASK) { sv += mask[mbase + min(qi, n - 1u) * n + j]; }
         let p = select(0.0, exp(sv - st[2u * cc]), qi < n);  // lse is +3e38 for a fully masked row: p = 0
         pt[(ty + 16u * i) * SS + cc] = p;
-        dst[(ty + 16u * i) * SS + cc] = p * (dp[i][c] - st[2u * cc + 1u]);
+        let dsv = p * (dp[i][c] - st[2u * cc + 1u]);
+        dst[(ty + 16u * i) * SS + cc] = dsv;
+        {{DS_STORE}}
       }
     }
     workgroupBarrier();

@@ -3,6 +3,7 @@ import { GpuArray } from '../src/kernels/memory.js';
 import { subgroupSize } from '../src/kernels/matmul.js';
 import { ATTENTION_VARIANTS, attentionBackward, attentionForward, defaultAttentionVariant, flashBytes, type AttentionOptions } from '../src/kernels/attention.js';
 import { gpu } from '../src/kernels/device.js';
+import { setPassHook } from '../src/kernels/launch.js';
 import { attentionBackwardRef, attentionRef, type AttentionRefOptions } from '../src/kernels/ref/attention.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
@@ -152,6 +153,38 @@ describe('attention', () => {
     expect(o.every((x) => Number.isFinite(x))).toBe(true);
     for (const x of [a, out, lse, scores]) x?.dispose();
   });
+
+  it('flash-ds: the dK/dV pass writes dS and dQ is a matmul; past the largest storage binding it runs as flash', async () => {
+    const labels = async (B: number, N: number, D: number): Promise<string[]> => {
+      const a = GpuArray.fromData(randomArray(B * 2 * N * D, 5), [B, 2, N, D]);
+      const { out, lse } = attentionForward(a, a, a, { variant: 'flash-ds' });
+      const seen: string[] = [];
+      setPassHook((_d, l) => seen.push(l));
+      try {
+        const g = attentionBackward(a, a, a, out, lse, a, { variant: 'flash-ds' });
+        const dq = await g.dq.read();
+        expect(dq.every((x) => Number.isFinite(x))).toBe(true);
+        for (const x of [g.dq, g.dk, g.dv]) x.dispose();
+      } finally {
+        setPassHook(null);
+        for (const x of [a, out, lse]) x.dispose();
+      }
+      return seen;
+    };
+    // (the float64 cases above check the numbers; here, which passes ran)
+    const small = await labels(1, 37, 20);
+    expect(small).toContain('attentionBackward dkv-ds');
+    expect(small.some((l) => /^matmul \S+ 2×37×20×37 tA$/.test(l))).toBe(true);
+    expect(small).not.toContain('attentionBackward dq');
+    // N = 4100, two heads, D = 1: dS would be 134.5 MB, past lavapipe's 128 MiB binding: the 'flash' passes run
+    const N = 4100;
+    if (2 * N * N * 4 > gpu().limits.maxStorageBufferBindingSize) {
+      const big = await labels(1, N, 1);
+      expect(big).toContain('attentionBackward dq');
+      expect(big).toContain('attentionBackward dkv');
+      expect(big).not.toContain('attentionBackward dkv-ds');
+    }
+  }, 240_000);
 
   it('subgroup-saved: scores of the wrong shape, or given to another variant, are refused', () => {
     if (!subgroupSize()) return; // the variant itself is refused there (checked in the float64 tests)

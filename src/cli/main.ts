@@ -95,7 +95,7 @@ bench
 bench
   .command('attention')
   .description('fused attention variants beside the explicit path (matmul → softmax → matmul) at one shape: forward and forward+backward time, each variant checked against the explicit path before it is timed')
-  .option('--variant <names>', "comma-separated fused variants (rows, tiled, blocked, subgroup, subgroup-saved, flash, with @ blockings), or 'all' (default: the adapter's)")
+  .option('--variant <names>', "comma-separated fused variants (rows, tiled, blocked, subgroup, subgroup-saved, flash, flash-ds, with @ blockings), or 'all' (default: the adapter's)")
   .option('--batch <n>', 'batch (default: 1 on a CPU adapter, 32 on a GPU)', intArg('--batch'))
   .option('--heads <n>', 'heads', intArg('--heads'), 12)
   .option('--seq <n>', 'tokens', intArg('--seq'), 197)

@@ -24,7 +24,10 @@
 // and 'flash'
 // (for GPUs: FlashAttention-2's tile of 16·TR queries × tile of 16·TC keys per 16×16 workgroup, each invocation a
 // TR×TC block of scores and a TR×⌈D/16⌉ block of the output, Q/K/V/P tiles in workgroup memory; the dQ and dK/dV
-// passes tiled the same way; 'flash@TRxTC[/TRxTC/TRxTC]', default: the largest blocking that fits the device).
+// passes tiled the same way; 'flash@TRxTC[/TRxTC/TRxTC]', default: the largest blocking that fits the device), and
+// 'flash-ds' (the 'flash' kernels, but its dK/dV pass also writes dSᵀ and dQ = scale·dSᵀᵀ·K runs as a matmul instead
+// of the dQ pass, which recomputes S and dP: FlashAttention-2's 7 backward products become 4 + 1 matmul, for N² memory
+// in the backward as the explicit path has; past the device's largest storage binding it runs as 'flash').
 // Default by adapter: see defaultAttentionVariant(); measurements in bench/results/llvmpipe-attention.md.
 //
 // A query row whose mask is -Infinity everywhere has out = 0, lse = -Infinity and gradients 0 (no NaN).
@@ -33,7 +36,7 @@ import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
 import { GpuArray, fmt } from './memory.js';
 import { matmul, subgroupSize } from './matmul.js';
 
-export const ATTENTION_VARIANTS = ['rows', 'tiled', 'blocked', 'subgroup', 'subgroup-saved', 'flash'] as const;
+export const ATTENTION_VARIANTS = ['rows', 'tiled', 'blocked', 'subgroup', 'subgroup-saved', 'flash', 'flash-ds'] as const;
 export type AttentionVariant = (typeof ATTENTION_VARIANTS)[number];
 
 export interface AttentionOptions {
@@ -45,7 +48,7 @@ export interface AttentionOptions {
   headScale?: GpuArray;
   /**
    * 'rows', 'tiled', 'blocked' (also 'blocked@RxC'), 'subgroup' (also 'subgroup@RQxTN'), 'subgroup-saved' (also
-   * 'subgroup-saved@RQxTN[/RQxTN]') or 'flash' (also 'flash@TRxTC'); default chosen by adapter (defaultAttentionVariant()).
+   * 'subgroup-saved@RQxTN[/RQxTN]'), 'flash' or 'flash-ds' (also '@TRxTC'); default chosen by adapter (defaultAttentionVariant()).
    */
   variant?: string;
   /**
@@ -198,15 +201,15 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
     const given = pairs as [number, number][];
     const [fwd, dq = fwd, dkv = fwd] = spec === undefined ? (saved ? savedDefault(size) : subgroupDefault(size)) : saved ? [given[0], given[0], given[1] ?? given[0]] : given;
     sg = { size, fwd, dq, dkv };
-  } else if (variant === 'flash') {
+  } else if (isFlash(variant)) {
     if (gpu().limits.maxComputeInvocationsPerWorkgroup < 256) {
-      throw new RangeError(`${op}: variant 'flash' needs workgroups of 256 invocations; ${gpu().adapterKey} allows ${gpu().limits.maxComputeInvocationsPerWorkgroup}`);
+      throw new RangeError(`${op}: variant '${variant}' needs workgroups of 256 invocations; ${gpu().adapterKey} allows ${gpu().limits.maxComputeInvocationsPerWorkgroup}`);
     }
     let want: [number, number][] = [];
     if (spec !== undefined) {
       const pairs = spec.split('/').map((x) => x.match(/^(\d+)x(\d+)$/)).map((m) => (m ? ([Number(m[1]), Number(m[2])] as [number, number]) : null));
       if ((pairs.length !== 1 && pairs.length !== 3) || pairs.some((x) => !x || x[0] < 1 || x[1] < 1 || x[0] > 4 || x[1] > 4)) {
-        throw new RangeError(`${op}: bad variant '${name}': expected flash@TRxTC or flash@TRxTC/TRxTC/TRxTC (forward / dQ / dK-dV) with TR, TC in 1..4`);
+        throw new RangeError(`${op}: bad variant '${name}': expected ${variant}@TRxTC or ${variant}@TRxTC/TRxTC/TRxTC (forward / dQ / dK-dV) with TR, TC in 1..4`);
       }
       want = pairs.length === 1 ? [pairs[0]!, pairs[0]!, pairs[0]!] : (pairs as [number, number][]);
     }
@@ -217,6 +220,23 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
   } else if (spec !== undefined) throw new RangeError(`${op}: variant '${family}' takes no '@' parameters (got '${name}')`);
   return { B, H, N, D, maskB, maskH, variant, block, sg, flash };
 }
+
+/**
+ * attention_dkv_flash's optional dSᵀ output (the binding is declared only when written: an unused binding would still
+ * be in the pipeline's layout). dS_ij = P_ij (dP_ij − D_i), unscaled, for key row j (< n) and query i, at
+ * ds[bh·n·n + j·n + i]; queries past n are not stored.
+ */
+function flashDsDefs(write: boolean): { DS_DECL: string; DS_STORE: string } {
+  return write
+    ? {
+        DS_DECL: '@group(0) @binding(9) var<storage, read_write> ds: array<f32>;',
+        DS_STORE: 'if (qi < n && k0 + ty + 16u * i < n) { ds[bh * n * n + j * n + qi] = dsv; }',
+      }
+    : { DS_DECL: '', DS_STORE: '' };
+}
+
+/** The two variants that run the 'flash' kernels. */
+const isFlash = (v: string): boolean => v === 'flash' || v === 'flash-ds';
 
 /**
  * Loop bound over the head dimension: the constant D on GPUs (loops unroll and the per-row arrays stay
@@ -641,7 +661,7 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
     padded.forEach((a, i) => a !== [q, k, v][i] && a.dispose());
     return scores ? { out, lse, scores } : { out, lse };
   }
-  if (d.variant === 'flash' && d.flash!.fwd) {
+  if (isFlash(d.variant) && d.flash!.fwd) {
     const { TR, TC, QS } = d.flash!.fwd;
     const TD = Math.ceil(d.D / 16);
     const D4 = Math.ceil(d.D / 4);
@@ -650,7 +670,7 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
     dispatch(op, pipeline('attention_fwd_flash', defs), bufs, uniforms(d, scale, -Infinity, D4), [Math.ceil(d.N / (16 * TR)), y, z]);
     return { out, lse };
   }
-  if (d.variant === 'blocked' || d.variant === 'flash') {
+  if (d.variant === 'blocked' || isFlash(d.variant)) {
     const [R, C] = (d.block ?? BLOCKED_DEFAULT).fwd;
     const D4 = Math.ceil(d.D / 4);
     const padded = [q, k, v].map((a) => padRows(a, d));
@@ -702,7 +722,7 @@ export function attentionBackward(
   const stats = GpuArray.empty([rows, 2], op);
   // dOs rows are padded to a multiple of 4 floats (zeros) for the 'blocked' kernels' vec4 loads.
   // 'flash' runs the 'blocked' backward where its own tiles do not fit the device's workgroup memory (large D).
-  const blocked = d.variant === 'blocked' || (d.variant === 'flash' && !d.flash!.bwd);
+  const blocked = d.variant === 'blocked' || (isFlash(d.variant) && !d.flash!.bwd);
   const DP = blocked || d.variant === 'subgroup' || d.variant === 'subgroup-saved' ? Math.ceil(d.D / 4) * 4 : d.D;
   const dos = GpuArray.empty([rows, DP], op);
   dispatch(
@@ -750,14 +770,26 @@ export function attentionBackward(
     dos.dispose();
     return { dq, dk, dv };
   }
-  if (d.variant === 'flash' && d.flash!.bwd) {
+  if (isFlash(d.variant) && d.flash!.bwd) {
     const { dq: p1, dkv: p2 } = d.flash!.bwd;
     const mask = (opts.mask ?? q).buffer;
     const u = uniforms(d, scale, 0, Math.ceil(d.D / 4));
     const [y, z] = grid2d(d.B * d.H);
     const common = { D: d.D, TD: Math.ceil(d.D / 16), DLOOP: isSoftwareAdapterKey(gpu().adapterKey) ? 'P.d' : 'D4', HAS_MASK: String(!!opts.mask) };
+    const bufs = [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer];
+    // 'flash-ds': the dK/dV pass writes dSᵀ [B, H, keys, queries] (coalesced: adjacent invocations hold adjacent
+    // queries), and dQ = scale·(dSᵀ)ᵀ·K is a matmul.
+    const writeDs = d.variant === 'flash-ds' && d.B * d.H * d.N * d.N * 4 <= gpu().limits.maxStorageBufferBindingSize;
+    if (writeDs) {
+      dq.dispose();
+      const dsT = GpuArray.empty([d.B, d.H, d.N, d.N], op);
+      dispatch(`${op} dkv-ds`, pipeline('attention_dkv_flash', { ...common, TR: p2.TR, TC: p2.TC, ...flashDsDefs(true) }), [...bufs, dsT.buffer], u, [Math.ceil(d.N / (16 * p2.TR)), y, z]);
+      const dqm = matmul(dsT, k, { transA: true, alpha: scale });
+      for (const a of [dsT, stats, dos]) a.dispose();
+      return { dq: dqm, dk, dv };
+    }
     dispatch(`${op} dq`, pipeline('attention_dq_flash', { ...common, TR: p1.TR, TC: p1.TC }), [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dq.buffer], u, [Math.ceil(d.N / (16 * p1.TR)), y, z]);
-    dispatch(`${op} dkv`, pipeline('attention_dkv_flash', { ...common, TR: p2.TR, TC: p2.TC }), [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer], u, [Math.ceil(d.N / (16 * p2.TR)), y, z]);
+    dispatch(`${op} dkv`, pipeline('attention_dkv_flash', { ...common, TR: p2.TR, TC: p2.TC, ...flashDsDefs(false) }), bufs, u, [Math.ceil(d.N / (16 * p2.TR)), y, z]);
     stats.dispose();
     dos.dispose();
     return { dq, dk, dv };

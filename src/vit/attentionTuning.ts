@@ -160,7 +160,7 @@ export function defaultAttentionCandidates(): string[] {
   const fused: string[] = [defaultAttentionVariant()];
   if (!isSoftwareAdapter()) {
     // On GPUs: the workgroup-tiled kernels, and the scores-saving one where subgroups have a fixed size.
-    for (const v of ['blocked', 'flash', ...(subgroupSize() !== null ? ['subgroup-saved'] : [])]) if (!fused.includes(v)) fused.push(v);
+    for (const v of ['blocked', 'flash', 'flash-ds', ...(subgroupSize() !== null ? ['subgroup-saved'] : [])]) if (!fused.includes(v)) fused.push(v);
   }
   return ['explicit', ...fused];
 }
