@@ -29,6 +29,6 @@ describe('bench attention', () => {
   it('names an unknown variant on the command line', () => {
     const r = spawnSync(process.execPath, [CLI, 'bench', 'attention', '--variant', 'rows,flsh'], { encoding: 'utf8', timeout: 120_000 });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/bench attention: unknown variant flsh \(choose from rows, tiled, blocked, subgroup, subgroup-saved, flash, or all\)/);
+    expect(r.stderr).toMatch(/bench attention: unknown variant flsh \(choose from rows, tiled, blocked, subgroup, subgroup-saved, flash, flash-ds, or all\)/);
   });
 });
