@@ -119,10 +119,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       }
       for (var i = 0u; i < TR; i++) {
         let p = pt[(ty + 16u * i) * SS + c];
-        let ds = dst[(ty + 16u * i) * SS + c];
+        let dsic = dst[(ty + 16u * i) * SS + c];
         for (var j = 0u; j < TD; j++) {
           av[i][j] = fma(p, gg[j], av[i][j]);
-          ak[i][j] = fma(ds, qq[j], ak[i][j]);
+          ak[i][j] = fma(dsic, qq[j], ak[i][j]);
         }
       }
     }

@@ -27,13 +27,14 @@
 // passes tiled the same way; 'flash@TRxTC[/TRxTC/TRxTC]', default: the largest blocking that fits the device), and
 // 'flash-ds' (the 'flash' kernels, but its dK/dV pass also writes dSᵀ and dQ = scale·dSᵀᵀ·K runs as a matmul instead
 // of the dQ pass, which recomputes S and dP: FlashAttention-2's 7 backward products become 4 + 1 matmul, for N² memory
-// in the backward as the explicit path has; past the device's largest storage binding it runs as 'flash').
+// in the backward as the explicit path has; past the device's largest storage binding, or on a device with fewer than
+// 9 storage buffers per shader stage, it runs as 'flash').
 // Default by adapter: see defaultAttentionVariant(); measurements in bench/results/llvmpipe-attention.md.
 //
 // A query row whose mask is -Infinity everywhere has out = 0, lse = -Infinity and gradients 0 (no NaN).
 import { gpu, isSoftwareAdapterKey } from './device.js';
 import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
-import { GpuArray, fmt } from './memory.js';
+import { bucketBytes, GpuArray, fmt } from './memory.js';
 import { matmul, subgroupSize } from './matmul.js';
 
 export const ATTENTION_VARIANTS = ['rows', 'tiled', 'blocked', 'subgroup', 'subgroup-saved', 'flash', 'flash-ds'] as const;
@@ -213,9 +214,9 @@ function check(op: string, q: GpuArray, k: GpuArray, v: GpuArray, opts: Attentio
       }
       want = pairs.length === 1 ? [pairs[0]!, pairs[0]!, pairs[0]!] : (pairs as [number, number][]);
     }
-    const fwd = flashPlan(op, 'fwd', D, want[0]);
-    const dq = flashPlan(op, 'dq', D, want[1]);
-    const dkv = flashPlan(op, 'dkv', D, want[2]);
+    const fwd = flashPlan(op, variant, 'fwd', D, want[0]);
+    const dq = flashPlan(op, variant, 'dq', D, want[1]);
+    const dkv = flashPlan(op, variant, 'dkv', D, want[2]);
     flash = { fwd, bwd: dq && dkv ? { dq, dkv } : null };
   } else if (spec !== undefined) throw new RangeError(`${op}: variant '${family}' takes no '@' parameters (got '${name}')`);
   return { B, H, N, D, maskB, maskH, variant, block, sg, flash };
@@ -233,6 +234,16 @@ function flashDsDefs(write: boolean): { DS_DECL: string; DS_STORE: string } {
         DS_STORE: 'if (qi < n && k0 + ty + 16u * i < n) { ds[bh * n * n + j * n + qi] = dsv; }',
       }
     : { DS_DECL: '', DS_STORE: '' };
+}
+
+/**
+ * Whether the pool can hand out one buffer of this many bytes on this device: it rounds sizes up to its buckets and
+ * refuses past the largest storage binding (Dawn's limits such as 2 GiB − 4 are not bucket sizes, so the raw byte
+ * count is not enough).
+ */
+function fitsOneBuffer(bytes: number): boolean {
+  const l = gpu().limits;
+  return bucketBytes(bytes) <= Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize);
 }
 
 /** The two variants that run the 'flash' kernels. */
@@ -309,7 +320,7 @@ const FLASH_ORDER: [number, number][] = [[4, 2], [2, 2], [4, 1], [2, 1], [1, 1]]
  * that fits; for the forward, then 1×1 with Q read from global memory; null if nothing fits (that pass then runs the
  * 'blocked' kernels: large D on a device with little workgroup memory, e.g. D > 236 forward, D > 112 backward on 32 KiB).
  */
-function flashPlan(op: string, pass: 'fwd' | 'dq' | 'dkv', D: number, want?: [number, number]): FlashPlan | null {
+function flashPlan(op: string, variant: string, pass: 'fwd' | 'dq' | 'dkv', D: number, want?: [number, number]): FlashPlan | null {
   const limit = gpu().limits.maxComputeWorkgroupStorageSize;
   const fits = (TR: number, TC: number, QS = true) => flashBytes(pass, D, TR, TC, QS) <= limit;
   if (want) {
@@ -317,7 +328,7 @@ function flashPlan(op: string, pass: 'fwd' | 'dq' | 'dkv', D: number, want?: [nu
     if (fits(TR, TC)) return { TR, TC, QS: true };
     if (pass === 'fwd' && fits(TR, TC, false)) return { TR, TC, QS: false };
     const need = flashBytes(pass, D, TR, TC, pass !== 'fwd');
-    throw new RangeError(`${op}: variant 'flash' with ${TR}x${TC} for the ${pass} pass needs ${need} bytes of workgroup memory at D=${D}; this device allows ${limit}`);
+    throw new RangeError(`${op}: variant '${variant}' with ${TR}x${TC} for the ${pass} pass needs ${need} bytes of workgroup memory at D=${D}; this device allows ${limit}`);
   }
   for (const [TR, TC] of FLASH_ORDER) if (fits(TR, TC)) return { TR, TC, QS: true };
   if (pass === 'fwd' && fits(1, 1, false)) return { TR: 1, TC: 1, QS: false };
@@ -649,7 +660,7 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
     const D4 = Math.ceil(d.D / 4);
     // Scores that would not fit one storage binding (lavapipe: 128 MiB, B·H·N² > 33.5 M) are not kept: the backward then
     // recomputes them (the 'subgroup' passes) instead of failing where 'subgroup' works.
-    const save = d.variant === 'subgroup-saved' && opts.saveScores === true && d.B * d.H * d.N * d.N * 4 <= gpu().limits.maxStorageBufferBindingSize;
+    const save = d.variant === 'subgroup-saved' && opts.saveScores === true && fitsOneBuffer(d.B * d.H * d.N * d.N * 4);
     const scores = save ? GpuArray.empty([d.B, d.H, d.N, d.N], op) : undefined;
     const padded = [q, k, v].map((a) => padRows(a, d));
     const b = [...padded.map((a) => a.buffer), (opts.mask ?? padded[2]).buffer, (opts.headScale ?? padded[2]).buffer, out.buffer, lse.buffer];
@@ -779,7 +790,9 @@ export function attentionBackward(
     const bufs = [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer];
     // 'flash-ds': the dK/dV pass writes dSᵀ [B, H, keys, queries] (coalesced: adjacent invocations hold adjacent
     // queries), and dQ = scale·(dSᵀ)ᵀ·K is a matmul.
-    const writeDs = d.variant === 'flash-ds' && d.B * d.H * d.N * d.N * 4 <= gpu().limits.maxStorageBufferBindingSize;
+    // (Its dK/dV pass then binds 9 storage buffers: devices held to WebGPU's default of 8 per stage run it as 'flash'.)
+    const writeDs =
+      d.variant === 'flash-ds' && fitsOneBuffer(d.B * d.H * d.N * d.N * 4) && gpu().limits.maxStorageBuffersPerShaderStage >= 9;
     if (writeDs) {
       dq.dispose();
       const dsT = GpuArray.empty([d.B, d.H, d.N, d.N], op);
