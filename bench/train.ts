@@ -53,8 +53,9 @@ const shapeLabel = (c: VitConfig) => `img${c.image_size}/p${c.patch_size}/L${c.n
 /**
  * A benchmark model by name: 'fmnist' (the fashion-mnist preset's ViT), a ViT preset with 14 classes, or a path to a
  * JSON VitConfig (torchvision argument names, as `celluscan train --config` takes); its label and default batch.
+ * `alsoKnown`: more accepted names for the error message of a caller that takes them (`tune`).
  */
-export function benchModel(name: string, op = 'bench train'): { config: VitConfig; label: string; batch: number } {
+export function benchModel(name: string, op = 'bench train', alsoKnown = ''): { config: VitConfig; label: string; batch: number } {
   if (name === 'fmnist') return { config: FMNIST_VIT, label: shapeLabel(FMNIST_VIT), batch: 128 };
   if (name.endsWith('.json')) {
     let c: VitConfig;
@@ -66,7 +67,7 @@ export function benchModel(name: string, op = 'bench train'): { config: VitConfi
     validateConfig(c);
     return { config: c, label: shapeLabel(c), batch: c.image_size <= 64 ? 128 : 32 };
   }
-  if (!(name in VIT_PRESETS)) throw new RangeError(`${op}: unknown model '${name}' (known: fmnist, ${Object.keys(VIT_PRESETS).join(', ')}, or a .json VitConfig)`);
+  if (!(name in VIT_PRESETS)) throw new RangeError(`${op}: unknown model '${name}' (known: fmnist, ${Object.keys(VIT_PRESETS).join(', ')}${alsoKnown}, or a .json VitConfig)`);
   return { config: vitPreset(name as VitPresetName, { num_classes: 14 }), label: name, batch: 32 };
 }
 

@@ -366,7 +366,7 @@ describe('CLI', () => {
     expect(off.stdout).toMatch(/attention explicit \(training\), explicit \(evaluation\)/);
     const bad = run(['tune', '--model', 'vit_z'], cacheEnv);
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/^celluscan: tune: unknown model 'vit_z' \(a training preset: fashion-mnist, /m);
+    expect(bad.stderr).toMatch(/^celluscan: tune: unknown model 'vit_z' \(known: fmnist, vit_ti_16, .*, a training preset \(fashion-mnist, .*\), a \.safetensors model, or a \.json VitConfig\)$/m);
   });
 
   it('Ctrl-C (a real SIGINT) checkpoints at the next step boundary and exits 130; --resume ends at the uninterrupted weights', async () => {

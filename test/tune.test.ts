@@ -20,7 +20,7 @@ import {
   loadAttentionTuning,
   setAttentionChoice,
 } from '../src/vit/attentionTuning.js';
-import { VisionTransformer } from '../src/vit/model.js';
+import { VisionTransformer, type ForwardOptions } from '../src/vit/model.js';
 import { useGpu } from './gpu.js';
 
 // image 16 / patch 4: N = 17 tokens, head dimension 32 / 2 = 16.
@@ -62,13 +62,16 @@ describe('attention path choice', () => {
   it("the model's forward takes the chosen path for its shape and mode (kernels seen through the pass hook)", async () => {
     const model = new VisionTransformer(TINY, { init: 'random', seed: 3 }).eval();
     const x = randomArray(2 * 3 * 16 * 16, 5, -2, 2);
-    const labels = async (grad: boolean): Promise<string[]> => {
+    // The pass labels one forward records (in a scope); `grad`: a graph is recorded, as in training.
+    const labels = async (grad: boolean, opts: ForwardOptions = {}): Promise<string[]> => {
       const seen: string[] = [];
       setPassHook((_d, label) => seen.push(label));
       try {
         await scope(async () => {
-          const run = () => model.forward(Tensor.from(x, [2, 3, 16, 16])).logits;
-          await (grad ? run() : noGrad(run)).read();
+          const run = () => model.forward(Tensor.from(x, [2, 3, 16, 16]), opts);
+          const r = grad ? run() : noGrad(run);
+          if (opts.returnAttention) expect(r.attentions).toHaveLength(1);
+          await r.logits.read();
         });
       } finally {
         setPassHook(null);
@@ -87,31 +90,10 @@ describe('attention path choice', () => {
     const training = await labels(true);
     expect(softmax(training) && !fused(training)).toBe(true);
     // asking for the probabilities takes the explicit path whatever was tuned (only it has them)
-    const withProbs: string[] = [];
-    setPassHook((_d, label) => withProbs.push(label));
-    try {
-      await noGrad(() =>
-        scope(async () => {
-          const r = model.forward(Tensor.from(x, [2, 3, 16, 16]), { returnAttention: true });
-          expect(r.attentions).toHaveLength(1);
-          await r.logits.read();
-        }),
-      );
-    } finally {
-      setPassHook(null);
-    }
+    const withProbs = await labels(false, { returnAttention: true });
     expect(softmax(withProbs) && !fused(withProbs)).toBe(true);
     // a path named by the caller wins over the tuned choice
-    const named = await (async () => {
-      const seen: string[] = [];
-      setPassHook((_d, label) => seen.push(label));
-      try {
-        await noGrad(() => scope(() => model.forward(Tensor.from(x, [2, 3, 16, 16]), { attention: 'explicit' }).logits.read()));
-      } finally {
-        setPassHook(null);
-      }
-      return seen;
-    })();
+    const named = await labels(false, { attention: 'explicit' });
     expect(softmax(named) && !fused(named)).toBe(true);
   });
 

@@ -30,7 +30,7 @@ export async function loadTunings(): Promise<void> {
 /** A model for --model: a training preset, 'fmnist', a ViT preset, a .json VitConfig or a .safetensors model. */
 async function resolveModel(name: string): Promise<{ config: VitConfig; label: string; batch: number; classToken?: boolean }> {
   const { TRAIN_PRESETS } = await import('../train/presets.js');
-  const { VIT_PRESETS, vitPreset, validateConfig } = await import('../vit/config.js');
+  const { VIT_PRESETS, vitPreset } = await import('../vit/config.js');
   const p = TRAIN_PRESETS[name];
   if (p) {
     const model = p.options.model;
@@ -57,28 +57,13 @@ async function resolveModel(name: string): Promise<{ config: VitConfig; label: s
     // A from-scratch model saved without a class token attends over the patches alone.
     return { config, label: name, batch: 8, classToken: file.tensors.has('class_token') };
   }
-  if (name.endsWith('.json')) {
-    let c: VitConfig;
-    const { FMNIST_VIT } = await import('../train/presets.js');
-    try {
-      // What the file leaves out comes from the patch-7 model (as `train --config` and `bench train` read it).
-      c = { ...FMNIST_VIT, ...(JSON.parse(await readFile(name, 'utf8')) as Partial<VitConfig>) };
-    } catch (e) {
-      throw new UsageError(`tune: cannot read the model config ${name}: ${(e as Error).message}`);
-    }
-    try {
-      validateConfig(c);
-    } catch (e) {
-      throw new UsageError(`tune: ${name}: ${(e as Error).message}`);
-    }
-    return { config: c, label: name, batch: c.image_size <= 64 ? 128 : 32 };
+  // 'fmnist', a ViT preset or a .json config: as `bench train` and `bench profile` read them.
+  const { benchModel } = await import('../../bench/train.js');
+  try {
+    return benchModel(name, 'tune', `, a training preset (${Object.keys(TRAIN_PRESETS).join(', ')}), a .safetensors model`);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
-  const { FMNIST_VIT } = await import('../train/presets.js');
-  if (name === 'fmnist') return { config: FMNIST_VIT, label: 'fmnist (patch-7 model)', batch: 128 };
-  if (name in VIT_PRESETS) return { config: vitPreset(name as keyof typeof VIT_PRESETS, { num_classes: 14 }), label: name, batch: 32 };
-  throw new UsageError(
-    `tune: unknown model '${name}' (a training preset: ${Object.keys(TRAIN_PRESETS).join(', ')}; fmnist; a ViT preset: ${Object.keys(VIT_PRESETS).join(', ')}; or a .json config / .safetensors model)`,
-  );
 }
 
 export function register(program: Command): void {

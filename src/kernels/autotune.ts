@@ -208,6 +208,28 @@ export interface AutotuneOptions {
 export const AUTOTUNE_GIVE_UP_RATIO = 2;
 
 /**
+ * One candidate's time for an autotune: the best wall clock of `runs` calls after a warm-up call (which compiles
+ * pipelines), each call awaited to completion by `call`. Stops early once the candidate cannot be the pick: after a
+ * timed call over AUTOTUNE_GIVE_UP_RATIO × `bestSoFar` or 20 s; a warm-up past 20 s stands as the time (compile
+ * included).
+ */
+export async function timeCandidate(call: () => Promise<void>, runs: number, bestSoFar: number): Promise<number> {
+  let best = Infinity;
+  for (let r = 0; r <= runs; r++) {
+    const t0 = performance.now();
+    await call();
+    const ms = performance.now() - t0;
+    if (r === 0) {
+      if (ms > 20_000) return ms;
+      continue;
+    }
+    best = Math.min(best, ms);
+    if (ms > 20_000 || best > AUTOTUNE_GIVE_UP_RATIO * bestSoFar) break;
+  }
+  return best;
+}
+
+/**
  * Time each candidate (after checking it against the float64 reference on a small awkward shape, in every transpose
  * form) and make the fastest the default for this adapter, in memory and in the Node cache file.
  */
@@ -274,21 +296,14 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         opts.onCandidate?.(v, Infinity, 'differs from the float64 reference');
         continue;
       }
-      const bestSoFar = Math.min(Infinity, ...Object.values(timings));
-      let best = Infinity;
-      for (let r = 0; r <= runs; r++) {
-        const t0 = performance.now();
-        for (const { p, A, B } of operands) matmul(A, B, { variant: v, transA: p.transA, transB: p.transB }).dispose();
-        await sync();
-        const ms = performance.now() - t0;
-        if (r > 0) best = Math.min(best, ms); // run 0 compiles the pipelines and warms up
-        // Cannot be the pick: stop timing it (a warm-up past 20 s stands as its time, compile included).
-        if (r === 0 && ms > 20_000) {
-          best = ms;
-          break;
-        }
-        if (r > 0 && (ms > 20_000 || best > AUTOTUNE_GIVE_UP_RATIO * bestSoFar)) break;
-      }
+      const best = await timeCandidate(
+        async () => {
+          for (const { p, A, B } of operands) matmul(A, B, { variant: v, transA: p.transA, transB: p.transB }).dispose();
+          await sync();
+        },
+        runs,
+        Math.min(Infinity, ...Object.values(timings)),
+      );
       timings[v] = best;
       opts.onCandidate?.(v, best);
     }

@@ -7,7 +7,7 @@
 import * as ops from '../autograd/ops.js';
 import { noGrad, Tensor } from '../autograd/tensor.js';
 import { ATTENTION_VARIANTS, defaultAttentionVariant } from '../kernels/attention.js';
-import { AUTOTUNE_GIVE_UP_RATIO, readTuningFile, writeTuningFile } from '../kernels/autotune.js';
+import { readTuningFile, timeCandidate, writeTuningFile } from '../kernels/autotune.js';
 import { gpu, hasGpu, isSoftwareAdapter } from '../kernels/device.js';
 import { sync } from '../kernels/encoder.js';
 import { subgroupSize } from '../kernels/matmul.js';
@@ -288,15 +288,7 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
           opts.onCandidate?.(name, undefined, bad);
           continue;
         }
-        const bestSoFar = Math.min(Infinity, ...Object.values(timings));
-        let best = Infinity;
-        for (let r = 0; r <= runs; r++) {
-          const t0 = performance.now();
-          await call(name);
-          const ms = performance.now() - t0;
-          if (r > 0) best = Math.min(best, ms); // run 0 compiles the pipelines and warms up
-          if (r > 0 && best > AUTOTUNE_GIVE_UP_RATIO * bestSoFar) break; // cannot be the pick: stop timing it
-        }
+        const best = await timeCandidate(() => call(name), runs, Math.min(Infinity, ...Object.values(timings)));
         timings[name] = best;
         opts.onCandidate?.(name, best);
       } catch (e) {
