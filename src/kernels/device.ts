@@ -172,8 +172,11 @@ async function createGpu(opts: GpuOptions): Promise<Gpu> {
   }
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   device.lost.then((info) => {
+    // Only the current device's loss matters: a device destroyed earlier (destroyGpu, a failed ready hook) can report
+    // its loss after a new device is being made, whose pending creation must not be forgotten.
+    if (current?.device !== device) return;
     lostReason = `${info.reason}: ${info.message}`;
-    if (current?.device === device) current = undefined;
+    current = undefined;
     pending = undefined;
   });
   device.addEventListener?.('uncapturederror', (ev: Event) => {
