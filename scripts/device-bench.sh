@@ -14,6 +14,8 @@ root=$(pwd)
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -f "$icd" ] && ! ls /usr/share/vulkan/icd.d/*nvidia* >/dev/null 2>&1 && export VK_DRIVER_FILES=$icd
 xz -dc .devpack/node.xz > /tmp/node && chmod +x /tmp/node
+# The native libraries travel compressed (scripts/pack-node-bundle.sh): unpack each beside its .xz.
+find .devpack/app -name '*.xz' | while read -r f; do xz -dc "$f" > "${f%.xz}.tmp" && mv "${f%.xz}.tmp" "${f%.xz}"; done
 export XDG_RUNTIME_DIR=/tmp CELLUSCAN_PYTHON=$(command -v python3)
 # The tuning cache in the working tree (git-ignored, not carried): it survives between calls on a warm machine, so
 # the 10-minute-per-call limit can be met with two calls, e.g.

@@ -4,7 +4,7 @@
 Writes <out> (via a temp file, then rename) and <out minus .onnx>.ref.json: torchvision's logits for the
 deterministic input x[i] = sin(0.37 * i) (flat NCHW, batch 1), so the peer can check ORT's logits agree.
 Prints one JSON line: {"path", "ref", "seconds"}. Skips the export when <out> exists (unless --force)."""
-import argparse, json, math, os, time
+import argparse, inspect, json, math, os, time
 
 import torch
 import torchvision.models.vision_transformer as tvvit
@@ -37,10 +37,13 @@ if a.force or not (os.path.exists(out) and os.path.exists(ref)):
     try:
         # With grad enabled: under no_grad, eval-mode nn.MultiheadAttention takes its fused fast path
         # (aten::_native_multi_head_attention), which has no ONNX export.
+        # The TorchScript exporter: torch >= 2.9 defaults to the dynamo one, which needs the onnx and onnxscript
+        # packages (not on every machine with torch, e.g. a borrowed GPU machine) and takes dynamic_shapes instead.
+        extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
         torch.onnx.export(
             model, torch.randn(1, 3, S, S), tmp, opset_version=14,
             input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **extra,
         )
         os.replace(tmp, out)
     finally:
