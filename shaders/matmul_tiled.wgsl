@@ -16,9 +16,15 @@ const BK = {{BK}}u;
 const BM = TM * WGY;
 const BN = TN * WGX;
 const NT = WGX * WGY;   // invocations per workgroup
+// Row strides of the staged tiles, padded by 32/BK words: where a staging loop walks k fastest (A untransposed,
+// B transposed: one row of the matrix is contiguous along k), a 32-invocation warp stores BK consecutive k of
+// 32/BK rows, i.e. words kk·stride + mm. Unpadded (stride BM = 64) all BK of a row would fall in one of the 32
+// banks of a GPU's shared memory (a BK-way conflict); with stride ≡ 32/BK (mod 32) they cover the 32 banks once.
+const SA = BM + {{PAD}}u;
+const SB = BN + {{PAD}}u;
 
-var<workgroup> As: array<f32, BK * BM>;   // [k][m]
-var<workgroup> Bs: array<f32, BK * BN>;   // [k][n]
+var<workgroup> As: array<f32, BK * SA>;   // [k][m], row stride SA
+var<workgroup> Bs: array<f32, BK * SB>;   // [k][n], row stride SB
 
 @compute @workgroup_size(WGX, WGY)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -46,7 +52,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
         if (TRANS_A) { ai = aBase + k * M + m; }
         v = a[ai];
       }
-      As[kk * BM + mm] = v;
+      As[kk * SA + mm] = v;
     }
     for (var e = li; e < BK * BN; e += NT) {
       var kk = e / BN;
@@ -60,7 +66,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
         if (TRANS_B) { bi = bBase + n * K + k; }
         v = b[bi];
       }
-      Bs[kk * BN + nn] = v;
+      Bs[kk * SB + nn] = v;
     }
     workgroupBarrier();
 {{INNER}}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { gpu } from '../src/kernels/device.js';
-import { matmul, MATMUL_VARIANTS, subgroupSize, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
+import { matmul, MATMUL_VARIANTS, subgroupSize, tiledBK, tiledPad, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { matmulRef } from '../src/kernels/ref/matmul.js';
 import { randomArray, rng } from '../src/kernels/ref/math.js';
@@ -109,6 +109,22 @@ describe('matmul', () => {
       });
     }
   }
+
+  // The tiled kernel's staging stores (matmul_tiled.wgsl): where k runs fastest (A untransposed, B transposed), a warp's
+  // 32 consecutive invocations store words kk·stride + mm. With the padded stride they must hit 32 different banks
+  // (a GPU's shared memory has 32 four-byte banks); the unpadded 64-word stride put a whole row in one bank.
+  it('tiled staging: a warp of k-fastest stores hits 32 different shared-memory banks', () => {
+    const banks = (bk: number, stride: number) =>
+      new Set(Array.from({ length: 32 }, (_, e) => ((e % bk) * stride + Math.floor(e / bk)) % 32)).size;
+    for (const [tm, tn, wgx, wgy] of [[4, 4, 16, 16], [8, 8, 16, 16], [8, 4, 16, 16], [4, 8, 16, 16]]) {
+      const bk = tiledBK(tm, tn, wgx, wgy);
+      for (const rows of [tm * wgy, tn * wgx]) {
+        expect(banks(bk, rows + tiledPad(bk)), `${tm}x${tn}/${wgx}x${wgy} rows ${rows}`).toBe(32);
+        expect(banks(bk, rows)).toBeLessThan(32); // the check can fail: unpadded, the stores collide
+      }
+      expect(tiledWorkgroupBytes(tm, tn, wgx, wgy)).toBeLessThanOrEqual(16384);
+    }
+  });
 
   // Parameterised tiled blocks: the 128×128 block real GPUs get (BK 8), and an odd, non-square one (BK 16).
   for (const variant of ['tiled@8x8/16x16', 'tiled@3x2/4x8']) {

@@ -61,8 +61,8 @@ export function parseMatmulVariant(name: string): MatmulConfig {
   const ok =
     tm >= 1 && tn >= 1 && tm <= 16 && tn <= 16 &&
     (f === 'subgroup' ? wgy >= 1 && wgy <= 32 : wgx * wgy >= 1 && wgx * wgy <= 256) &&
-    // tiled: the staged A and B tiles (BK·(BM + BN) floats) must fit the 16 KiB of workgroup memory WebGPU guarantees.
-    (f !== 'tiled' || tiledBK(tm, tn, wgx, wgy) * (tm * wgy + tn * wgx) * 4 <= 16384);
+    // tiled: the staged A and B tiles (BK·(BM + BN + 2·pad) floats) must fit the 16 KiB of workgroup memory WebGPU guarantees.
+    (f !== 'tiled' || tiledWorkgroupBytes(tm, tn, wgx, wgy) <= 16384);
   if (!ok || (f === 'blocked-vec4' && (tm % 4 !== 0 || tn % 4 !== 0))) {
     throw new RangeError(`matmul: bad variant '${name}': TM, TN in 1..16 (multiples of 4 for blocked-vec4), WGX·WGY in 1..256` +
       (f === 'tiled' ? ', tiles within 16 KiB of workgroup memory' : ''));
@@ -73,6 +73,17 @@ export function parseMatmulVariant(name: string): MatmulConfig {
 /** The tiled kernel's K step: 16 for blocks up to 64×64, else 8 (keeps workgroup memory at 8 KiB for 128×128). */
 export function tiledBK(tm: number, tn: number, wgx: number, wgy: number): number {
   return tm * wgy * tn * wgx <= 64 * 64 ? 16 : 8;
+}
+
+/** Words of padding per staged row of the tiled kernel (32/BK: no shared-memory bank conflicts; matmul_tiled.wgsl). */
+export function tiledPad(bk: number): number {
+  return 32 / bk;
+}
+
+/** Bytes of workgroup memory the tiled kernel stages: BK rows of A (BM + pad words) and of B (BN + pad). */
+export function tiledWorkgroupBytes(tm: number, tn: number, wgx: number, wgy: number): number {
+  const bk = tiledBK(tm, tn, wgx, wgy);
+  return bk * (tm * wgy + tn * wgx + 2 * tiledPad(bk)) * 4;
 }
 
 /** Whether every vec4 load of the blocked-vec4 kernel is aligned for this problem. */
@@ -152,15 +163,15 @@ export function variantForShape(variant: string, M: number, N: number, sg: numbe
  * that it indexes dynamically in (slow, off-chip) local memory; named scalars always live in registers.
  */
 export function tiledBody(tm: number, tn: number, wgx: number, wgy: number, bk: number): { DECL: string; INNER: string; STORE: string } {
-  const bm = tm * wgy;
-  const bn = tn * wgx;
+  const sa = tm * wgy + tiledPad(bk); // the staged rows' strides (SA, SB in the shader)
+  const sb = tn * wgx + tiledPad(bk);
   const decl: string[] = [];
   const inner: string[] = [];
   const store: string[] = [];
   for (let i = 0; i < tm; i++) decl.push(Array.from({ length: tn }, (_, j) => `var c${i}_${j} = 0.0;`).join(' '));
   for (let kk = 0; kk < bk; kk++) {
-    inner.push(Array.from({ length: tm }, (_, i) => `let a${kk}_${i} = As[${kk * bm + i * wgy}u + lid.y];`).join(' '));
-    inner.push(Array.from({ length: tn }, (_, j) => `let b${kk}_${j} = Bs[${kk * bn + j * wgx}u + lid.x];`).join(' '));
+    inner.push(Array.from({ length: tm }, (_, i) => `let a${kk}_${i} = As[${kk * sa + i * wgy}u + lid.y];`).join(' '));
+    inner.push(Array.from({ length: tn }, (_, j) => `let b${kk}_${j} = Bs[${kk * sb + j * wgx}u + lid.x];`).join(' '));
     for (let i = 0; i < tm; i++) inner.push(Array.from({ length: tn }, (_, j) => `c${i}_${j} = fma(a${kk}_${i}, b${kk}_${j}, c${i}_${j});`).join(' '));
   }
   for (let i = 0; i < tm; i++) {
@@ -245,7 +256,7 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
     gy = Math.ceil(M / 8);
   } else if (cfg.family === 'tiled') {
     const bk = tiledBK(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
-    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk });
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk, PAD: tiledPad(bk) });
     generated = () => tiledBody(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy, bk);
     gx = Math.ceil(N / (cfg.tn * cfg.wgx));
     gy = Math.ceil(M / (cfg.tm * cfg.wgy));
