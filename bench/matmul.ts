@@ -56,11 +56,11 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
   const { m, n, k } = opts;
   const runs = opts.runs ?? 5;
   const g = gpu();
-  const variant = opts.variant ?? matmulVariantFor(g.adapterKey);
-  parseMatmulVariant(variant); // a bad name fails here, before any work
-  await checkVariant(variant);
   const transA = !!opts.transA;
   const transB = !!opts.transB;
+  const variant = opts.variant ?? matmulVariantFor(g.adapterKey, transA, transB);
+  parseMatmulVariant(variant); // a bad name fails here, before any work
+  await checkVariant(variant);
   const A = GpuArray.fromData(randomArray(m * k, 1), transA ? [k, m] : [m, k]);
   const B = GpuArray.fromData(randomArray(k * n, 2), transB ? [n, k] : [k, n]);
   const flops = 2 * m * n * k;

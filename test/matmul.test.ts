@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, describeMatmulChoice, formChoices, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, MATMUL_VARIANTS, subgroupSize, tiledBK, tiledPad, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
@@ -288,6 +289,76 @@ describe('matmul', () => {
       const other = await autotuneMatmul({ products: linearProducts(20, 16, 24, false), candidates: ['blocked-vec4'], runs: 1 });
       expect(other).toMatchObject({ fromCache: false, variant: 'blocked-vec4', products: ['20×24×16 tB'] });
       await expect(autotuneMatmul({ products: [{ m: 0, n: 4, k: 4 }], force: true })).rejects.toThrow(/product sizes must be integers >= 1, got 0×4×4/);
+      setMatmulVariant(gpu().adapterKey, undefined);
+    });
+
+    it('a variant per transpose form: matmul() runs the form\'s variant, info describes it, the cache keeps it', async () => {
+      process.env.XDG_CACHE_HOME = cacheDir;
+      const g = gpu();
+      const labels = async (transA: boolean, transB: boolean): Promise<string[]> => {
+        const seen: string[] = [];
+        setPassHook((_d, label) => seen.push(label));
+        try {
+          const A = GpuArray.fromData(randomArray(12 * 8, 1), transA ? [8, 12] : [12, 8]);
+          const B = GpuArray.fromData(randomArray(8 * 16, 2), transB ? [16, 8] : [8, 16]);
+          const C = matmul(A, B, { transA, transB });
+          // still the right product, whichever kernel ran
+          expectClose(await C.read(), matmulRef(await A.read(), A.shape, await B.read(), B.shape, { transA, transB }), 1e-5, 1e-5);
+          for (const x of [A, B, C]) x.dispose();
+        } finally {
+          setPassHook(null);
+        }
+        return seen.filter((l) => l.startsWith('matmul'));
+      };
+      setMatmulVariant(g.adapterKey, 'blocked-vec4', { tB: 'naive' });
+      expect((await labels(false, true))[0]).toMatch(/^matmul naive 12×16×8 tB$/);
+      expect((await labels(false, false))[0]).toMatch(/^matmul blocked-vec4 12×16×8$/);
+      expect((await labels(true, false))[0]).toMatch(/^matmul blocked-vec4 12×16×8 tA$/);
+      expect(describeMatmulChoice(g.adapterKey)).toBe('blocked-vec4 (tB: naive)');
+      setMatmulVariant(g.adapterKey, 'blocked-vec4');
+      expect(describeMatmulChoice(g.adapterKey)).toBe('blocked-vec4');
+
+      // formChoices: a form gets its own variant only past the margin
+      const products = linearProducts(8, 4, 4, true); // tB, plain, tA
+      const ls = products.map(productLabel);
+      const t = (x: number[]) => ({ a: x[0], b: x[1] });
+      const pt = { [ls[0]]: t([10, 5]), [ls[1]]: t([10, 9.7]), [ls[2]]: t([10, 30]) };
+      expect(formChoices(products, ls, pt, 'a')).toEqual({ tB: 'b' }); // plain: b only 3 % faster, kept with a
+      expect(formChoices(products, ls, pt, 'b')).toEqual({ tA: 'a' });
+
+      // The cache round trip keeps the forms; an entry naming an unknown form or variant is no cache.
+      const file = join(cacheDir, 'celluscan', 'matmul-autotune.json');
+      mkdirSync(join(cacheDir, 'celluscan'), { recursive: true });
+      const entry = { adapter: g.adapterKey, description: g.info.description, variant: 'blocked', timings: {}, shape: [1, 1, 1] };
+      writeFileSync(file, JSON.stringify({ version: 1, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
+      setMatmulVariant(g.adapterKey, undefined);
+      expect(await loadMatmulTuning()).toBe('blocked');
+      expect(matmulVariantFor(g.adapterKey, true, false)).toBe('tiled');
+      expect(matmulVariantFor(g.adapterKey, false, true)).toBe('blocked');
+      for (const forms of [{ tX: 'tiled' }, { tA: 'warp' }, 'tiled']) {
+        writeFileSync(file, JSON.stringify({ version: 1, entries: { [g.adapterKey]: { ...entry, forms } } }));
+        setMatmulVariant(g.adapterKey, undefined);
+        expect(await loadMatmulTuning()).toBeUndefined();
+      }
+      setMatmulVariant(g.adapterKey, undefined);
+    });
+
+    it('autotune on transposed products records each product\'s timings and the forms it chose apart', async () => {
+      process.env.XDG_CACHE_HOME = cacheDir;
+      const products = linearProducts(40, 16, 24, true);
+      const r = await autotuneMatmul({ products, candidates: ['naive', 'blocked-vec4'], force: true, runs: 1 });
+      const ls = products.map(productLabel);
+      expect(Object.keys(r.productTimings!)).toEqual(ls);
+      for (const l of ls) for (const v of ['naive', 'blocked-vec4']) expect(r.productTimings![l][v]).toBeGreaterThan(0);
+      // the overall time is the sum of the products'
+      for (const v of ['naive', 'blocked-vec4']) expect(r.timings[v]).toBeCloseTo(ls.reduce((s, l) => s + r.productTimings![l][v], 0), 6);
+      expect(r.forms).toEqual(formChoices(products, ls, r.productTimings!, r.variant));
+      for (const p of products) {
+        const f = r.forms![p.transA ? 'tA' : p.transB ? 'tB' : 'plain'];
+        expect(matmulVariantFor(gpu().adapterKey, p.transA, p.transB)).toBe(f ?? r.variant);
+      }
+      setMatmulVariant(gpu().adapterKey, undefined);
+      expect(await autotuneMatmul({ products })).toMatchObject({ fromCache: true, variant: r.variant, forms: r.forms });
       setMatmulVariant(gpu().adapterKey, undefined);
     });
 

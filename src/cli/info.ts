@@ -1,5 +1,5 @@
 // `celluscan info`: the adapter, its features and the limits that matter.
-import { isMatmulTuned, matmulVariantFor } from '../kernels/autotune.js';
+import { describeMatmulChoice, isMatmulTuned } from '../kernels/autotune.js';
 import { WANTED_FEATURES, initGpu, keyLimits } from '../kernels/device.js';
 import { defaultAttentionRule, tunedAttentionChoices } from '../vit/attentionTuning.js';
 
@@ -14,7 +14,7 @@ export async function adapterInfo() {
     limits: keyLimits(g.limits),
     // What the kernels default to here: the table, or what `celluscan tune` cached (loaded when the GPU started).
     kernels: {
-      matmul: matmulVariantFor(g.adapterKey),
+      matmul: describeMatmulChoice(g.adapterKey),
       matmulTuned: isMatmulTuned(g.adapterKey),
       attentionDefault: defaultAttentionRule(g.adapterKey),
       attentionTuned: tunedAttentionChoices(g.adapterKey),

@@ -85,7 +85,7 @@ export function register(program: Command): void {
       const c = model.config;
       const { initGpu } = await import('../kernels/device.js');
       const g = await initGpu();
-      const { autotuneMatmul, linearProducts, tuningCachePath } = await import('../kernels/autotune.js');
+      const { autotuneMatmul, describeMatmulChoice, linearProducts, tuningCachePath } = await import('../kernels/autotune.js');
       const { autotuneAttention, describeAttentionChoice } = await import('../vit/attentionTuning.js');
       const N = (c.image_size / c.patch_size) ** 2 + (model.classToken === false ? 0 : 1);
       const D = c.hidden_dim / c.num_heads;
@@ -99,12 +99,13 @@ export function register(program: Command): void {
       if (o.only !== 'attention') {
         say('matmul: timing the variants …');
         // The model's largest linear layer (MLP up, hidden → mlp) at the batch it runs at, in the forms it runs:
-        // forward x·Wᵀ, and for training also dX = dY·W and dW = dYᵀ·X (one variant serves all of them).
+        // forward x·Wᵀ, and for training also dX = dY·W and dW = dYᵀ·X (one variant, and another for a form that runs
+        // faster with it).
         const products = linearProducts(batch * N, c.hidden_dim, c.mlp_dim, o.mode !== 'infer');
-        const m = await autotuneMatmul({ products, force: o.force, runs: o.runs, onCandidate: (v, ms, note) => say(`  ${v}: ${note ?? `${ms.toFixed(1)} ms`}`) });
+        const m = await autotuneMatmul({ products, force: o.force, runs: o.runs, onCandidate: (v, ms, note) => say(`  ${v}: ${Number.isFinite(ms) ? `${ms.toFixed(1)} ms${note ? ` (${note})` : ''}` : note}`) });
         result.matmul = m;
         const t = Object.entries(m.timings).sort((a, b) => a[1] - b[1]);
-        lines.push(['matmul', (m.products ?? [m.shape.join('×')]).join(' + '), m.variant, m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(1) + ' ms' : 'failed check'}`).join(', ')]);
+        lines.push(['matmul', (m.products ?? [m.shape.join('×')]).join(' + '), describeMatmulChoice(g.adapterKey), m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(1) + ' ms' : 'failed check'}`).join(', ')]);
       }
       if (o.only !== 'matmul') {
         const candidates = o.attentionVariants ? String(o.attentionVariants).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined;

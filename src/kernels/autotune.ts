@@ -32,11 +32,32 @@ export const GPU_MATMUL_SHAPES = ['tiled@8x8/16x16', 'tiled@8x4/16x16', 'tiled@4
 /** Bump when the kernels change enough that cached timings are stale. */
 const CACHE_VERSION = 1;
 
-const tuned = new Map<string, string>();
+/** A product's transpose form: plain A·B, Aᵀ·B ('tA', a Linear's dW = dYᵀ·X), A·Bᵀ ('tB', its forward x·Wᵀ), Aᵀ·Bᵀ. */
+export type MatmulForm = 'plain' | 'tA' | 'tB' | 'tAtB';
+export const MATMUL_FORMS: readonly MatmulForm[] = ['plain', 'tA', 'tB', 'tAtB'];
+export function matmulForm(transA = false, transB = false): MatmulForm {
+  return transA ? (transB ? 'tAtB' : 'tA') : transB ? 'tB' : 'plain';
+}
 
-/** The variant matmul() uses on this adapter when none is named. */
-export function matmulVariantFor(adapterKey: string): string {
-  return tuned.get(adapterKey) ?? tableMatmulVariant(adapterKey);
+/** A tuned choice: one variant, and where a form measured faster with another variant, that one for the form. */
+interface TunedChoice {
+  variant: string;
+  forms: Partial<Record<MatmulForm, string>>;
+}
+const tuned = new Map<string, TunedChoice>();
+
+/** The variant matmul() uses on this adapter for a product of this form when none is named. */
+export function matmulVariantFor(adapterKey: string, transA = false, transB = false): string {
+  const t = tuned.get(adapterKey);
+  return t ? (t.forms[matmulForm(transA, transB)] ?? t.variant) : tableMatmulVariant(adapterKey);
+}
+
+/** "subgroup", or with forms tuned apart "blocked-vec4 (tB: tiled)": what matmul() runs here, for info and logs. */
+export function describeMatmulChoice(adapterKey: string): string {
+  const t = tuned.get(adapterKey);
+  if (!t) return tableMatmulVariant(adapterKey);
+  const apart = MATMUL_FORMS.filter((f) => t.forms[f] && t.forms[f] !== t.variant).map((f) => `${f}: ${t.forms[f]}`);
+  return apart.length ? `${t.variant} (${apart.join(', ')})` : t.variant;
 }
 
 /** The default table's variant for an adapter (what matmulVariantFor gives when nothing was tuned). */
@@ -53,10 +74,10 @@ export function isMatmulTuned(adapterKey: string): boolean {
   return tuned.has(adapterKey);
 }
 
-/** Override (or with undefined, forget) the choice for an adapter in this process. */
-export function setMatmulVariant(adapterKey: string, variant: string | undefined): void {
+/** Override (or with undefined, forget) the choice for an adapter in this process; `forms`: other variants per form. */
+export function setMatmulVariant(adapterKey: string, variant: string | undefined, forms: Partial<Record<MatmulForm, string>> = {}): void {
   if (variant === undefined) tuned.delete(adapterKey);
-  else tuned.set(adapterKey, variant);
+  else tuned.set(adapterKey, { variant, forms: { ...forms } });
 }
 
 export interface AutotuneResult {
@@ -68,6 +89,13 @@ export interface AutotuneResult {
   shape: [number, number, number];
   /** Every product timed (productLabel), the times of one call summed over them. */
   products?: string[];
+  /** Milliseconds per call of each variant on each product (by productLabel), where products were timed apart. */
+  productTimings?: Record<string, Record<string, number>>;
+  /**
+   * Forms whose products ran fastest with another variant than `variant` (by more than AUTOTUNE_FORM_MARGIN): matmul()
+   * uses that one for products of the form.
+   */
+  forms?: Partial<Record<MatmulForm, string>>;
   fromCache: boolean;
 }
 
@@ -153,12 +181,21 @@ function knownVariant(v: unknown): v is string {
   }
 }
 
+/** A cached entry's per-form choices when every one names a form and a variant this build can run; else none. */
+function knownForms(f: unknown): Partial<Record<MatmulForm, string>> | undefined {
+  if (f === undefined) return {};
+  if (!f || typeof f !== 'object') return undefined;
+  const entries = Object.entries(f as Record<string, unknown>);
+  return entries.every(([k, v]) => (MATMUL_FORMS as readonly string[]).includes(k) && knownVariant(v)) ? (Object.fromEntries(entries) as Partial<Record<MatmulForm, string>>) : undefined;
+}
+
 /** Load a cached autotune result for the current adapter, if any (Node only). Returns the variant. */
 export async function loadMatmulTuning(): Promise<string | undefined> {
   const g = gpu();
   const e = (await readCache()).entries[g.adapterKey];
-  if (e && e.description === g.info.description && knownVariant(e.variant)) {
-    tuned.set(g.adapterKey, e.variant);
+  const forms = knownForms(e?.forms);
+  if (e && e.description === g.info.description && knownVariant(e.variant) && forms) {
+    setMatmulVariant(g.adapterKey, e.variant, forms);
     return e.variant;
   }
   return undefined;
@@ -208,6 +245,12 @@ export interface AutotuneOptions {
 export const AUTOTUNE_GIVE_UP_RATIO = 2;
 
 /**
+ * A form gets its own variant only when that variant ran its products this much faster than the overall pick did
+ * (0.05: 5 %), so that run-to-run noise does not split the choice.
+ */
+export const AUTOTUNE_FORM_MARGIN = 0.05;
+
+/**
  * One candidate's time for an autotune: the best wall clock of `runs` calls after a warm-up call (which compiles
  * pipelines), each call awaited to completion by `call`. Stops early once the candidate cannot be the pick: after a
  * timed call over AUTOTUNE_GIVE_UP_RATIO × `bestSoFar` or 20 s; a warm-up past 20 s stands as the time (compile
@@ -249,9 +292,10 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     // for (tuning for another model's shapes measures again, and the last tuning is the one kept).
     const cachedLabels = c?.products ?? (Array.isArray(c?.shape) ? [productLabel({ m: c.shape[0], n: c.shape[1], k: c.shape[2] })] : []);
     const same = (!opts.shape && !opts.products) || cachedLabels.join('; ') === labels.join('; ');
-    if (c && same && c.description === g.info.description && knownVariant(c.variant)) {
-      tuned.set(g.adapterKey, c.variant);
-      return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, fromCache: true };
+    const forms = knownForms(c?.forms);
+    if (c && same && c.description === g.info.description && knownVariant(c.variant) && forms) {
+      setMatmulVariant(g.adapterKey, c.variant, forms);
+      return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, productTimings: c.productTimings, forms, fromCache: true };
     }
   }
   // The table's choice first: with a good time known early, slow families are given up after one timed run.
@@ -260,6 +304,8 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     [...new Set([tableMatmulVariant(g.adapterKey), ...MATMUL_VARIANTS.filter((v) => v !== 'naive'), 'subgroup@2x4/0x4', 'subgroup@1x8/0x4', ...(software ? [] : GPU_MATMUL_SHAPES)])];
   const runs = opts.runs ?? 3;
   const timings: Record<string, number> = {};
+  // Each product timed apart (a variant can be the best for one form and not another), labels repeated summed.
+  const productTimings: Record<string, Record<string, number>> = Object.fromEntries(labels.map((l) => [l, {}]));
   const operands = products.map((p, i) => ({
     p,
     A: GpuArray.fromData(randomArray(p.m * p.k, 1 + 2 * i), p.transA ? [p.k, p.m] : [p.m, p.k]),
@@ -268,13 +314,13 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
   // Correctness gate on a shape that exercises edges, in every transpose form (the variant chosen serves all of them,
   // whichever were timed): 13×20×36 (vec4-aligned K, N; ragged M).
   const [cm, cn, ck] = [13, 20, 36];
-  const forms = [
+  const gateForms = [
     [false, false],
     [false, true],
     [true, false],
     [true, true],
   ];
-  const gates = forms.map(([transA, transB], i) => {
+  const gates = gateForms.map(([transA, transB], i) => {
     const ca = randomArray(cm * ck, 3 + 2 * i);
     const cb = randomArray(ck * cn, 4 + 2 * i);
     const aS = transA ? [ck, cm] : [cm, ck];
@@ -296,27 +342,52 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         opts.onCandidate?.(v, Infinity, 'differs from the float64 reference');
         continue;
       }
-      const best = await timeCandidate(
-        async () => {
-          for (const { p, A, B } of operands) matmul(A, B, { variant: v, transA: p.transA, transB: p.transB }).dispose();
-          await sync();
-        },
-        runs,
-        Math.min(Infinity, ...Object.values(timings)),
-      );
-      timings[v] = best;
-      opts.onCandidate?.(v, best);
+      let total = 0;
+      const parts: string[] = [];
+      for (const [i, { p, A, B }] of operands.entries()) {
+        const byVariant = productTimings[labels[i]];
+        const ms = await timeCandidate(
+          async () => {
+            matmul(A, B, { variant: v, transA: p.transA, transB: p.transB }).dispose();
+            await sync();
+          },
+          runs,
+          Math.min(Infinity, ...Object.values(byVariant)),
+        );
+        byVariant[v] = (labels.indexOf(labels[i]) < i ? byVariant[v] : 0) + ms;
+        total += ms;
+        parts.push(`${labels[i]} ${ms.toFixed(1)}`);
+      }
+      timings[v] = total;
+      opts.onCandidate?.(v, total, operands.length > 1 ? parts.join(', ') : undefined);
     }
   } finally {
     for (const o of operands) for (const x of [o.A, o.B]) x.dispose();
     for (const c of gates) for (const x of [c.CA, c.CB]) x.dispose();
   }
   const variant = Object.entries(timings).sort((x, y) => x[1] - y[1])[0][0];
-  tuned.set(g.adapterKey, variant);
+  const forms = formChoices(products, labels, productTimings, variant);
+  setMatmulVariant(g.adapterKey, variant, forms);
   const cache = await readCache();
   const first = products[0];
-  const result: AutotuneResult = { adapter: g.adapterKey, variant, timings, shape: [first.m, first.n, first.k], products: labels, fromCache: false };
+  const result: AutotuneResult = { adapter: g.adapterKey, variant, timings, shape: [first.m, first.n, first.k], products: labels, productTimings, forms, fromCache: false };
   cache.entries[g.adapterKey] = { ...result, description: g.info.description };
   await writeCache(cache);
   return result;
+}
+
+/**
+ * Per form (of the products timed), the variant that ran that form's products fastest, where it beat `overall` there by
+ * more than AUTOTUNE_FORM_MARGIN; forms without such a variant are left to `overall`.
+ */
+export function formChoices(products: MatmulProduct[], labels: string[], productTimings: Record<string, Record<string, number>>, overall: string): Partial<Record<MatmulForm, string>> {
+  const forms: Partial<Record<MatmulForm, string>> = {};
+  for (const form of MATMUL_FORMS) {
+    const ls = [...new Set(labels.filter((_, i) => matmulForm(products[i].transA, products[i].transB) === form))];
+    if (!ls.length) continue;
+    const sum = (v: string) => ls.reduce((t, l) => t + (productTimings[l][v] ?? Infinity), 0);
+    const [best] = Object.keys(productTimings[ls[0]]).sort((x, y) => sum(x) - sum(y));
+    if (best !== overall && sum(best) < (1 - AUTOTUNE_FORM_MARGIN) * sum(overall)) forms[form] = best;
+  }
+  return forms;
 }

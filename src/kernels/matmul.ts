@@ -244,7 +244,7 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const M = fold ? d.batch * d.M : d.M;
   if (out.size === 0) return out;
   const g = gpu();
-  const cfg = resolveMatmulKernel(opts.variant ?? variantForShape(matmulVariantFor(g.adapterKey), M, N), M, N, K, transA, transB);
+  const cfg = resolveMatmulKernel(opts.variant ?? variantForShape(matmulVariantFor(g.adapterKey, transA, transB), M, N), M, N, K, transA, transB);
   const sg = subgroupSize();
   const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
   let gx: number;

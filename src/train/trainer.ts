@@ -479,11 +479,11 @@ async function runTraining(
   // Which kernels run (the adapter's table, or what `celluscan tune` cached): recorded, since they decide speed and the
   // last bits of the numbers.
   const { gpu } = await import('../kernels/device.js');
-  const { matmulVariantFor } = await import('../kernels/autotune.js');
+  const { describeMatmulChoice } = await import('../kernels/autotune.js');
   const { describeAttentionChoice } = await import('../vit/attentionTuning.js');
   const kernels = {
     adapter: gpu().adapterKey,
-    matmul: matmulVariantFor(gpu().adapterKey),
+    matmul: describeMatmulChoice(gpu().adapterKey),
     // Attention dropout needs the probabilities: the explicit path then, whatever the choice.
     attention_train: config.attention_dropout > 0 ? 'explicit (attention dropout)' : describeAttentionChoice(model.attentionChoice('train')),
     attention_eval: describeAttentionChoice(model.attentionChoice('infer')),
