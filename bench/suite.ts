@@ -76,8 +76,8 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       if (!software && !o.quick) {
         const { linearProducts, productLabel } = await import('../src/kernels/autotune.js');
         const forms = linearProducts(32 * 197, 768, 3072, true);
-        // The library's variant for each form (a tune can choose one per form) and the two other GPU families.
-        for (const variant of [...new Set([...forms.map((p) => matmulVariantFor(roof.adapter, p.transA, p.transB)), 'blocked-vec4', 'tiled'])]) {
+        // The library's variant for each form (a tune can choose one per form) and the other GPU families.
+        for (const variant of [...new Set([...forms.map((p) => matmulVariantFor(roof.adapter, p.transA, p.transB)), 'blocked-vec4', 'tiled', 'tiled-vec4'])]) {
           for (const p of forms) {
             const r = (await benchMatmul({ m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, variant, runs: o.runs ?? 3 })) as Obj;
             const gpuG = num(r, 'gpu_gflops');

@@ -96,6 +96,18 @@ const SHAPES: [number, number, number][] = [
   [1, 97, 40],
 ];
 
+/** The pass labels ('matmul FAMILY …') what `f` records. */
+function passLabels(f: () => void): string[] {
+  const seen: string[] = [];
+  setPassHook((_d, label) => seen.push(label));
+  try {
+    f();
+  } finally {
+    setPassHook(null);
+  }
+  return seen;
+}
+
 describe('matmul', () => {
   for (const variant of MATMUL_VARIANTS) {
     for (const [transA, transB] of TRANS) {
@@ -139,6 +151,33 @@ describe('matmul', () => {
       }
       await check(variant, { batch: [2, 3], M: 17, N: 9, K: 12, bias: true }, seed++);
       await check(variant, { batch: [4], M: 17, N: 12, K: 12, shareB: true, bias: true }, seed++);
+    });
+  }
+
+  // tiled-vec4 runs only where every vec4 load is aligned: shapes aligned in all four forms (blocks with edges, a last
+  // K tile of 4 of its 8), each checked to run the vec4 kernel, and unaligned ones checked to fall back to 'tiled'.
+  for (const variant of ['tiled-vec4', 'tiled-vec4@4x4/16x16', 'tiled-vec4@8x4/4x16']) {
+    it(`${variant}: aligned shapes in every transpose form run the vec4 kernel; unaligned ones fall back; vs float64`, async () => {
+      let seed = 80;
+      const families = (transA: boolean, transB: boolean, M: number, N: number, K: number) => {
+        const [A, B] = [GpuArray.zeros(transA ? [K, M] : [M, K]), GpuArray.zeros(transB ? [N, K] : [K, N])];
+        const labels = passLabels(() => matmul(A, B, { variant, transA, transB }).dispose());
+        A.dispose();
+        B.dispose();
+        return new Set(labels.map((l) => l.split(' ')[1]));
+      };
+      for (const [transA, transB] of TRANS) {
+        for (const [M, N, K] of [[132, 136, 44], [4, 8, 4], [260, 12, 8], [12, 260, 20]] as [number, number, number][]) {
+          expect([...families(transA, transB, M, N, K)]).toEqual(['tiled-vec4']);
+          await check(variant, { M, N, K, transA, transB, bias: (M + K) % 8 === 0 }, seed++);
+        }
+        await check(variant, { M: 36, N: 20, K: 44, transA, transB, bias: true, ints: true }, seed++);
+        await check(variant, { batch: [3], M: 20, N: 12, K: 12, transA, transB, shareB: transB, ints: true, alpha: 0.5 }, seed++);
+      }
+      expect([...families(false, false, 13, 20, 36)]).toEqual(['tiled-vec4']);
+      expect([...families(true, false, 13, 20, 36)]).toEqual(['tiled']); // A [K, M] with M = 13: no vec4 along m
+      expect([...families(false, true, 13, 20, 37)]).toEqual(['tiled']);
+      expect([...families(false, false, 16, 18, 8)]).toEqual(['tiled']);
     });
   }
 
@@ -230,6 +269,8 @@ describe('matmul', () => {
     expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'blocked-vec4@3x4/8x8' })).toThrow(/^matmul: bad variant/);
     // 16×16 per invocation on 32×8 invocations: a 128×512 block needs 20 KiB of staged tiles per K step of 8.
     expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'tiled@16x16/32x8' })).toThrow(/^matmul: bad variant .*16 KiB of workgroup memory/);
+    expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'tiled-vec4@6x4/16x16' })).toThrow(/^matmul: bad variant 'tiled-vec4@6x4\/16x16': .*4 or 8 for tiled-vec4/);
+    expect(() => matmul(a, GpuArray.zeros([3, 4]), { variant: 'tiled-vec4@8x8/64x4' })).toThrow(/^matmul: bad variant .*16 KiB of workgroup memory/);
   });
 
   it('the vec4 path is used only when its loads are aligned (otherwise it falls back to scalar loads)', () => {

@@ -24,10 +24,15 @@ export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
 
 /**
  * Extra matmul shapes for GPU adapters (the bench suite times them beside each family's default, autotune tries
- * them): the 'tiled' kernel with larger blocks (128×128 and 128×64 per workgroup, 8×8 / 8×4 per invocation) and
- * wider register blocks, the shapes that use a GPU's registers; on CPU adapters they only cost time.
+ * them): the 'tiled' kernel with larger blocks (128×128 and 128×64 per workgroup, 8×8 / 8×4 per invocation),
+ * 'tiled-vec4' with smaller ones than its 128×128 default, and wider register blocks, the shapes that use a GPU's
+ * registers; on CPU adapters they only cost time.
  */
-export const GPU_MATMUL_SHAPES = ['tiled@8x8/16x16', 'tiled@8x4/16x16', 'tiled@4x8/16x16', 'tiled@4x4/8x8', 'blocked-vec4@8x8/16x16', 'blocked-vec4@8x4/16x8', 'subgroup@4x8/0x4'];
+export const GPU_MATMUL_SHAPES = [
+  'tiled@8x8/16x16', 'tiled@8x4/16x16', 'tiled@4x8/16x16', 'tiled@4x4/8x8',
+  'tiled-vec4@4x4/16x16', 'tiled-vec4@8x4/16x16', 'tiled-vec4@8x8/8x8',
+  'blocked-vec4@8x8/16x16', 'blocked-vec4@8x4/16x8', 'subgroup@4x8/0x4',
+];
 
 /** Bump when the kernels change enough that cached timings are stale. */
 const CACHE_VERSION = 1;

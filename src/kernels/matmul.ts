@@ -1,5 +1,5 @@
 // Matrix multiply with optional transposes, batching, a shared (2-D) right operand and a fused bias.
-// WGSL: shaders/matmul_{naive,tiled,blocked,blocked_vec4}.wgsl. Reference: ref/matmul.ts.
+// WGSL: shaders/matmul_{naive,tiled,tiled_vec4,blocked,blocked_vec4,subgroup}.wgsl. Reference: ref/matmul.ts.
 // Variant choice per adapter: autotune.ts (a default table, or a measured and cached choice).
 import { matmulVariantFor } from './autotune.js';
 import { gpu } from './device.js';
@@ -18,10 +18,10 @@ export interface MatmulOptions {
 }
 
 /** The kernel families, each its own WGSL file ('subgroup' runs as 'blocked' without the feature). */
-export const MATMUL_VARIANTS: string[] = ['naive', 'tiled', 'blocked', 'blocked-vec4', 'subgroup'];
+export const MATMUL_VARIANTS: string[] = ['naive', 'tiled', 'tiled-vec4', 'blocked', 'blocked-vec4', 'subgroup'];
 
 export interface MatmulConfig {
-  family: 'naive' | 'tiled' | 'blocked' | 'blocked-vec4' | 'subgroup';
+  family: 'naive' | 'tiled' | 'tiled-vec4' | 'blocked' | 'blocked-vec4' | 'subgroup';
   /** Outputs per invocation: rows × columns (blocked families). */
   tm: number;
   tn: number;
@@ -31,11 +31,13 @@ export interface MatmulConfig {
 }
 
 /** Default register-block and workgroup shapes of the blocked families (tuned on lavapipe, see bench/results). */
-const BLOCKED_DEFAULTS: Record<'tiled' | 'blocked' | 'blocked-vec4' | 'subgroup', Omit<MatmulConfig, 'family'>> = {
+const BLOCKED_DEFAULTS: Record<'tiled' | 'tiled-vec4' | 'blocked' | 'blocked-vec4' | 'subgroup', Omit<MatmulConfig, 'family'>> = {
   blocked: { tm: 4, tn: 4, wgx: 16, wgy: 4 },
   'blocked-vec4': { tm: 4, tn: 4, wgx: 16, wgy: 4 },
   // tiled: 4×4 outputs per invocation, 16×16 invocations = a 64×64 block of C
   tiled: { tm: 4, tn: 4, wgx: 16, wgy: 16 },
+  // tiled-vec4: 8×8 per invocation as 2×2 blocks of 4×4, 16×16 invocations = 128×128 (a GPU's shape; not measured yet)
+  'tiled-vec4': { tm: 8, tn: 8, wgx: 16, wgy: 16 },
   // subgroup: tm = A values per lane (rows per subgroup = tm·SG), tn = columns per lane, wgx unused (= SG)
   subgroup: { tm: 2, tn: 8, wgx: 0, wgy: 4 },
 };
@@ -53,7 +55,7 @@ export function parseMatmulVariant(name: string): MatmulConfig {
     if (spec !== undefined) throw new RangeError(`matmul: variant '${family}' takes no '@' parameters (got '${name}')`);
     return { family, tm: 1, tn: 1, wgx: 1, wgy: 1 };
   }
-  const f = family as 'tiled' | 'blocked' | 'blocked-vec4' | 'subgroup';
+  const f = family as 'tiled' | 'tiled-vec4' | 'blocked' | 'blocked-vec4' | 'subgroup';
   if (spec === undefined) return { family: f, ...BLOCKED_DEFAULTS[f] };
   const m = spec.match(/^(\d+)x(\d+)\/(\d+)x(\d+)$/);
   if (!m) throw new RangeError(`matmul: bad variant '${name}': expected ${family}@TMxTN/WGXxWGY`);
@@ -62,10 +64,11 @@ export function parseMatmulVariant(name: string): MatmulConfig {
     tm >= 1 && tn >= 1 && tm <= 16 && tn <= 16 &&
     (f === 'subgroup' ? wgy >= 1 && wgy <= 32 : wgx * wgy >= 1 && wgx * wgy <= 256) &&
     // tiled: the staged A and B tiles (BK·(BM + BN + 2·pad) floats) must fit the 16 KiB of workgroup memory WebGPU guarantees.
-    (f !== 'tiled' || tiledWorkgroupBytes(tm, tn, wgx, wgy) <= 16384);
+    (f !== 'tiled' || tiledWorkgroupBytes(tm, tn, wgx, wgy) <= 16384) &&
+    (f !== 'tiled-vec4' || ((tm === 4 || tm === 8) && (tn === 4 || tn === 8) && tiledVec4WorkgroupBytes(tm, tn, wgx, wgy) <= 16384));
   if (!ok || (f === 'blocked-vec4' && (tm % 4 !== 0 || tn % 4 !== 0))) {
-    throw new RangeError(`matmul: bad variant '${name}': TM, TN in 1..16 (multiples of 4 for blocked-vec4), WGX·WGY in 1..256` +
-      (f === 'tiled' ? ', tiles within 16 KiB of workgroup memory' : ''));
+    throw new RangeError(`matmul: bad variant '${name}': TM, TN in 1..16 (multiples of 4 for blocked-vec4; 4 or 8 for tiled-vec4), WGX·WGY in 1..256` +
+      (f === 'tiled' || f === 'tiled-vec4' ? ', tiles within 16 KiB of workgroup memory' : ''));
   }
   return { family: f, tm, tn, wgx, wgy };
 }
@@ -86,7 +89,12 @@ export function tiledWorkgroupBytes(tm: number, tn: number, wgx: number, wgy: nu
   return bk * (tm * wgy + tn * wgx + 2 * tiledPad(bk)) * 4;
 }
 
-/** Whether every vec4 load of the blocked-vec4 kernel is aligned for this problem. */
+/** Bytes of workgroup memory the tiled-vec4 kernel stages: 8 rows of A and of B, each padded by one vec4. */
+export function tiledVec4WorkgroupBytes(tm: number, tn: number, wgx: number, wgy: number): number {
+  return 8 * ((tm * wgy) / 4 + 1 + (tn * wgx) / 4 + 1) * 16;
+}
+
+/** Whether every vec4 load of the blocked-vec4 and tiled-vec4 kernels is aligned for this problem. */
 export function vec4Aligned(M: number, N: number, K: number, transA: boolean, transB: boolean): boolean {
   return K % 4 === 0 && (!transA || M % 4 === 0) && (transB || N % 4 === 0);
 }
@@ -182,12 +190,53 @@ export function tiledBody(tm: number, tn: number, wgx: number, wgy: number, bk: 
 }
 
 /**
- * The kernel a variant actually runs for this problem on this device: blocked-vec4 falls back to blocked
- * when its vec4 loads would be misaligned, subgroup to blocked without a fixed subgroup size.
+ * The tiled-vec4 kernel's unrolled code (shaders/matmul_tiled_vec4.wgsl): accumulators c{r}_{h} as named vec4s (row r
+ * of the invocation's TM, columns 4h..4h+3 of its TN), the 8 k steps of a staged tile written out with one vec4 read
+ * of workgroup memory per 4 A values or 4 B values, and the stores.
+ */
+export function tiledVec4Body(tm: number, tn: number, wgx: number, wgy: number): { DECL: string; INNER: string; STORE: string } {
+  const rg = tm / 4;
+  const cg = tn / 4;
+  const sa4 = (tm * wgy) / 4 + 1; // SA4, SB4 in the shader
+  const sb4 = (tn * wgx) / 4 + 1;
+  const xyzw = ['x', 'y', 'z', 'w'];
+  const decl: string[] = [];
+  const inner: string[] = [];
+  const store: string[] = [];
+  for (let r = 0; r < tm; r++) decl.push(Array.from({ length: cg }, (_, h) => `var c${r}_${h} = vec4<f32>(0.0);`).join(' '));
+  for (let kk = 0; kk < 8; kk++) {
+    inner.push(Array.from({ length: rg }, (_, g) => `let a${kk}_${g} = As[${kk * sa4 + g * wgy}u + ty];`).join(' '));
+    inner.push(Array.from({ length: cg }, (_, h) => `let b${kk}_${h} = Bs[${kk * sb4 + h * wgx}u + tx];`).join(' '));
+    for (let g = 0; g < rg; g++) {
+      for (let i = 0; i < 4; i++) {
+        const r = 4 * g + i;
+        inner.push(Array.from({ length: cg }, (_, h) => `c${r}_${h} = fma(vec4<f32>(a${kk}_${g}.${xyzw[i]}), b${kk}_${h}, c${r}_${h});`).join(' '));
+      }
+    }
+  }
+  for (let g = 0; g < rg; g++) {
+    for (let i = 0; i < 4; i++) {
+      const r = 4 * g + i;
+      for (let h = 0; h < cg; h++) {
+        for (let j = 0; j < 4; j++) store.push(`store(t, m0 + ${g * 4 * wgy + i}u + 4u * ty, n0 + 4u * (${h * wgx}u + tx) + ${j}u, c${r}_${h}.${xyzw[j]});`);
+      }
+    }
+  }
+  const ind = (xs: string[], n: number) => xs.map((x) => ' '.repeat(n) + x).join('\n');
+  return { DECL: ind(decl, 2), INNER: ind(inner, 4), STORE: ind(store, 2) };
+}
+
+/**
+ * The kernel a variant actually runs for this problem on this device: blocked-vec4 falls back to blocked and
+ * tiled-vec4 to tiled when their vec4 loads would be misaligned, subgroup to blocked without a fixed subgroup size.
  */
 export function resolveMatmulKernel(variant: string, M: number, N: number, K: number, transA = false, transB = false): MatmulConfig {
   const cfg = parseMatmulVariant(variant);
   if (cfg.family === 'blocked-vec4' && !vec4Aligned(M, N, K, transA, transB)) return { ...cfg, family: 'blocked' };
+  if (cfg.family === 'tiled-vec4' && !vec4Aligned(M, N, K, transA, transB)) {
+    // the scalar-load tiled kernel with the same blocks where they fit its workgroup memory, else its default
+    return tiledWorkgroupBytes(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy) <= 16384 ? { ...cfg, family: 'tiled' } : { family: 'tiled', ...BLOCKED_DEFAULTS.tiled };
+  }
   if (cfg.family === 'subgroup' && !subgroupSize()) return { family: 'blocked', ...BLOCKED_DEFAULTS.blocked };
   return cfg;
 }
@@ -258,6 +307,11 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
     const bk = tiledBK(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
     Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk, PAD: tiledPad(bk) });
     generated = () => tiledBody(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy, bk);
+    gx = Math.ceil(N / (cfg.tn * cfg.wgx));
+    gy = Math.ceil(M / (cfg.tm * cfg.wgy));
+  } else if (cfg.family === 'tiled-vec4') {
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy });
+    generated = () => tiledVec4Body(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
     gx = Math.ceil(N / (cfg.tn * cfg.wgx));
     gy = Math.ceil(M / (cfg.tm * cfg.wgy));
   } else if (cfg.family === 'subgroup') {

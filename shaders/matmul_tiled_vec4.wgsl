@@ -1,0 +1,144 @@
+// matmul, tiled variant with vec4 loads everywhere (the shape GPU BLAS libraries use for f32 without tensor
+// cores). A workgroup of WGX×WGY invocations computes a BM×BN block of C (BM = TM·WGY, BN = TN·WGX; TM, TN
+// are 4 or 8); each invocation TM×TN outputs as TM/4 × TN/4 sub-blocks of 4×4: rows g·4·WGY + 4·ty + i and
+// columns 4·(h·WGX + tx) + j, so that per k step it reads its A values as TM/4 vec4s and its B values as TN/4
+// vec4s from workgroup memory (one 16-byte load per 4 values; adjacent invocations read adjacent vec4s of B)
+// for TM·TN FMAs.
+//
+// K is walked in steps of BK = 8. Both tiles are staged in workgroup memory as [k][m] and [k][n] (vec4 rows
+// along m / n), loaded from global memory with one vec4 per load along each operand's contiguous dimension:
+//   A [M, K] (k contiguous): a vec4 of 4 k values of one row, stored as 4 components of 4 shared rows;
+//   A [K, M] (TRANS_A):      a vec4 of 4 m values, stored as one vec4;
+//   B [K, N]:                a vec4 of 4 n values, stored as one vec4;
+//   B [N, K] (TRANS_B, a Linear's forward x·Wᵀ): as A [M, K].
+// Neighbouring invocations load neighbouring vec4s in every form (coalesced). The shared rows are padded by
+// one vec4: where k runs fastest, a warp's scattered component stores then fall in 32 different banks.
+// The next tile is loaded into registers before the current one is used (its latency hides behind the
+// FMAs), then stored after the second barrier.
+//
+// The launcher picks this kernel only when every vec4 load is aligned — K % 4 == 0 where A or B is read
+// along k, M % 4 == 0 with TRANS_A, N % 4 == 0 for B [K, N] — and runs 'tiled' otherwise. Out-of-range
+// rows, columns and k are staged as zeros. The inner product and the stores are generated unrolled
+// (matmul.ts tiledVec4Body): accumulators c{r}_{h} (row r of the invocation, column vec4 h) as named vec4s.
+// Layout, batching and transposes as in matmul_naive.wgsl.
+struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32, alpha: f32 }
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+const TRANS_A: bool = {{TRANS_A}};
+const TRANS_B: bool = {{TRANS_B}};
+const HAS_BIAS: bool = {{HAS_BIAS}};
+const TM = {{TM}}u;
+const TN = {{TN}}u;
+const WGX = {{WGX}}u;
+const WGY = {{WGY}}u;
+const BK = 8u;
+const BM = TM * WGY;
+const BN = TN * WGX;
+const NT = WGX * WGY;
+const SA4 = BM / 4u + 1u;   // vec4s per staged row of A (one of padding)
+const SB4 = BN / 4u + 1u;
+// vec4 loads per tile per operand: BK·BM/4 either way (2 per row of A [M, K], BM/4 per k of A [K, M])
+const LA = (2u * BM + NT - 1u) / NT;
+const LB = (2u * BN + NT - 1u) / NT;
+
+var<workgroup> As: array<vec4<f32>, BK * SA4>;   // [k][m/4]
+var<workgroup> Bs: array<vec4<f32>, BK * SB4>;   // [k][n/4]
+
+// The l-th vec4 of A this invocation loads for the tile at k0 (zeros outside the matrix).
+fn loadA(aBase: u32, m0: u32, k0: u32, e: u32) -> vec4<f32> {
+  if (e >= 2u * BM) { return vec4<f32>(0.0); }
+  if (TRANS_A) {
+    let k = k0 + e / (BM / 4u);
+    let m4 = m0 / 4u + e % (BM / 4u);
+    if (k < P.K && m4 < P.M / 4u) { return a[aBase + k * (P.M / 4u) + m4]; }
+  } else {
+    let m = m0 + e / 2u;
+    let k4 = k0 / 4u + e % 2u;
+    if (m < P.M && k4 < P.K / 4u) { return a[aBase + m * (P.K / 4u) + k4]; }
+  }
+  return vec4<f32>(0.0);
+}
+
+fn loadB(bBase: u32, n0: u32, k0: u32, e: u32) -> vec4<f32> {
+  if (e >= 2u * BN) { return vec4<f32>(0.0); }
+  if (TRANS_B) {
+    let n = n0 + e / 2u;
+    let k4 = k0 / 4u + e % 2u;
+    if (n < P.N && k4 < P.K / 4u) { return b[bBase + n * (P.K / 4u) + k4]; }
+  } else {
+    let k = k0 + e / (BN / 4u);
+    let n4 = n0 / 4u + e % (BN / 4u);
+    if (k < P.K && n4 < P.N / 4u) { return b[bBase + k * (P.N / 4u) + n4]; }
+  }
+  return vec4<f32>(0.0);
+}
+
+fn storeA(e: u32, v: vec4<f32>) {
+  if (e >= 2u * BM) { return; }
+  if (TRANS_A) {
+    As[(e / (BM / 4u)) * SA4 + e % (BM / 4u)] = v;
+  } else {
+    let m = e / 2u;
+    let kk = (e % 2u) * 4u;
+    As[kk * SA4 + m / 4u][m % 4u] = v.x;
+    As[(kk + 1u) * SA4 + m / 4u][m % 4u] = v.y;
+    As[(kk + 2u) * SA4 + m / 4u][m % 4u] = v.z;
+    As[(kk + 3u) * SA4 + m / 4u][m % 4u] = v.w;
+  }
+}
+
+fn storeB(e: u32, v: vec4<f32>) {
+  if (e >= 2u * BN) { return; }
+  if (TRANS_B) {
+    let n = e / 2u;
+    let kk = (e % 2u) * 4u;
+    Bs[kk * SB4 + n / 4u][n % 4u] = v.x;
+    Bs[(kk + 1u) * SB4 + n / 4u][n % 4u] = v.y;
+    Bs[(kk + 2u) * SB4 + n / 4u][n % 4u] = v.z;
+    Bs[(kk + 3u) * SB4 + n / 4u][n % 4u] = v.w;
+  } else {
+    Bs[(e / (BN / 4u)) * SB4 + e % (BN / 4u)] = v;
+  }
+}
+
+fn store(t: u32, m: u32, n: u32, v: f32) {
+  if (m < P.M && n < P.N) {
+    var s = P.alpha * v;
+    if (HAS_BIAS) { s += bias[n]; }
+    c[(t * P.M + m) * P.N + n] = s;
+  }
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+  let t = wg.z + P.z0;
+  let m0 = wg.y * BM;
+  let n0 = wg.x * BN;
+  let aBase = t * P.M * P.K / 4u;
+  let bBase = t * P.K * P.N * P.bBatched / 4u;
+  let tx = lid.x;
+  let ty = lid.y;
+  let li = ty * WGX + tx;
+  var ra: array<vec4<f32>, LA>;
+  var rb: array<vec4<f32>, LB>;
+  for (var l = 0u; l < LA; l++) { ra[l] = loadA(aBase, m0, 0u, li + l * NT); }
+  for (var l = 0u; l < LB; l++) { rb[l] = loadB(bBase, n0, 0u, li + l * NT); }
+{{DECL}}
+  for (var k0 = 0u; k0 < P.K; k0 += BK) {
+    for (var l = 0u; l < LA; l++) { storeA(li + l * NT, ra[l]); }
+    for (var l = 0u; l < LB; l++) { storeB(li + l * NT, rb[l]); }
+    workgroupBarrier();
+    // the next tile's loads are issued now and wait in registers while this tile's FMAs run
+    if (k0 + BK < P.K) {
+      for (var l = 0u; l < LA; l++) { ra[l] = loadA(aBase, m0, k0 + BK, li + l * NT); }
+      for (var l = 0u; l < LB; l++) { rb[l] = loadB(bBase, n0, k0 + BK, li + l * NT); }
+    }
+{{INNER}}
+    workgroupBarrier();
+  }
+{{STORE}}
+}
