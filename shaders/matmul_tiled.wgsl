@@ -19,7 +19,8 @@ const NT = WGX * WGY;   // invocations per workgroup
 // Row strides of the staged tiles, padded by 32/BK words: where a staging loop walks k fastest (A untransposed,
 // B transposed: one row of the matrix is contiguous along k), a 32-invocation warp stores BK consecutive k of
 // 32/BK rows, i.e. words kk·stride + mm. Unpadded (stride BM = 64) all BK of a row would fall in one of the 32
-// banks of a GPU's shared memory (a BK-way conflict); with stride ≡ 32/BK (mod 32) they cover the 32 banks once.
+// banks of a GPU's shared memory (a BK-way conflict); padded they cover the 32 banks once whenever BM (BN) is a
+// multiple of 4 (BK 16) or of 8 (BK 8), as in every shape used (test/matmul.test.ts checks them).
 const SA = BM + {{PAD}}u;
 const SB = BN + {{PAD}}u;
 

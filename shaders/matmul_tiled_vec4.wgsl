@@ -17,9 +17,10 @@
 // FMAs), then stored after the second barrier.
 //
 // The launcher picks this kernel only when every vec4 load is aligned — K % 4 == 0 where A or B is read
-// along k, M % 4 == 0 with TRANS_A, N % 4 == 0 for B [K, N] — and runs 'tiled' otherwise. Out-of-range
+// along k, M % 4 == 0 with TRANS_A, N % 4 == 0 for B [K, N] (tiledVec4Aligned) — and runs 'tiled' otherwise. Out-of-range
 // rows, columns and k are staged as zeros. The inner product and the stores are generated unrolled
-// (matmul.ts tiledVec4Body): accumulators c{r}_{h} (row r of the invocation, column vec4 h) as named vec4s.
+// (matmul.ts tiledVec4Body): accumulators c{r}_{h} (row r of the invocation, column vec4 h) as named vec4s, and
+// so are the staging loads (ra{l}, rb{l}: ⌈2·BM/NT⌉ and ⌈2·BN/NT⌉ vec4s per invocation per tile).
 // Layout, batching and transposes as in matmul_naive.wgsl.
 struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32, alpha: f32 }
 @group(0) @binding(0) var<uniform> P: Params;
@@ -39,11 +40,11 @@ const BK = 8u;
 const BM = TM * WGY;
 const BN = TN * WGX;
 const NT = WGX * WGY;
-const SA4 = BM / 4u + 1u;   // vec4s per staged row of A (one of padding)
-const SB4 = BN / 4u + 1u;
+// vec4s per staged row of A and B: padded to an odd count (16·SA4 ≡ 16 mod 32 words apart: a warp's k-fastest
+// component stores, two k4 groups of 16 rows, then fill the 32 banks once)
+const SA4 = {{SA4}}u;
+const SB4 = {{SB4}}u;
 // vec4 loads per tile per operand: BK·BM/4 either way (2 per row of A [M, K], BM/4 per k of A [K, M])
-const LA = (2u * BM + NT - 1u) / NT;
-const LB = (2u * BN + NT - 1u) / NT;
 
 var<workgroup> As: array<vec4<f32>, BK * SA4>;   // [k][m/4]
 var<workgroup> Bs: array<vec4<f32>, BK * SB4>;   // [k][n/4]
@@ -123,19 +124,15 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
   let tx = lid.x;
   let ty = lid.y;
   let li = ty * WGX + tx;
-  var ra: array<vec4<f32>, LA>;
-  var rb: array<vec4<f32>, LB>;
-  for (var l = 0u; l < LA; l++) { ra[l] = loadA(aBase, m0, 0u, li + l * NT); }
-  for (var l = 0u; l < LB; l++) { rb[l] = loadB(bBase, n0, 0u, li + l * NT); }
+  // the first tile's vec4s in registers ra{l}, rb{l} (named, not an indexed array: see tiledVec4Body)
+{{PRELOAD}}
 {{DECL}}
   for (var k0 = 0u; k0 < P.K; k0 += BK) {
-    for (var l = 0u; l < LA; l++) { storeA(li + l * NT, ra[l]); }
-    for (var l = 0u; l < LB; l++) { storeB(li + l * NT, rb[l]); }
+{{STAGE}}
     workgroupBarrier();
     // the next tile's loads are issued now and wait in registers while this tile's FMAs run
     if (k0 + BK < P.K) {
-      for (var l = 0u; l < LA; l++) { ra[l] = loadA(aBase, m0, k0 + BK, li + l * NT); }
-      for (var l = 0u; l < LB; l++) { rb[l] = loadB(bBase, n0, k0 + BK, li + l * NT); }
+{{PREFETCH}}
     }
 {{INNER}}
     workgroupBarrier();

@@ -2,10 +2,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, describeMatmulChoice, formChoices, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, DEFAULT_MATMUL_VARIANTS, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
-import { matmul, MATMUL_VARIANTS, subgroupSize, tiledBK, tiledPad, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
+import { matmul, MATMUL_VARIANTS, parseMatmulVariant, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { matmulRef } from '../src/kernels/ref/matmul.js';
 import { randomArray, rng } from '../src/kernels/ref/math.js';
@@ -126,16 +126,50 @@ describe('matmul', () => {
   // The tiled kernel's staging stores (matmul_tiled.wgsl): where k runs fastest (A untransposed, B transposed), a warp's
   // 32 consecutive invocations store words kk·stride + mm. With the padded stride they must hit 32 different banks
   // (a GPU's shared memory has 32 four-byte banks); the unpadded 64-word stride put a whole row in one bank.
-  it('tiled staging: a warp of k-fastest stores hits 32 different shared-memory banks', () => {
-    const banks = (bk: number, stride: number) =>
-      new Set(Array.from({ length: 32 }, (_, e) => ((e % bk) * stride + Math.floor(e / bk)) % 32)).size;
-    for (const [tm, tn, wgx, wgy] of [[4, 4, 16, 16], [8, 8, 16, 16], [8, 4, 16, 16], [4, 8, 16, 16]]) {
+  // Every tiled and tiled-vec4 shape the library uses (defaults and GPU shapes), every warp of a staging round.
+  const stagedShapes = (family: string) =>
+    [family, ...GPU_MATMUL_SHAPES.filter((v) => v.startsWith(`${family}@`))].map((v) => {
+      const c = parseMatmulVariant(v);
+      return { v, ...c };
+    });
+  it('tiled staging: every warp of k-fastest stores hits 32 different shared-memory banks', () => {
+    for (const { v, tm, tn, wgx, wgy } of stagedShapes('tiled')) {
       const bk = tiledBK(tm, tn, wgx, wgy);
+      const nt = wgx * wgy;
+      // invocation e stores k = e % BK of row e / BK: word k·stride + row
+      const worst = (rows: number, stride: number) => {
+        let w = 32;
+        for (let base = 0; base + 32 <= Math.min(nt, rows * bk); base += 32) {
+          w = Math.min(w, new Set(Array.from({ length: 32 }, (_, i) => (((base + i) % bk) * stride + Math.floor((base + i) / bk)) % 32)).size);
+        }
+        return w;
+      };
       for (const rows of [tm * wgy, tn * wgx]) {
-        expect(banks(bk, rows + tiledPad(bk)), `${tm}x${tn}/${wgx}x${wgy} rows ${rows}`).toBe(32);
-        expect(banks(bk, rows)).toBeLessThan(32); // the check can fail: unpadded, the stores collide
+        expect(worst(rows, rows + tiledPad(bk)), `${v} rows ${rows}`).toBe(32);
+        expect(worst(rows, rows)).toBeLessThan(32); // the check can fail: unpadded, the stores collide
       }
       expect(tiledWorkgroupBytes(tm, tn, wgx, wgy)).toBeLessThanOrEqual(16384);
+    }
+  });
+
+  it('tiled-vec4 staging: k-fastest component stores fill the 32 banks; strides are odd and fit workgroup memory', () => {
+    for (const { v, tm, tn, wgx, wgy } of [...stagedShapes('tiled-vec4'), { v: 'tiled-vec4@4x4/64x1', ...parseMatmulVariant('tiled-vec4@4x4/64x1') }]) {
+      for (const side of [tm * wgy, tn * wgx]) {
+        const s4 = tiledVec4Stride(side);
+        expect(s4 % 2, `${v} side ${side}`).toBe(1);
+        // invocation e stores component (row % 4) of vec4 (k4·4 + i)·S4 + row/4, row = e / 2, k4 = e % 2: word ×4 + row % 4
+        for (let i = 0; i < 4; i++) {
+          for (let base = 0; base + 32 <= 2 * side; base += 32) {
+            const banks = new Set(Array.from({ length: 32 }, (_, l) => {
+              const e = base + l;
+              const row = Math.floor(e / 2);
+              return ((((e % 2) * 4 + i) * s4 + Math.floor(row / 4)) * 4 + (row % 4)) % 32;
+            }));
+            expect(banks.size, `${v} side ${side} component ${i}`).toBe(32);
+          }
+        }
+      }
+      expect(tiledVec4WorkgroupBytes(tm, tn, wgx, wgy)).toBeLessThanOrEqual(16384);
     }
   });
 
@@ -178,6 +212,10 @@ describe('matmul', () => {
       expect([...families(true, false, 13, 20, 36)]).toEqual(['tiled']); // A [K, M] with M = 13: no vec4 along m
       expect([...families(false, true, 13, 20, 37)]).toEqual(['tiled']);
       expect([...families(false, false, 16, 18, 8)]).toEqual(['tiled']);
+      // Aᵀ·B reads neither operand along k: any K (a Linear's dW = dYᵀ·X at an odd number of rows)
+      expect([...families(true, false, 12, 20, 37)]).toEqual(['tiled-vec4']);
+      await check(variant, { M: 12, N: 20, K: 37, transA: true, bias: true }, seed++);
+      await check(variant, { M: 136, N: 132, K: 45, transA: true, ints: true }, seed++);
     });
   }
 
@@ -371,13 +409,17 @@ describe('matmul', () => {
       const file = join(cacheDir, 'celluscan', 'matmul-autotune.json');
       mkdirSync(join(cacheDir, 'celluscan'), { recursive: true });
       const entry = { adapter: g.adapterKey, description: g.info.description, variant: 'blocked', timings: {}, shape: [1, 1, 1] };
-      writeFileSync(file, JSON.stringify({ version: 1, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
+      writeFileSync(file, JSON.stringify({ version: 2, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
       setMatmulVariant(g.adapterKey, undefined);
       expect(await loadMatmulTuning()).toBe('blocked');
       expect(matmulVariantFor(g.adapterKey, true, false)).toBe('tiled');
       expect(matmulVariantFor(g.adapterKey, false, true)).toBe('blocked');
+      // A version-1 file (products timed together, before tiled-vec4 and the per-form choice) is stale: no cache.
+      writeFileSync(file, JSON.stringify({ version: 1, entries: { [g.adapterKey]: entry } }));
+      setMatmulVariant(g.adapterKey, undefined);
+      expect(await loadMatmulTuning()).toBeUndefined();
       for (const forms of [{ tX: 'tiled' }, { tA: 'warp' }, 'tiled']) {
-        writeFileSync(file, JSON.stringify({ version: 1, entries: { [g.adapterKey]: { ...entry, forms } } }));
+        writeFileSync(file, JSON.stringify({ version: 2, entries: { [g.adapterKey]: { ...entry, forms } } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
       }
@@ -425,7 +467,7 @@ describe('matmul', () => {
       setMatmulVariant(g.adapterKey, undefined);
       const table = matmulVariantFor(g.adapterKey);
       for (const entry of [{ description: g.info.description }, { description: g.info.description, variant: 'blocked-vec4@3x3/1x1' }, { description: g.info.description, variant: 42 }]) {
-        writeFileSync(file, JSON.stringify({ version: 1, entries: { [g.adapterKey]: entry } }));
+        writeFileSync(file, JSON.stringify({ version: 2, entries: { [g.adapterKey]: entry } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
         expect(matmulVariantFor(g.adapterKey)).toBe(table);

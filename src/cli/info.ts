@@ -1,5 +1,5 @@
 // `celluscan info`: the adapter, its features and the limits that matter.
-import { describeMatmulChoice, isMatmulTuned } from '../kernels/autotune.js';
+import { describeMatmulChoice, isMatmulTuned, MATMUL_FORMS, matmulVariantFor } from '../kernels/autotune.js';
 import { WANTED_FEATURES, initGpu, keyLimits } from '../kernels/device.js';
 import { defaultAttentionRule, tunedAttentionChoices } from '../vit/attentionTuning.js';
 
@@ -15,6 +15,8 @@ export async function adapterInfo() {
     // What the kernels default to here: the table, or what `celluscan tune` cached (loaded when the GPU started).
     kernels: {
       matmul: describeMatmulChoice(g.adapterKey),
+      // the variant per transpose form (plain A·B, tA = Aᵀ·B, tB = A·Bᵀ, tAtB)
+      matmulForms: Object.fromEntries(MATMUL_FORMS.map((f) => [f, matmulVariantFor(g.adapterKey, f.startsWith('tA'), f.endsWith('tB'))])),
       matmulTuned: isMatmulTuned(g.adapterKey),
       attentionDefault: defaultAttentionRule(g.adapterKey),
       attentionTuned: tunedAttentionChoices(g.adapterKey),

@@ -89,9 +89,24 @@ export function tiledWorkgroupBytes(tm: number, tn: number, wgx: number, wgy: nu
   return bk * (tm * wgy + tn * wgx + 2 * tiledPad(bk)) * 4;
 }
 
-/** Bytes of workgroup memory the tiled-vec4 kernel stages: 8 rows of A and of B, each padded by one vec4. */
+/** vec4s per staged row of the tiled-vec4 kernel for a block side of `side` values: side/4 padded to an odd count. */
+export function tiledVec4Stride(side: number): number {
+  const q = side / 4;
+  return q % 2 === 0 ? q + 1 : q + 2;
+}
+
+/** Bytes of workgroup memory the tiled-vec4 kernel stages: 8 rows of A and of B, each padded to an odd vec4 count. */
 export function tiledVec4WorkgroupBytes(tm: number, tn: number, wgx: number, wgy: number): number {
-  return 8 * ((tm * wgy) / 4 + 1 + (tn * wgx) / 4 + 1) * 16;
+  return 8 * (tiledVec4Stride(tm * wgy) + tiledVec4Stride(tn * wgx)) * 16;
+}
+
+/**
+ * Whether every vec4 load of the tiled-vec4 kernel is aligned: each operand is read along its contiguous dimension
+ * (A [M, K] along k, A [K, M] along m, B [K, N] along n, B [N, K] along k). Unlike blocked-vec4, k needs no
+ * alignment when neither operand is read along it (a Linear's dW = dYᵀ·X at an odd batch).
+ */
+export function tiledVec4Aligned(M: number, N: number, K: number, transA: boolean, transB: boolean): boolean {
+  return (transA ? M % 4 === 0 : K % 4 === 0) && (transB ? K % 4 === 0 : N % 4 === 0);
 }
 
 /** Whether every vec4 load of the blocked-vec4 and tiled-vec4 kernels is aligned for this problem. */
@@ -194,12 +209,29 @@ export function tiledBody(tm: number, tn: number, wgx: number, wgy: number, bk: 
  * of the invocation's TM, columns 4h..4h+3 of its TN), the 8 k steps of a staged tile written out with one vec4 read
  * of workgroup memory per 4 A values or 4 B values, and the stores.
  */
-export function tiledVec4Body(tm: number, tn: number, wgx: number, wgy: number): { DECL: string; INNER: string; STORE: string } {
+export function tiledVec4Body(tm: number, tn: number, wgx: number, wgy: number): Record<'PRELOAD' | 'STAGE' | 'PREFETCH' | 'DECL' | 'INNER' | 'STORE', string> {
   const rg = tm / 4;
   const cg = tn / 4;
-  const sa4 = (tm * wgy) / 4 + 1; // SA4, SB4 in the shader
-  const sb4 = (tn * wgx) / 4 + 1;
+  const sa4 = tiledVec4Stride(tm * wgy); // SA4, SB4 in the shader
+  const sb4 = tiledVec4Stride(tn * wgx);
+  const nt = wgx * wgy;
+  // vec4 loads per invocation per tile: 2·BM of A and 2·BN of B (8 k values = 2 vec4s per row, or BM/4 per k)
+  const la = Math.ceil((2 * tm * wgy) / nt);
+  const lb = Math.ceil((2 * tn * wgx) / nt);
   const xyzw = ['x', 'y', 'z', 'w'];
+  const preload: string[] = [];
+  const stage: string[] = [];
+  const prefetch: string[] = [];
+  for (let l = 0; l < la; l++) {
+    preload.push(`var ra${l} = loadA(aBase, m0, 0u, li + ${l * nt}u);`);
+    stage.push(`storeA(li + ${l * nt}u, ra${l});`);
+    prefetch.push(`ra${l} = loadA(aBase, m0, k0 + BK, li + ${l * nt}u);`);
+  }
+  for (let l = 0; l < lb; l++) {
+    preload.push(`var rb${l} = loadB(bBase, n0, 0u, li + ${l * nt}u);`);
+    stage.push(`storeB(li + ${l * nt}u, rb${l});`);
+    prefetch.push(`rb${l} = loadB(bBase, n0, k0 + BK, li + ${l * nt}u);`);
+  }
   const decl: string[] = [];
   const inner: string[] = [];
   const store: string[] = [];
@@ -223,7 +255,7 @@ export function tiledVec4Body(tm: number, tn: number, wgx: number, wgy: number):
     }
   }
   const ind = (xs: string[], n: number) => xs.map((x) => ' '.repeat(n) + x).join('\n');
-  return { DECL: ind(decl, 2), INNER: ind(inner, 4), STORE: ind(store, 2) };
+  return { PRELOAD: ind(preload, 2), STAGE: ind(stage, 4), PREFETCH: ind(prefetch, 6), DECL: ind(decl, 2), INNER: ind(inner, 4), STORE: ind(store, 2) };
 }
 
 /**
@@ -233,7 +265,7 @@ export function tiledVec4Body(tm: number, tn: number, wgx: number, wgy: number):
 export function resolveMatmulKernel(variant: string, M: number, N: number, K: number, transA = false, transB = false): MatmulConfig {
   const cfg = parseMatmulVariant(variant);
   if (cfg.family === 'blocked-vec4' && !vec4Aligned(M, N, K, transA, transB)) return { ...cfg, family: 'blocked' };
-  if (cfg.family === 'tiled-vec4' && !vec4Aligned(M, N, K, transA, transB)) {
+  if (cfg.family === 'tiled-vec4' && !tiledVec4Aligned(M, N, K, transA, transB)) {
     // the scalar-load tiled kernel with the same blocks where they fit its workgroup memory, else its default
     return tiledWorkgroupBytes(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy) <= 16384 ? { ...cfg, family: 'tiled' } : { family: 'tiled', ...BLOCKED_DEFAULTS.tiled };
   }
@@ -310,7 +342,7 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
     gx = Math.ceil(N / (cfg.tn * cfg.wgx));
     gy = Math.ceil(M / (cfg.tm * cfg.wgy));
   } else if (cfg.family === 'tiled-vec4') {
-    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy });
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, SA4: tiledVec4Stride(cfg.tm * cfg.wgy), SB4: tiledVec4Stride(cfg.tn * cfg.wgx) });
     generated = () => tiledVec4Body(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
     gx = Math.ceil(N / (cfg.tn * cfg.wgx));
     gy = Math.ceil(M / (cfg.tm * cfg.wgy));
