@@ -133,6 +133,40 @@ bench
     output(o.json, r, () => formatProfile(r, o.top));
   });
 
+bench
+  .command('browser')
+  .description(
+    "matmul variants in headless Chromium on the browser's WebGPU adapter (SwiftShader without a GPU: what the web page runs on), each checked against float64 first; GFLOP/s by wall clock",
+  )
+  .option('--variants <names>', 'comma-separated matmul variants (default: subgroup, subgroup@2x4/0x4, blocked-vec4, blocked, tiled-vec4, tiled)')
+  .option('--shapes <list>', "comma-separated MxNxK with optional tA / tB, e.g. '512x512x512,2176x192x64tB' (default: 512³ and a small ViT's Linear products in their three forms)")
+  .option('--runs <n>', 'timed runs per case after a warm-up', intArg('--runs'), 4)
+  .option('--json', 'one JSON object')
+  .action(async (o) => {
+    const { benchBrowserMatmul, browserBenchTable } = await import('../../bench/browserMatmul.js');
+    const { parseMatmulVariant } = await import('../kernels/matmul.js');
+    const variants = o.variants === undefined ? undefined : String(o.variants).split(',').map((x: string) => x.trim()).filter(Boolean);
+    for (const v of variants ?? []) {
+      try {
+        parseMatmulVariant(v);
+      } catch (e) {
+        throw new UsageError(`bench browser: ${(e as Error).message}`);
+      }
+    }
+    const shapes =
+      o.shapes === undefined
+        ? undefined
+        : String(o.shapes)
+            .split(',')
+            .map((x: string) => {
+              const m = x.trim().match(/^(\d+)x(\d+)x(\d+)(tA)?(tB)?$/);
+              if (!m || [m[1], m[2], m[3]].some((d) => Number(d) < 1)) throw new UsageError(`bench browser: bad shape '${x}' (expected MxNxK with sizes >= 1, then optionally tA and/or tB, e.g. 2176x192x64tB)`);
+              return { m: Number(m[1]), n: Number(m[2]), k: Number(m[3]), transA: !!m[4], transB: !!m[5] };
+            });
+    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs });
+    output(o.json, r, () => `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}\nGFLOP/s (wall clock per call incl. a sync, best of ${o.runs}):\n${browserBenchTable(r)}`);
+  });
+
 // Command groups owned by other modules register themselves here.
 // (one line each: import { register as registerX } from './x.js'; registerX(program);)
 import { register as registerTrain } from './train.js';

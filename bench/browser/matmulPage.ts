@@ -1,0 +1,83 @@
+// The page side of `celluscan bench browser` (bench/browserMatmul.ts bundles it with esbuild and opens it in headless
+// Chromium): matmul variants on the browser's WebGPU adapter (SwiftShader without a GPU), each checked against the
+// float64 reference on the same operands before it is timed. Parameters come as JSON in the URL's hash; the result
+// is left in window.__celluscanBench.
+import { initGpu } from '../../src/kernels/device.js';
+import { sync } from '../../src/kernels/encoder.js';
+import { matmul, resolveMatmulKernel } from '../../src/kernels/matmul.js';
+import { matmulVariantFor } from '../../src/kernels/autotune.js';
+import { GpuArray } from '../../src/kernels/memory.js';
+import { randomArray, toleranceRatio } from '../../src/kernels/ref/math.js';
+import { matmulRef } from '../../src/kernels/ref/matmul.js';
+
+export interface BrowserBenchParams {
+  shapes: { m: number; n: number; k: number; transA?: boolean; transB?: boolean }[];
+  variants: string[];
+  runs: number;
+}
+
+export interface BrowserBenchCell {
+  variant: string;
+  /** The kernel family that ran (a vec4 variant falls back to scalar loads where they would be misaligned). */
+  ran: string;
+  gflops?: number;
+  ms?: number;
+  error?: string;
+}
+
+export interface BrowserBenchResult {
+  adapter?: { key: string; description: string; features: string[]; defaultVariant: string };
+  rows: { shape: string; cells: BrowserBenchCell[] }[];
+  error?: string;
+}
+
+async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
+  const g = await initGpu();
+  const res: BrowserBenchResult = {
+    adapter: { key: g.adapterKey, description: g.info.description, features: [...g.features].sort(), defaultVariant: matmulVariantFor(g.adapterKey) },
+    rows: [],
+  };
+  for (const s of p.shapes) {
+    const { m, n, k, transA = false, transB = false } = s;
+    const a = randomArray(m * k, 1);
+    const b = randomArray(k * n, 2);
+    const A = GpuArray.fromData(a, transA ? [k, m] : [m, k]);
+    const B = GpuArray.fromData(b, transB ? [n, k] : [k, n]);
+    const ref = matmulRef(a, A.shape, b, B.shape, { transA, transB });
+    const cells: BrowserBenchCell[] = [];
+    for (const variant of p.variants) {
+      const call = () => matmul(A, B, { variant, transA, transB });
+      try {
+        const ran = resolveMatmulKernel(variant, m, n, k, transA, transB).family;
+        const C = call();
+        const got = await C.read();
+        C.dispose();
+        // values in [-1, 1], sums of k products: f32 error ~√k·2^-24 per term, far under 1e-4·k^0.5
+        if (!(toleranceRatio(got, ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) {
+          cells.push({ variant, ran, error: 'differs from the float64 reference' });
+          continue;
+        }
+        let best = Infinity;
+        for (let r = 0; r < p.runs; r++) {
+          const t0 = performance.now();
+          call().dispose();
+          await sync();
+          best = Math.min(best, performance.now() - t0);
+        }
+        cells.push({ variant, ran, ms: best, gflops: (2 * m * n * k) / best / 1e6 });
+      } catch (e) {
+        cells.push({ variant, ran: '?', error: (e as Error).message });
+      }
+    }
+    A.dispose();
+    B.dispose();
+    res.rows.push({ shape: `${m}×${n}×${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`, cells });
+  }
+  return res;
+}
+
+const w = window as unknown as { __celluscanBench?: BrowserBenchResult };
+run(JSON.parse(decodeURIComponent(location.hash.slice(1))) as BrowserBenchParams).then(
+  (r) => (w.__celluscanBench = r),
+  (e: Error) => (w.__celluscanBench = { rows: [], error: `${e.name}: ${e.message}` }),
+);
