@@ -10,14 +10,16 @@ import { matmulRef } from './ref/matmul.js';
 import { randomArray, toleranceRatio } from './ref/math.js';
 
 /**
- * Defaults per adapter. lavapipe/SwiftShader (CPU Vulkan) run barriers slowly and like register
- * blocking with vec4 loads (bench/results/llvmpipe.md). On an NVIDIA H200 (Dawn/Vulkan, 2026-11-26) blocked-vec4
+ * Defaults per adapter. lavapipe (CPU Vulkan) runs barriers slowly and per-lane loads as gathers: the subgroup kernel,
+ * which shares A through shuffles, is fastest there (bench/results/llvmpipe.md). So it is on SwiftShader, the
+ * browser's adapter without a GPU (subgroup size 4): 3.0–3.4 GFLOP/s against 0.22–0.28 for blocked-vec4, the earlier
+ * default, at 512³ and a small ViT's Linear products (`celluscan bench browser`, bench/results/swiftshader-matmul.md). On an NVIDIA H200 (Dawn/Vulkan, 2026-11-26) blocked-vec4
  * ran 4096³ at 23.1 TFLOP/s by GPU time, tiled 17.9, blocked 12.6 (bench/results/nvidia-h200.md); 'nvidia'
  * covers every NVIDIA key (nvidia-h100, …) until one is measured apart. Other GPUs: workgroup-memory tiling.
  */
 export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
   llvmpipe: 'subgroup',
-  swiftshader: 'blocked-vec4',
+  swiftshader: 'subgroup',
   nvidia: 'blocked-vec4',
   default: 'tiled',
 };
