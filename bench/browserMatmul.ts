@@ -1,4 +1,4 @@
-// `celluscan bench browser`: matmul variants in headless Chromium, on the browser's WebGPU adapter (SwiftShader where
+// `celluscan bench browser`: matmul variants (and optionally attention paths) in headless Chromium, on the browser's WebGPU adapter (SwiftShader where
 // there is no GPU: what the web page runs on such a machine), side by side in one page. The page
 // (bench/browser/matmulPage.ts) is bundled from src/ with esbuild (it comes with tsx), served on 127.0.0.1 and
 // opened with playwright-core; every variant is checked against the float64 reference before it is timed. Wall
@@ -33,7 +33,7 @@ export const BROWSER_BENCH_VARIANTS = ['subgroup', 'subgroup@2x4/0x4', 'blocked-
 export async function benchBrowserMatmul(o: BrowserMatmulOptions = {}): Promise<BrowserBenchResult & { browser: string }> {
   const exe = o.chromium ?? process.env.CHROMIUM ?? '/usr/bin/chromium';
   if (!existsSync(exe)) throw new Error(`bench browser: no Chromium at ${exe} (install it with: apt-get install chromium, or set CHROMIUM)`);
-  const params: BrowserBenchParams = { shapes: o.shapes ?? BROWSER_BENCH_SHAPES, variants: o.variants ?? BROWSER_BENCH_VARIANTS, runs: o.runs ?? 4 };
+  const params: BrowserBenchParams = { shapes: o.shapes ?? BROWSER_BENCH_SHAPES, variants: o.variants ?? BROWSER_BENCH_VARIANTS, runs: o.runs ?? 4, ...(o.attention ? { attention: o.attention } : {}) };
   let esbuild: typeof import('esbuild');
   try {
     esbuild = await import('esbuild');
@@ -84,6 +84,23 @@ export async function benchBrowserMatmul(o: BrowserMatmulOptions = {}): Promise<
     await new Promise<void>((ok) => server.close(() => ok()));
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The attention rows as a markdown table (ms; ratio = explicit ÷ this path, > 1: faster than explicit). */
+export function browserAttentionTable(r: BrowserBenchResult): string {
+  const a = r.attention;
+  if (!a) return '';
+  const ex = a.rows.find((x) => x.path === 'explicit');
+  const ratio = (ours?: number, base?: number) => (ours && base ? `${(base / ours).toFixed(2)}×` : '');
+  const lines = [`attention ${a.shape} (default here: ${a.defaultChoice.train} for training, ${a.defaultChoice.infer} for inference)`, '| path | forward ms | fwd+bwd ms | vs explicit (fwd, fwd+bwd) | max rel. difference from explicit |', '| --- | --- | --- | --- | --- |'];
+  for (const x of a.rows) {
+    lines.push(
+      x.failed
+        ? `| ${x.path} | ✗ ${x.failed} | | | ${x.error === undefined ? '' : x.error.toExponential(1)} |`
+        : `| ${x.path} | ${x.fwdMs!.toFixed(2)} | ${x.fwdBwdMs!.toFixed(2)} | ${x.path === 'explicit' ? '' : `${ratio(x.fwdMs, ex?.fwdMs)}, ${ratio(x.fwdBwdMs, ex?.fwdBwdMs)}`} | ${x.error === undefined ? '' : x.error.toExponential(1)} |`,
+    );
+  }
+  return lines.join('\n');
 }
 
 /** The result as a markdown table: one row per shape, one column per variant (GFLOP/s; the kernel that ran where it differs). */

@@ -1,7 +1,7 @@
 // `celluscan bench browser`: the page is bundled from src/, opened in headless Chromium (SwiftShader), and every
 // variant is checked against float64 there before it is timed. Needs /usr/bin/chromium (npm test installs it).
 import { describe, expect, it } from 'vitest';
-import { benchBrowserMatmul, browserBenchTable } from '../bench/browserMatmul.js';
+import { benchBrowserMatmul, browserAttentionTable, browserBenchTable } from '../bench/browserMatmul.js';
 import { DEFAULT_MATMUL_VARIANTS } from '../src/kernels/autotune.js';
 
 describe('bench browser', () => {
@@ -13,6 +13,7 @@ describe('bench browser', () => {
       ],
       variants: ['subgroup', 'blocked-vec4', 'tiled-vec4'],
       runs: 1,
+      attention: { batch: 1, heads: 2, seq: 13, dim: 8, variants: ['subgroup-saved', 'rows', 'warp'] },
     });
     expect(r.adapter?.key).toBe('swiftshader');
     expect(r.adapter?.defaultVariant).toBe(DEFAULT_MATMUL_VARIANTS.swiftshader);
@@ -28,6 +29,19 @@ describe('bench browser', () => {
     expect(r.rows[0].cells.map((c) => c.ran)).toEqual(['subgroup', 'blocked-vec4', 'tiled-vec4']);
     expect(r.rows[1].cells.map((c) => c.ran)).toEqual(['subgroup', 'blocked', 'tiled']);
     expect(browserBenchTable(r)).toMatch(/\| 13×18×7 tA \| [\d.]+ \| [\d.]+ \(ran blocked\) \| [\d.]+ \(ran tiled\) \|/);
+    // attention: the explicit path, then each fused variant checked against it (f32: ~1e-6 relative) and timed; an
+    // unknown variant is reported in its row, not thrown
+    const a = r.attention!;
+    expect(a.shape).toBe('B1 H2 N13 D8');
+    expect(a.defaultChoice.train).toMatch(/^(explicit|fused \S+)/);
+    expect(a.rows.map((x) => x.path)).toEqual(['explicit', 'subgroup-saved', 'rows', 'warp']);
+    for (const x of a.rows.slice(0, 3)) {
+      expect(x.failed, x.path).toBeUndefined();
+      expect(x.fwdMs! > 0 && x.fwdBwdMs! > 0).toBe(true);
+    }
+    for (const x of a.rows.slice(1, 3)) expect(x.error!).toBeLessThan(1e-5);
+    expect(a.rows[3].failed).toMatch(/warp/);
+    expect(browserAttentionTable(r)).toMatch(/\| warp \| ✗ /);
   }, 240_000);
 
   it('reports a missing Chromium by name, not with a stack trace from the browser driver', async () => {

@@ -9,11 +9,25 @@ import { matmulVariantFor } from '../../src/kernels/autotune.js';
 import { GpuArray } from '../../src/kernels/memory.js';
 import { randomArray, toleranceRatio } from '../../src/kernels/ref/math.js';
 import { matmulRef } from '../../src/kernels/ref/matmul.js';
+import { defaultAttentionChoice, describeAttentionChoice } from '../../src/vit/attentionTuning.js';
+import { benchAttentionPath, fusedVsExplicitError } from '../attention_unfused.js';
 
 export interface BrowserBenchParams {
   shapes: { m: number; n: number; k: number; transA?: boolean; transB?: boolean }[];
   variants: string[];
   runs: number;
+  /** Also time attention at [batch, heads, seq, dim]: the explicit path and these fused variants. */
+  attention?: { batch: number; heads: number; seq: number; dim: number; variants: string[] };
+}
+
+export interface BrowserAttentionRow {
+  /** 'explicit' or a fused variant */
+  path: string;
+  fwdMs?: number;
+  fwdBwdMs?: number;
+  /** max difference from the explicit path over out, dq, dk, dv, relative to each one's largest magnitude */
+  error?: number;
+  failed?: string;
 }
 
 export interface BrowserBenchCell {
@@ -28,6 +42,7 @@ export interface BrowserBenchCell {
 export interface BrowserBenchResult {
   adapter?: { key: string; description: string; features: string[]; defaultVariant: string };
   rows: { shape: string; cells: BrowserBenchCell[] }[];
+  attention?: { shape: string; defaultChoice: { train: string; infer: string }; rows: BrowserAttentionRow[] };
   error?: string;
 }
 
@@ -72,6 +87,30 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
     A.dispose();
     B.dispose();
     res.rows.push({ shape: `${m}×${n}×${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`, cells });
+  }
+  if (p.attention) {
+    const { batch, heads, seq, dim, variants } = p.attention;
+    const shape = { batch, heads, seq, dim, runs: p.runs };
+    const rows: BrowserAttentionRow[] = [];
+    for (const path of ['explicit', ...variants]) {
+      try {
+        // a fused variant must agree with the explicit path (f32, N = 197: differences ~1e-6 relative) before it is timed
+        const error = path === 'explicit' ? undefined : await fusedVsExplicitError({ ...shape, variant: path });
+        if (error !== undefined && !(error < 1e-4)) {
+          rows.push({ path, error, failed: 'differs from the explicit path' });
+          continue;
+        }
+        const r = await benchAttentionPath(path === 'explicit' ? 'explicit' : 'fused', { ...shape, variant: path === 'explicit' ? undefined : path });
+        rows.push({ path, fwdMs: r.fwd_ms, fwdBwdMs: r.fwd_bwd_ms, error });
+      } catch (e) {
+        rows.push({ path, failed: (e as Error).message });
+      }
+    }
+    res.attention = {
+      shape: `B${batch} H${heads} N${seq} D${dim}`,
+      defaultChoice: { train: describeAttentionChoice({ ...defaultAttentionChoice(seq, dim, 'train', g.adapterKey), source: 'default' }), infer: describeAttentionChoice({ ...defaultAttentionChoice(seq, dim, 'infer', g.adapterKey), source: 'default' }) },
+      rows,
+    };
   }
   return res;
 }

@@ -141,9 +141,22 @@ bench
   .option('--variants <names>', 'comma-separated matmul variants (default: subgroup, subgroup@2x4/0x4, blocked-vec4, blocked, tiled-vec4, tiled)')
   .option('--shapes <list>', "comma-separated MxNxK with optional tA / tB, e.g. '512x512x512,2176x192x64tB' (default: 512³ and a small ViT's Linear products in their three forms)")
   .option('--runs <n>', 'timed runs per case after a warm-up', intArg('--runs'), 4)
+  .option('--attention <BxHxNxD>', "also time attention at this shape, e.g. 1x12x197x64: the explicit path and the fused variants of --attention-variants")
+  .option('--attention-variants <names>', 'comma-separated fused attention variants', 'subgroup-saved,subgroup,rows')
   .option('--json', 'one JSON object')
   .action(async (o) => {
-    const { benchBrowserMatmul, browserBenchTable } = await import('../../bench/browserMatmul.js');
+    const { benchBrowserMatmul, browserBenchTable, browserAttentionTable } = await import('../../bench/browserMatmul.js');
+    let attention;
+    if (o.attention !== undefined) {
+      const m = String(o.attention).match(/^(\d+)x(\d+)x(\d+)x(\d+)$/);
+      if (!m || m.slice(1).some((d) => Number(d) < 1)) throw new UsageError(`bench browser: bad --attention '${o.attention}' (expected BxHxNxD with sizes >= 1, e.g. 1x12x197x64)`);
+      const { ATTENTION_VARIANTS } = await import('../kernels/attention.js');
+      const variants = String(o.attentionVariants).split(',').map((x: string) => x.trim()).filter(Boolean);
+      const bad = variants.filter((x) => !(ATTENTION_VARIANTS as readonly string[]).includes(x.split('@')[0]));
+      if (bad.length) throw new UsageError(`bench browser: unknown attention variant ${bad.join(', ')} (choose from ${ATTENTION_VARIANTS.join(', ')})`);
+      const [batch, heads, seq, dim] = m.slice(1).map(Number);
+      attention = { batch, heads, seq, dim, variants };
+    }
     const { parseMatmulVariant } = await import('../kernels/matmul.js');
     const variants = o.variants === undefined ? undefined : String(o.variants).split(',').map((x: string) => x.trim()).filter(Boolean);
     for (const v of variants ?? []) {
@@ -163,8 +176,14 @@ bench
               if (!m || [m[1], m[2], m[3]].some((d) => Number(d) < 1)) throw new UsageError(`bench browser: bad shape '${x}' (expected MxNxK with sizes >= 1, then optionally tA and/or tB, e.g. 2176x192x64tB)`);
               return { m: Number(m[1]), n: Number(m[2]), k: Number(m[3]), transA: !!m[4], transB: !!m[5] };
             });
-    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs });
-    output(o.json, r, () => `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}\nGFLOP/s (wall clock per call incl. a sync, best of ${o.runs}):\n${browserBenchTable(r)}`);
+    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs, attention });
+    output(
+      o.json,
+      r,
+      () =>
+        `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}\nmatmul GFLOP/s (wall clock per call incl. a sync, best of ${o.runs}):\n${browserBenchTable(r)}` +
+        (r.attention ? `\n\n${browserAttentionTable(r)}` : ''),
+    );
   });
 
 // Command groups owned by other modules register themselves here.
