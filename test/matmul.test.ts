@@ -445,6 +445,21 @@ describe('matmul', () => {
       setMatmulVariant(gpu().adapterKey, undefined);
     });
 
+    it('autotune by GPU time (timestamp queries): the clock is recorded and every product has a positive time', async () => {
+      process.env.XDG_CACHE_HOME = cacheDir;
+      const g = gpu();
+      const products = linearProducts(96, 32, 48, true);
+      const r = await autotuneMatmul({ products, candidates: ['blocked-vec4', 'subgroup'], force: true, runs: 2, clock: 'gpu' });
+      expect(r.clock).toBe(g.features.has('timestamp-query') ? 'timestamp-query' : 'wall-clock');
+      for (const l of products.map(productLabel)) for (const v of ['blocked-vec4', 'subgroup']) expect(r.productTimings![l][v]).toBeGreaterThan(0);
+      // no pass hook left behind: a later pass is recorded without timestamps (the pass label hook sees it as usual)
+      const Z = GpuArray.zeros([4, 4]);
+      expect(passLabels(() => matmul(Z, Z).dispose()).length).toBe(1);
+      Z.dispose();
+      expect((await autotuneMatmul({ products, candidates: ['blocked-vec4'], force: true, runs: 1, clock: 'wall' })).clock).toBe('wall-clock');
+      setMatmulVariant(g.adapterKey, undefined);
+    });
+
     it('a candidate far slower than the best so far is timed once and keeps a real time (not Infinity); onCandidate hears each', async () => {
       process.env.XDG_CACHE_HOME = cacheDir;
       const heard: [string, number][] = [];

@@ -105,7 +105,8 @@ export function register(program: Command): void {
         const m = await autotuneMatmul({ products, force: o.force, runs: o.runs, onCandidate: (v, ms, note) => say(`  ${v}: ${Number.isFinite(ms) ? `${ms.toFixed(1)} ms${note ? ` (${note})` : ''}` : note}`) });
         result.matmul = m;
         const t = Object.entries(m.timings).sort((a, b) => a[1] - b[1]);
-        lines.push(['matmul', (m.products ?? [m.shape.join('×')]).join(' + '), describeMatmulChoice(g.adapterKey), m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(1) + ' ms' : 'failed check'}`).join(', ')]);
+        const clock = m.clock === 'timestamp-query' ? ' (GPU time)' : '';
+        lines.push(['matmul', (m.products ?? [m.shape.join('×')]).join(' + '), describeMatmulChoice(g.adapterKey), m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(2) + ' ms' : 'failed check'}`).join(', ') + clock]);
       }
       if (o.only !== 'matmul') {
         const candidates = o.attentionVariants ? String(o.attentionVariants).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined;
@@ -144,6 +145,6 @@ export function register(program: Command): void {
       }
       const files = [o.only !== 'attention' ? await tuningCachePath('matmul-autotune.json') : undefined, o.only !== 'matmul' ? await tuningCachePath('attention-autotune.json') : undefined].filter(Boolean);
       result.files = files;
-      output(o.json, result, () => `${table(lines, ['what', 'shape', 'choice', 'timings (best wall-clock ms per call)'])}\ncached in ${files.join(', ')} (re-measure with --force)`);
+      output(o.json, result, () => `${table(lines, ['what', 'shape', 'choice', 'timings (best ms per call: wall clock, or GPU time where marked)'])}\ncached in ${files.join(', ')} (re-measure with --force)`);
     });
 }

@@ -5,7 +5,9 @@
 import { gpu, isSoftwareAdapter } from './device.js';
 import { sync } from './encoder.js';
 import { matmul, MATMUL_VARIANTS, parseMatmulVariant } from './matmul.js';
+import { setPassHook } from './launch.js';
 import { GpuArray } from './memory.js';
+import { PassTimer } from './passTimer.js';
 import { matmulRef } from './ref/matmul.js';
 import { randomArray, toleranceRatio } from './ref/math.js';
 
@@ -99,6 +101,8 @@ export interface AutotuneResult {
   shape: [number, number, number];
   /** Every product timed (productLabel), the times of one call summed over them. */
   products?: string[];
+  /** How the times were taken: 'timestamp-query' (GPU time of the kernels, on GPUs that have it) or 'wall-clock'. */
+  clock?: string;
   /** Milliseconds per call of each variant on each product (by productLabel), where products were timed apart. */
   productTimings?: Record<string, Record<string, number>>;
   /**
@@ -243,6 +247,11 @@ export interface AutotuneOptions {
   candidates?: string[];
   /** Re-measure even if a cached result exists. */
   force?: boolean;
+  /**
+   * 'gpu': time the kernels by timestamp queries (summed pass durations); 'wall': each call with its sync. Default:
+   * 'gpu' on GPU adapters that have timestamp-query, 'wall' on CPU adapters (where the two agree).
+   */
+  clock?: 'gpu' | 'wall';
   runs?: number;
   /** Called with each candidate's result as it is measured (a line for people watching a long tune). */
   onCandidate?: (variant: string, ms: number, note?: string) => void;
@@ -261,17 +270,17 @@ export const AUTOTUNE_GIVE_UP_RATIO = 2;
 export const AUTOTUNE_FORM_MARGIN = 0.05;
 
 /**
- * One candidate's time for an autotune: the best wall clock of `runs` calls after a warm-up call (which compiles
- * pipelines), each call awaited to completion by `call`. Stops early once the candidate cannot be the pick: after a
- * timed call over AUTOTUNE_GIVE_UP_RATIO × `bestSoFar` or 20 s; a warm-up past 20 s stands as the time (compile
- * included).
+ * One candidate's time for an autotune: the best of `runs` calls after a warm-up call (which compiles pipelines), each
+ * call awaited to completion by `call`: the milliseconds `call` returns (its GPU time), or its wall clock where it
+ * returns nothing. Stops early once the candidate cannot be the pick: after a timed call over
+ * AUTOTUNE_GIVE_UP_RATIO × `bestSoFar` or 20 s; a warm-up past 20 s stands as the time (compile included).
  */
-export async function timeCandidate(call: () => Promise<void>, runs: number, bestSoFar: number): Promise<number> {
+export async function timeCandidate(call: () => Promise<number | void>, runs: number, bestSoFar: number): Promise<number> {
   let best = Infinity;
   for (let r = 0; r <= runs; r++) {
     const t0 = performance.now();
-    await call();
-    const ms = performance.now() - t0;
+    const measured = await call();
+    const ms = typeof measured === 'number' ? measured : performance.now() - t0;
     if (r === 0) {
       if (ms > 20_000) return ms;
       continue;
@@ -326,6 +335,10 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
       ]),
     ];
   const runs = opts.runs ?? 3;
+  // GPU time where there is a GPU with timestamp queries; on CPU adapters the kernels are the wall clock anyway.
+  const wantGpu = (opts.clock ?? (software ? 'wall' : 'gpu')) === 'gpu';
+  const timer = wantGpu && g.features.has('timestamp-query') ? new PassTimer(g.device) : null;
+  let timedOnGpu = 0;
   const timings: Record<string, number> = {};
   // Each product timed apart (a variant can be the best for one form and not another).
   const productTimings: Record<string, Record<string, number>> = Object.fromEntries(labels.map((l) => [l, {}]));
@@ -377,8 +390,22 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         const byVariant = productTimings[labels[i]];
         const ms = await timeCandidate(
           async () => {
-            matmul(A, B, { variant: v, transA: p.transA, transB: p.transB }).dispose();
+            if (timer) setPassHook(timer.hook);
+            try {
+              matmul(A, B, { variant: v, transA: p.transA, transB: p.transB }).dispose();
+            } finally {
+              if (timer) setPassHook(null);
+            }
             await sync();
+            if (!timer) return;
+            const gpuMs = await timer.readMs();
+            const over = timer.overflow;
+            timer.overflow = false;
+            // 0: shorter than one timestamp step; then the wall clock stands
+            if (gpuMs > 0 && !over) {
+              timedOnGpu++;
+              return gpuMs;
+            }
           },
           runs,
           Math.min(Infinity, ...Object.values(byVariant)),
@@ -391,6 +418,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
       opts.onCandidate?.(v, total, operands.length > 1 ? parts.join(', ') : undefined);
     }
   } finally {
+    timer?.destroy();
     for (const o of operands) for (const x of [o.A, o.B]) x.dispose();
     for (const c of gates) for (const x of [c.CA, c.CB]) x.dispose();
   }
@@ -399,7 +427,8 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
   setMatmulVariant(g.adapterKey, variant, forms);
   const cache = await readCache();
   const first = products[0];
-  const result: AutotuneResult = { adapter: g.adapterKey, variant, timings, shape: [first.m, first.n, first.k], products: labels, productTimings, forms, fromCache: false };
+  const clock = timedOnGpu > 0 ? 'timestamp-query' : 'wall-clock';
+  const result: AutotuneResult = { adapter: g.adapterKey, variant, timings, shape: [first.m, first.n, first.k], products: labels, productTimings, forms, clock, fromCache: false };
   cache.entries[g.adapterKey] = { ...result, description: g.info.description };
   await writeCache(cache);
   return result;
