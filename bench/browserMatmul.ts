@@ -33,7 +33,7 @@ export const BROWSER_BENCH_VARIANTS = ['subgroup', 'subgroup@2x4/0x4', 'blocked-
 export async function benchBrowserMatmul(o: BrowserMatmulOptions = {}): Promise<BrowserBenchResult & { browser: string }> {
   const exe = o.chromium ?? process.env.CHROMIUM ?? '/usr/bin/chromium';
   if (!existsSync(exe)) throw new Error(`bench browser: no Chromium at ${exe} (install it with: apt-get install chromium, or set CHROMIUM)`);
-  const params: BrowserBenchParams = { shapes: o.shapes ?? BROWSER_BENCH_SHAPES, variants: o.variants ?? BROWSER_BENCH_VARIANTS, runs: o.runs ?? 4, ...(o.attention ? { attention: o.attention } : {}) };
+  const params: BrowserBenchParams = { shapes: o.shapes ?? BROWSER_BENCH_SHAPES, variants: o.variants ?? BROWSER_BENCH_VARIANTS, runs: o.runs ?? 4, ...(o.attention ? { attention: o.attention } : {}), ...(o.vit ? { vit: o.vit } : {}) };
   let esbuild: typeof import('esbuild');
   try {
     esbuild = await import('esbuild');
@@ -101,6 +101,19 @@ export function browserAttentionTable(r: BrowserBenchResult): string {
     );
   }
   return lines.join('\n');
+}
+
+/** The ViT rows as a markdown table (seconds per forward of the batch, per matmul variant). */
+export function browserVitTable(r: BrowserBenchResult): string {
+  const v = r.vit;
+  if (!v) return '';
+  const base = v.rows[0]?.seconds;
+  return [
+    `${v.config} forward, batch ${v.batch}, attention ${v.attention} (random weights; host input to logits; best of up to 2 after a warm-up)`,
+    '| matmul variant | seconds | vs the first | logits max |Δ| from the first |',
+    '| --- | --- | --- | --- |',
+    ...v.rows.map((x) => (x.failed ? `| ${x.matmul} | ✗ ${x.failed} | | |` : `| ${x.matmul} | ${x.seconds!.toFixed(2)} | ${base ? `${(base / x.seconds!).toFixed(2)}×` : ''} | ${x.logitsDiff === undefined ? '' : x.logitsDiff.toExponential(1)} |`)),
+  ].join('\n');
 }
 
 /** The result as a markdown table: one row per shape, one column per variant (GFLOP/s; the kernel that ran where it differs). */

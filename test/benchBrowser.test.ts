@@ -1,7 +1,7 @@
 // `celluscan bench browser`: the page is bundled from src/, opened in headless Chromium (SwiftShader), and every
 // variant is checked against float64 there before it is timed. Needs /usr/bin/chromium (npm test installs it).
 import { describe, expect, it } from 'vitest';
-import { benchBrowserMatmul, browserAttentionTable, browserBenchTable } from '../bench/browserMatmul.js';
+import { benchBrowserMatmul, browserAttentionTable, browserBenchTable, browserVitTable } from '../bench/browserMatmul.js';
 import { DEFAULT_MATMUL_VARIANTS } from '../src/kernels/autotune.js';
 
 describe('bench browser', () => {
@@ -42,6 +42,18 @@ describe('bench browser', () => {
     for (const x of a.rows.slice(1, 3)) expect(x.error!).toBeLessThan(1e-5);
     expect(a.rows[3].failed).toMatch(/warp/);
     expect(browserAttentionTable(r)).toMatch(/\| warp \| ✗ /);
+  }, 240_000);
+
+  it('times a ViT forward in the page with each matmul variant named; logits agree between them', async () => {
+    const r = await benchBrowserMatmul({ shapes: [], variants: [], runs: 1, vit: { config: 'vit_ti_16', batch: 1, matmulVariants: ['subgroup', 'subgroup@2x4/0x4'] } });
+    const v = r.vit!;
+    expect(v).toMatchObject({ config: 'vit_ti_16', batch: 1 });
+    expect(v.rows.map((x) => x.matmul)).toEqual(['subgroup', 'subgroup@2x4/0x4']);
+    for (const x of v.rows) expect(x.failed === undefined && x.seconds! > 0).toBe(true);
+    // the same model and input through another blocking of the same kernel: f32 sums in another grouping, logits O(1)
+    expect(v.rows[1].logitsDiff!).toBeLessThan(1e-3);
+    expect(browserVitTable(r)).toMatch(/^vit_ti_16 forward, batch 1, attention (explicit|fused \S+)/);
+    await expect(benchBrowserMatmul({ shapes: [], variants: [], vit: { config: 'vit_zz', batch: 1, matmulVariants: [] } })).rejects.toThrow(/^bench browser: the page failed: RangeError: unknown ViT preset 'vit_zz'/);
   }, 240_000);
 
   it('reports a missing Chromium by name, not with a stack trace from the browser driver', async () => {

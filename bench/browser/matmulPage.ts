@@ -5,7 +5,9 @@
 import { initGpu } from '../../src/kernels/device.js';
 import { sync } from '../../src/kernels/encoder.js';
 import { matmul, resolveMatmulKernel } from '../../src/kernels/matmul.js';
-import { matmulVariantFor } from '../../src/kernels/autotune.js';
+import { matmulVariantFor, setMatmulVariant } from '../../src/kernels/autotune.js';
+import { VIT_PRESETS, vitPreset, type VitPresetName } from '../../src/vit/config.js';
+import { VisionTransformer } from '../../src/vit/model.js';
 import { GpuArray } from '../../src/kernels/memory.js';
 import { randomArray, toleranceRatio } from '../../src/kernels/ref/math.js';
 import { matmulRef } from '../../src/kernels/ref/matmul.js';
@@ -18,6 +20,8 @@ export interface BrowserBenchParams {
   runs: number;
   /** Also time attention at [batch, heads, seq, dim]: the explicit path and these fused variants. */
   attention?: { batch: number; heads: number; seq: number; dim: number; variants: string[] };
+  /** Also time a ViT preset's forward (random weights, 14 classes, host input to logits) with each matmul variant (none: the adapter's). */
+  vit?: { config: string; batch: number; matmulVariants: string[] };
 }
 
 export interface BrowserAttentionRow {
@@ -43,6 +47,8 @@ export interface BrowserBenchResult {
   adapter?: { key: string; description: string; features: string[]; defaultVariant: string };
   rows: { shape: string; cells: BrowserBenchCell[] }[];
   attention?: { shape: string; defaultChoice: { train: string; infer: string }; rows: BrowserAttentionRow[] };
+  /** seconds per forward of the batch, per matmul variant (logits max |difference| from the first variant's) */
+  vit?: { config: string; batch: number; attention: string; rows: { matmul: string; seconds?: number; logitsDiff?: number; failed?: string }[] };
   error?: string;
 }
 
@@ -111,6 +117,42 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
       defaultChoice: { train: describeAttentionChoice({ ...defaultAttentionChoice(seq, dim, 'train', g.adapterKey), source: 'default' }), infer: describeAttentionChoice({ ...defaultAttentionChoice(seq, dim, 'infer', g.adapterKey), source: 'default' }) },
       rows,
     };
+  }
+  if (p.vit) {
+    const { config, batch, matmulVariants } = p.vit;
+    if (!(config in VIT_PRESETS)) throw new RangeError(`unknown ViT preset '${config}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
+    const model = new VisionTransformer(vitPreset(config as VitPresetName, { num_classes: 14 }), { init: 'random', seed: 1 }).eval();
+    const S = model.config.image_size;
+    const input = randomArray(batch * 3 * S * S, 7, -2, 2);
+    const rows: NonNullable<BrowserBenchResult['vit']>['rows'] = [];
+    let first: Float32Array | undefined;
+    try {
+      // none named: the adapter's own choice
+      for (const v of matmulVariants.length ? matmulVariants : [matmulVariantFor(g.adapterKey)]) {
+        try {
+          setMatmulVariant(g.adapterKey, v);
+          const logits = await model.predictLogits(input, batch); // warm-up (compiles the pipelines)
+          let diff: number | undefined;
+          if (first) {
+            diff = 0;
+            for (let i = 0; i < logits.length; i++) diff = Math.max(diff, Math.abs(logits[i] - first[i]));
+          } else first = logits;
+          let best = Infinity;
+          for (let r = 0; r < Math.max(1, Math.min(p.runs, 2)); r++) {
+            const t0 = performance.now();
+            await model.predictLogits(input, batch);
+            best = Math.min(best, (performance.now() - t0) / 1000);
+          }
+          rows.push({ matmul: v, seconds: best, logitsDiff: diff });
+        } catch (e) {
+          rows.push({ matmul: v, failed: (e as Error).message });
+        }
+      }
+    } finally {
+      setMatmulVariant(g.adapterKey, undefined);
+      model.dispose();
+    }
+    res.vit = { config, batch, attention: describeAttentionChoice(model.attentionChoice('infer')), rows };
   }
   return res;
 }

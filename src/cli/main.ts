@@ -143,9 +143,27 @@ bench
   .option('--runs <n>', 'timed runs per case after a warm-up', intArg('--runs'), 4)
   .option('--attention <BxHxNxD>', "also time attention at this shape, e.g. 1x12x197x64: the explicit path and the fused variants of --attention-variants")
   .option('--attention-variants <names>', 'comma-separated fused attention variants', 'subgroup-saved,subgroup,rows')
+  .option('--vit <preset>', "also time a ViT preset's forward in the page (random weights, 14 classes), e.g. vit_b_16")
+  .option('--vit-batch <n>', 'images per forward for --vit', intArg('--vit-batch'), 1)
+  .option('--vit-matmul <names>', "comma-separated matmul variants the --vit forward runs with, in turn (default: the adapter's)")
   .option('--json', 'one JSON object')
   .action(async (o) => {
-    const { benchBrowserMatmul, browserBenchTable, browserAttentionTable } = await import('../../bench/browserMatmul.js');
+    const { benchBrowserMatmul, browserBenchTable, browserAttentionTable, browserVitTable } = await import('../../bench/browserMatmul.js');
+    let vit;
+    if (o.vit !== undefined) {
+      const { VIT_PRESETS } = await import('../vit/config.js');
+      if (!(o.vit in VIT_PRESETS)) throw new UsageError(`bench browser: unknown --vit preset '${o.vit}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
+      const mv = o.vitMatmul === undefined ? [] : String(o.vitMatmul).split(',').map((x: string) => x.trim()).filter(Boolean);
+      const { parseMatmulVariant } = await import('../kernels/matmul.js');
+      for (const v of mv) {
+        try {
+          parseMatmulVariant(v);
+        } catch (e) {
+          throw new UsageError(`bench browser: --vit-matmul: ${(e as Error).message}`);
+        }
+      }
+      vit = { config: o.vit, batch: o.vitBatch, matmulVariants: mv };
+    }
     let attention;
     if (o.attention !== undefined) {
       const m = String(o.attention).match(/^(\d+)x(\d+)x(\d+)x(\d+)$/);
@@ -176,13 +194,14 @@ bench
               if (!m || [m[1], m[2], m[3]].some((d) => Number(d) < 1)) throw new UsageError(`bench browser: bad shape '${x}' (expected MxNxK with sizes >= 1, then optionally tA and/or tB, e.g. 2176x192x64tB)`);
               return { m: Number(m[1]), n: Number(m[2]), k: Number(m[3]), transA: !!m[4], transB: !!m[5] };
             });
-    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs, attention });
+    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs, attention, vit });
     output(
       o.json,
       r,
       () =>
         `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}\nmatmul GFLOP/s (wall clock per call incl. a sync, best of ${o.runs}):\n${browserBenchTable(r)}` +
-        (r.attention ? `\n\n${browserAttentionTable(r)}` : ''),
+        (r.attention ? `\n\n${browserAttentionTable(r)}` : '') +
+        (r.vit ? `\n\n${browserVitTable(r)}` : ''),
     );
   });
 
