@@ -63,9 +63,13 @@ export async function benchAttentionPath(path: 'fused' | 'explicit', opts: Atten
     if (grad) out.backward(g0);
   };
   const runs = opts.runs ?? 3;
-  const fwd = await timeRuns(() => scope(() => forward(false)), { runs });
-  const both = await timeRuns(() => scope(() => forward(true)), { runs });
-  for (const a of arrays) a.dispose();
+  let fwd, both;
+  try {
+    fwd = await timeRuns(() => scope(() => forward(false)), { runs });
+    both = await timeRuns(() => scope(() => forward(true)), { runs });
+  } finally {
+    for (const a of arrays) a.dispose();
+  }
   const fwdMs = fwd.gpuMs ?? fwd.wallMs;
   const bothMs = both.gpuMs ?? both.wallMs;
   // Useful flops: QKᵀ and PV, 2·N·N·D each, per head (the backward does 2.5× the forward's matmuls).

@@ -1,9 +1,11 @@
-// `celluscan bench browser`: matmul variants (and optionally attention paths) in headless Chromium, on the browser's WebGPU adapter (SwiftShader where
-// there is no GPU: what the web page runs on such a machine), side by side in one page. The page
-// (bench/browser/matmulPage.ts) is bundled from src/ with esbuild (it comes with tsx), served on 127.0.0.1 and
-// opened with playwright-core; every variant is checked against the float64 reference before it is timed. Wall
-// clock per call including a sync (the browser's timestamp queries are quantised), best of `runs` after a warm-up.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// `celluscan bench browser`: matmul variants (and optionally attention paths and a ViT forward) in headless Chromium,
+// on the browser's WebGPU adapter (SwiftShader where there is no GPU: what the web page runs on such a machine), side
+// by side in one page. The page (bench/browser/matmulPage.ts) is bundled from src/ with esbuild (it comes with tsx),
+// served on 127.0.0.1 and opened with playwright-core. Matmul: every variant is checked against the float64 reference
+// before it is timed, by wall clock over enough calls per sync to take ≥ 30 ms (a sync alone costs ~3 ms in the
+// page), best of `runs` after a warm-up. Attention: bench/attention_unfused.ts's timing (timestamp queries where the
+// page has them; each row says which clock). ViT: wall clock of a forward, host input to logits.
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,7 +22,11 @@ export interface BrowserMatmulOptions extends Partial<BrowserBenchParams> {
   timeoutS?: number;
 }
 
-/** The shapes timed by default: 512³, and the fashion-mnist model's Linear products in their three forms (batch 128). */
+/**
+ * The shapes timed by default: 512³, and the Linear products of the patch-7 fashion-mnist model's attention input
+ * projection (64 → 192 over 128 images × 17 tokens = 2176 rows) in the three forms a Linear runs: forward x·Wᵀ,
+ * dX = dY·W, dW = dYᵀ·X.
+ */
 export const BROWSER_BENCH_SHAPES: BrowserBenchParams['shapes'] = [
   { m: 512, n: 512, k: 512 },
   { m: 2176, n: 192, k: 64, transB: true },
@@ -30,61 +36,108 @@ export const BROWSER_BENCH_SHAPES: BrowserBenchParams['shapes'] = [
 
 export const BROWSER_BENCH_VARIANTS = ['subgroup', 'subgroup@2x4/0x4', 'blocked-vec4', 'blocked', 'tiled-vec4', 'tiled'];
 
-export async function benchBrowserMatmul(o: BrowserMatmulOptions = {}): Promise<BrowserBenchResult & { browser: string }> {
+/** The first line of an error's message, without terminal colour codes (Playwright's errors carry a call log). */
+function firstLine(e: unknown): string {
+  // eslint-disable-next-line no-control-regex
+  return String((e as Error)?.message ?? e).replace(/\x1b\[[0-9;]*m/g, '').split('\n')[0];
+}
+
+export async function benchBrowserMatmul(o: BrowserMatmulOptions = {}): Promise<BrowserBenchResult & { browser: string; consoleErrors: string[] }> {
   const exe = o.chromium ?? process.env.CHROMIUM ?? '/usr/bin/chromium';
-  if (!existsSync(exe)) throw new Error(`bench browser: no Chromium at ${exe} (install it with: apt-get install chromium, or set CHROMIUM)`);
-  const params: BrowserBenchParams = { shapes: o.shapes ?? BROWSER_BENCH_SHAPES, variants: o.variants ?? BROWSER_BENCH_VARIANTS, runs: o.runs ?? 4, ...(o.attention ? { attention: o.attention } : {}), ...(o.vit ? { vit: o.vit } : {}) };
+  if (!existsSync(exe) || !statSync(exe).isFile()) throw new Error(`bench browser: no Chromium at ${exe} (install it with: apt-get install chromium, or set CHROMIUM)`);
+  const params: BrowserBenchParams = {
+    shapes: o.shapes ?? BROWSER_BENCH_SHAPES,
+    variants: o.variants ?? BROWSER_BENCH_VARIANTS,
+    runs: o.runs ?? 4,
+    ...(o.attention ? { attention: o.attention } : {}),
+    ...(o.vit ? { vit: o.vit } : {}),
+  };
+  const timeoutS = o.timeoutS ?? 1200;
   let esbuild: typeof import('esbuild');
   try {
     esbuild = await import('esbuild');
   } catch (e) {
-    throw new Error(`bench browser: esbuild is needed to bundle the page (it comes with tsx: npm install): ${(e as Error).message}`);
+    throw new Error(`bench browser: esbuild is needed to bundle the page (it comes with tsx: npm install): ${firstLine(e)}`);
   }
   let chromium: typeof import('playwright-core').chromium;
   try {
     ({ chromium } = await import('playwright-core'));
   } catch (e) {
-    throw new Error(`bench browser: playwright-core is needed to drive Chromium (a devDependency: npm install): ${(e as Error).message}`);
+    throw new Error(`bench browser: playwright-core is needed to drive Chromium (a devDependency: npm install): ${firstLine(e)}`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'celluscan-bench-browser-'));
   const server = createServer((req, res) => {
     const file = req.url?.split('#')[0] === '/page.js' ? 'page.js' : req.url === '/' ? 'index.html' : undefined;
     if (!file) {
-      res.writeHead(404).end();
+      res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
       return;
     }
     res.writeHead(200, { 'content-type': file.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/html; charset=utf-8' }).end(readFileSync(join(dir, file)));
   });
   let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
   try {
-    await esbuild.build({
-      entryPoints: [fileURLToPath(new URL('./browser/matmulPage.ts', import.meta.url))],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      outfile: join(dir, 'page.js'),
-      logLevel: 'warning',
-    });
+    try {
+      await esbuild.build({
+        entryPoints: [fileURLToPath(new URL('./browser/matmulPage.ts', import.meta.url))],
+        bundle: true,
+        format: 'esm',
+        platform: 'browser',
+        outfile: join(dir, 'page.js'),
+        logLevel: 'silent',
+      });
+    } catch (e) {
+      throw new Error(`bench browser: bundling the page failed: ${firstLine(e)}`);
+    }
     writeFileSync(join(dir, 'index.html'), '<!doctype html><title>celluscan bench</title><script type="module" src="/page.js"></script>');
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    const port = (server.address() as AddressInfo).port;
-    browser = await chromium.launch({
-      executablePath: exe,
-      args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-      timeout: 60_000,
+    await new Promise<void>((ok, fail) => {
+      server.once('error', (e) => fail(new Error(`bench browser: could not serve the page on 127.0.0.1: ${firstLine(e)}`)));
+      server.listen(0, '127.0.0.1', ok);
     });
+    const port = (server.address() as AddressInfo).port;
+    try {
+      browser = await chromium.launch({
+        executablePath: exe,
+        args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+        timeout: 60_000,
+      });
+    } catch (e) {
+      throw new Error(`bench browser: could not start Chromium at ${exe}: ${firstLine(e)}`);
+    }
     const page = await browser.newPage();
+    // WebGPU validation errors and the like reach the page's console only: kept, and shown with the result.
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    // An error outside the bench's own code (the module failing to load, a crash) would never set the result: fail fast.
+    const failed = new Promise<never>((_, fail) => {
+      page.on('pageerror', (e) => fail(new Error(`bench browser: the page failed: ${firstLine(e)}`)));
+      page.on('crash', () => fail(new Error('bench browser: the page crashed (out of memory?)')));
+    });
+    failed.catch(() => {});
     await page.goto(`http://127.0.0.1:${port}/#${encodeURIComponent(JSON.stringify(params))}`);
-    await page.waitForFunction(() => (window as unknown as { __celluscanBench?: unknown }).__celluscanBench !== undefined, null, { timeout: (o.timeoutS ?? 1200) * 1000, polling: 500 });
+    try {
+      await Promise.race([
+        page.waitForFunction(() => (window as unknown as { __celluscanBench?: unknown }).__celluscanBench !== undefined, null, { timeout: timeoutS * 1000, polling: 500 }),
+        failed,
+      ]);
+    } catch (e) {
+      if ((e as Error).name === 'TimeoutError') throw new Error(`bench browser: the page did not finish within ${timeoutS} s (--timeout raises the limit)`);
+      throw e;
+    }
     const r = (await page.evaluate(() => (window as unknown as { __celluscanBench: unknown }).__celluscanBench)) as BrowserBenchResult;
-    if (r.error) throw new Error(`bench browser: the page failed: ${r.error}`);
-    return { ...r, browser: `${browser.browserType().name()} ${browser.version()}` };
+    if (r.error) throw new Error(`bench browser: the page failed: ${r.error}${consoleErrors.length ? ` (console: ${consoleErrors[0]})` : ''}`);
+    return { ...r, browser: `${browser.browserType().name()} ${browser.version()}`, consoleErrors };
   } finally {
-    await browser?.close();
-    await new Promise<void>((ok) => server.close(() => ok()));
+    // each step on its own: a failing close must not keep the server up or the folder on disk, nor hide the error
+    await browser?.close().catch(() => {});
+    await new Promise<void>((ok) => (server.listening ? server.close(() => ok()) : ok()));
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** GFLOP/s or ms with three significant digits (a slow case does not print as 0.00). */
+const sig = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(3));
 
 /** The attention rows as a markdown table (ms; ratio = explicit ÷ this path, > 1: faster than explicit). */
 export function browserAttentionTable(r: BrowserBenchResult): string {
@@ -92,12 +145,12 @@ export function browserAttentionTable(r: BrowserBenchResult): string {
   if (!a) return '';
   const ex = a.rows.find((x) => x.path === 'explicit');
   const ratio = (ours?: number, base?: number) => (ours && base ? `${(base / ours).toFixed(2)}×` : '');
-  const lines = [`attention ${a.shape} (default here: ${a.defaultChoice.train} for training, ${a.defaultChoice.infer} for inference)`, '| path | forward ms | fwd+bwd ms | vs explicit (fwd, fwd+bwd) | max rel. difference from explicit |', '| --- | --- | --- | --- | --- |'];
+  const lines = [`attention ${a.shape} (default here: ${a.defaultChoice.train} for training, ${a.defaultChoice.infer} for inference)`, '| path | forward ms | fwd+bwd ms | vs explicit (fwd, fwd+bwd) | max rel. difference from explicit | clock |', '| --- | --- | --- | --- | --- | --- |'];
   for (const x of a.rows) {
     lines.push(
       x.failed
-        ? `| ${x.path} | ✗ ${x.failed} | | | ${x.error === undefined ? '' : x.error.toExponential(1)} |`
-        : `| ${x.path} | ${x.fwdMs!.toFixed(2)} | ${x.fwdBwdMs!.toFixed(2)} | ${x.path === 'explicit' ? '' : `${ratio(x.fwdMs, ex?.fwdMs)}, ${ratio(x.fwdBwdMs, ex?.fwdBwdMs)}`} | ${x.error === undefined ? '' : x.error.toExponential(1)} |`,
+        ? `| ${x.path} | ✗ ${x.failed} | | | ${x.error === undefined ? '' : x.error.toExponential(1)} | |`
+        : `| ${x.path} | ${sig(x.fwdMs!)} | ${sig(x.fwdBwdMs!)} | ${x.path === 'explicit' ? '' : `${ratio(x.fwdMs, ex?.fwdMs)}, ${ratio(x.fwdBwdMs, ex?.fwdBwdMs)}`} | ${x.error === undefined ? '' : x.error.toExponential(1)} | ${x.clock ?? ''} |`,
     );
   }
   return lines.join('\n');
@@ -110,9 +163,13 @@ export function browserVitTable(r: BrowserBenchResult): string {
   const base = v.rows[0]?.seconds;
   return [
     `${v.config} forward, batch ${v.batch}, attention ${v.attention} (random weights; host input to logits; best of up to 2 after a warm-up)`,
-    '| matmul variant | seconds | vs the first | logits max |Δ| from the first |',
-    '| --- | --- | --- | --- |',
-    ...v.rows.map((x) => (x.failed ? `| ${x.matmul} | ✗ ${x.failed} | | |` : `| ${x.matmul} | ${x.seconds!.toFixed(2)} | ${base ? `${(base / x.seconds!).toFixed(2)}×` : ''} | ${x.logitsDiff === undefined ? '' : x.logitsDiff.toExponential(1)} |`)),
+    '| matmul variant | kernel of x·Wᵀ | seconds | vs the first | logits max |Δ| from the first |',
+    '| --- | --- | --- | --- | --- |',
+    ...v.rows.map((x) =>
+      x.failed
+        ? `| ${x.matmul} | ${x.ran ?? ''} | ✗ ${x.failed} | | ${x.logitsDiff === undefined ? '' : x.logitsDiff.toExponential(1)} |`
+        : `| ${x.matmul} | ${x.ran ?? ''} | ${sig(x.seconds!)} | ${base ? `${(base / x.seconds!).toFixed(2)}×` : ''} | ${x.logitsDiff === undefined ? '' : x.logitsDiff.toExponential(1)} |`,
+    ),
   ].join('\n');
 }
 
@@ -123,7 +180,7 @@ export function browserBenchTable(r: BrowserBenchResult): string {
   const rows = r.rows.map(
     (row) =>
       `| ${row.shape} | ${row.cells
-        .map((c) => (c.error ? `✗ ${c.error}` : `${c.gflops!.toFixed(2)}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`))
+        .map((c) => (c.error ? `✗ ${c.error}` : `${sig(c.gflops!)}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`))
         .join(' | ')} |`,
   );
   return [head, ...rows].join('\n');

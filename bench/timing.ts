@@ -50,6 +50,7 @@ export async function timeRuns(fn: () => unknown | Promise<unknown>, opts: { run
         setPassHook(null);
         const ms = await timer.readMs();
         if (!timer.overflow) gpus.push(ms);
+        timer.overflow = false;
       }
     }
   } finally {

@@ -56,7 +56,13 @@ describe('bench browser', () => {
     await expect(benchBrowserMatmul({ shapes: [], variants: [], vit: { config: 'vit_zz', batch: 1, matmulVariants: [] } })).rejects.toThrow(/^bench browser: the page failed: RangeError: unknown ViT preset 'vit_zz'/);
   }, 240_000);
 
-  it('reports a missing Chromium by name, not with a stack trace from the browser driver', async () => {
+  it('reports a missing or broken Chromium and a page that runs too long in one line each', async () => {
     await expect(benchBrowserMatmul({ chromium: '/nonexistent/chromium' })).rejects.toThrow(/^bench browser: no Chromium at \/nonexistent\/chromium \(install it with/);
-  });
+    await expect(benchBrowserMatmul({ chromium: '/tmp' })).rejects.toThrow(/^bench browser: no Chromium at \/tmp /);
+    const broken = await benchBrowserMatmul({ chromium: '/bin/false' }).catch((e: Error) => e);
+    expect((broken as Error).message).toMatch(/^bench browser: could not start Chromium at \/bin\/false: [^\n]*$/);
+    await expect(benchBrowserMatmul({ shapes: [{ m: 2048, n: 2048, k: 2048 }], variants: ['naive'], timeoutS: 1 })).rejects.toThrow(
+      /^bench browser: the page did not finish within 1 s \(--timeout raises the limit\)$/,
+    );
+  }, 120_000);
 });

@@ -136,73 +136,80 @@ bench
 bench
   .command('browser')
   .description(
-    "matmul variants in headless Chromium on the browser's WebGPU adapter (SwiftShader without a GPU: what the web page runs on), each checked against float64 first; GFLOP/s by wall clock",
+    "matmul variants in headless Chromium on the browser's WebGPU adapter (SwiftShader without a GPU: what the web page runs on), each checked against float64 first; optionally attention paths and a ViT forward",
   )
   .option('--variants <names>', 'comma-separated matmul variants (default: subgroup, subgroup@2x4/0x4, blocked-vec4, blocked, tiled-vec4, tiled)')
   .option('--shapes <list>', "comma-separated MxNxK with optional tA / tB, e.g. '512x512x512,2176x192x64tB' (default: 512³ and a small ViT's Linear products in their three forms)")
-  .option('--runs <n>', 'timed runs per case after a warm-up', intArg('--runs'), 4)
-  .option('--attention <BxHxNxD>', "also time attention at this shape, e.g. 1x12x197x64: the explicit path and the fused variants of --attention-variants")
-  .option('--attention-variants <names>', 'comma-separated fused attention variants', 'subgroup-saved,subgroup,rows')
+  .option('--runs <n>', 'timed runs per case after a warm-up (ViT: at most 2)', intArg('--runs'), 4)
+  .option('--attention <BxHxNxD>', 'also time attention at this shape, e.g. 1x12x197x64: the explicit path and fused variants, each checked against it')
+  .option('--attention-variants <names>', 'comma-separated fused attention variants for --attention (default: subgroup-saved, subgroup, rows)')
   .option('--vit <preset>', "also time a ViT preset's forward in the page (random weights, 14 classes), e.g. vit_b_16")
-  .option('--vit-batch <n>', 'images per forward for --vit', intArg('--vit-batch'), 1)
-  .option('--vit-matmul <names>', "comma-separated matmul variants the --vit forward runs with, in turn (default: the adapter's)")
+  .option('--vit-batch <n>', 'images per forward for --vit (default 1)', intArg('--vit-batch'))
+  .option('--vit-matmul <names>', "comma-separated matmul variants the --vit forward runs with, in turn; the first one's logits are the others' reference (default: the adapter's)")
+  .option('--timeout <s>', 'give up after this many seconds (default 1200)', intArg('--timeout'))
   .option('--json', 'one JSON object')
   .action(async (o) => {
     const { benchBrowserMatmul, browserBenchTable, browserAttentionTable, browserVitTable } = await import('../../bench/browserMatmul.js');
+    const { parseMatmulVariant } = await import('../kernels/matmul.js');
+    const list = (flag: string, value: unknown): string[] => {
+      const xs = String(value).split(',').map((x) => x.trim()).filter(Boolean);
+      if (!xs.length) throw new UsageError(`bench browser: ${flag} names nothing`);
+      return xs;
+    };
+    const matmulVariants = (flag: string, value: unknown): string[] =>
+      list(flag, value).map((v) => {
+        try {
+          parseMatmulVariant(v);
+        } catch (e) {
+          throw new UsageError(`bench browser: ${flag}: ${(e as Error).message}`);
+        }
+        return v;
+      });
+    for (const [child, parent] of [['attentionVariants', 'attention'], ['vitMatmul', 'vit'], ['vitBatch', 'vit']] as const) {
+      if (o[child] !== undefined && o[parent] === undefined) {
+        const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+        throw new UsageError(`bench browser: ${flag(child)} needs ${flag(parent)}`);
+      }
+    }
     let vit;
     if (o.vit !== undefined) {
       const { VIT_PRESETS } = await import('../vit/config.js');
       if (!(o.vit in VIT_PRESETS)) throw new UsageError(`bench browser: unknown --vit preset '${o.vit}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
-      const mv = o.vitMatmul === undefined ? [] : String(o.vitMatmul).split(',').map((x: string) => x.trim()).filter(Boolean);
-      const { parseMatmulVariant } = await import('../kernels/matmul.js');
-      for (const v of mv) {
-        try {
-          parseMatmulVariant(v);
-        } catch (e) {
-          throw new UsageError(`bench browser: --vit-matmul: ${(e as Error).message}`);
-        }
-      }
-      vit = { config: o.vit, batch: o.vitBatch, matmulVariants: mv };
+      vit = { config: o.vit, batch: o.vitBatch ?? 1, matmulVariants: o.vitMatmul === undefined ? [] : matmulVariants('--vit-matmul', o.vitMatmul) };
     }
     let attention;
     if (o.attention !== undefined) {
       const m = String(o.attention).match(/^(\d+)x(\d+)x(\d+)x(\d+)$/);
       if (!m || m.slice(1).some((d) => Number(d) < 1)) throw new UsageError(`bench browser: bad --attention '${o.attention}' (expected BxHxNxD with sizes >= 1, e.g. 1x12x197x64)`);
       const { ATTENTION_VARIANTS } = await import('../kernels/attention.js');
-      const variants = String(o.attentionVariants).split(',').map((x: string) => x.trim()).filter(Boolean);
+      const variants = o.attentionVariants === undefined ? ['subgroup-saved', 'subgroup', 'rows'] : list('--attention-variants', o.attentionVariants);
       const bad = variants.filter((x) => !(ATTENTION_VARIANTS as readonly string[]).includes(x.split('@')[0]));
       if (bad.length) throw new UsageError(`bench browser: unknown attention variant ${bad.join(', ')} (choose from ${ATTENTION_VARIANTS.join(', ')})`);
       const [batch, heads, seq, dim] = m.slice(1).map(Number);
       attention = { batch, heads, seq, dim, variants };
     }
-    const { parseMatmulVariant } = await import('../kernels/matmul.js');
-    const variants = o.variants === undefined ? undefined : String(o.variants).split(',').map((x: string) => x.trim()).filter(Boolean);
-    for (const v of variants ?? []) {
-      try {
-        parseMatmulVariant(v);
-      } catch (e) {
-        throw new UsageError(`bench browser: ${(e as Error).message}`);
-      }
-    }
+    const variants = o.variants === undefined ? undefined : matmulVariants('--variants', o.variants);
     const shapes =
       o.shapes === undefined
         ? undefined
-        : String(o.shapes)
-            .split(',')
-            .map((x: string) => {
-              const m = x.trim().match(/^(\d+)x(\d+)x(\d+)(tA)?(tB)?$/);
-              if (!m || [m[1], m[2], m[3]].some((d) => Number(d) < 1)) throw new UsageError(`bench browser: bad shape '${x}' (expected MxNxK with sizes >= 1, then optionally tA and/or tB, e.g. 2176x192x64tB)`);
-              return { m: Number(m[1]), n: Number(m[2]), k: Number(m[3]), transA: !!m[4], transB: !!m[5] };
-            });
-    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs, attention, vit });
+        : list('--shapes', o.shapes).map((x) => {
+            const m = x.match(/^(\d+)x(\d+)x(\d+)(tA)?(tB)?$/);
+            if (!m || [m[1], m[2], m[3]].some((d) => Number(d) < 1)) throw new UsageError(`bench browser: bad shape '${x}' (expected MxNxK with sizes >= 1, then optionally tA and/or tB, e.g. 2176x192x64tB)`);
+            return { m: Number(m[1]), n: Number(m[2]), k: Number(m[3]), transA: !!m[4], transB: !!m[5] };
+          });
+    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs, attention, vit, timeoutS: o.timeout });
     output(
       o.json,
       r,
       () =>
-        `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}\nmatmul GFLOP/s (wall clock per call incl. a sync, best of ${o.runs}):\n${browserBenchTable(r)}` +
+        `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}\nmatmul GFLOP/s (wall clock, ≥ 30 ms of calls per sync, best of ${o.runs}):\n${browserBenchTable(r)}` +
         (r.attention ? `\n\n${browserAttentionTable(r)}` : '') +
-        (r.vit ? `\n\n${browserVitTable(r)}` : ''),
+        (r.vit ? `\n\n${browserVitTable(r)}` : '') +
+        (r.consoleErrors.length ? `\n\nthe page's console reported ${r.consoleErrors.length} error(s), the first: ${r.consoleErrors[0]}` : ''),
     );
+    // a case that failed its check is a failed run (after the table, which says which)
+    const failed = r.rows.flatMap((x) => x.cells).filter((c) => c.error).length + (r.attention?.rows.filter((x) => x.failed).length ?? 0) + (r.vit?.rows.filter((x) => x.failed).length ?? 0);
+    if (failed) throw new Error(`bench browser: ${failed} case(s) failed (marked ✗)`);
   });
 
 // Command groups owned by other modules register themselves here.

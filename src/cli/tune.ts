@@ -102,7 +102,7 @@ export function register(program: Command): void {
         // forward x·Wᵀ, and for training also dX = dY·W and dW = dYᵀ·X (one variant, and another for a form that runs
         // faster with it).
         const products = linearProducts(batch * N, c.hidden_dim, c.mlp_dim, o.mode !== 'infer');
-        const m = await autotuneMatmul({ products, force: o.force, runs: o.runs, onCandidate: (v, ms, note) => say(`  ${v}: ${Number.isFinite(ms) ? `${ms.toFixed(1)} ms${note ? ` (${note})` : ''}` : note}`) });
+        const m = await autotuneMatmul({ products, force: o.force, runs: o.runs, onCandidate: (v, ms, note) => say(`  ${v}: ${Number.isFinite(ms) ? `${ms.toFixed(2)} ms${note ? ` (${note})` : ''}` : note}`) });
         result.matmul = m;
         const t = Object.entries(m.timings).sort((a, b) => a[1] - b[1]);
         const clock = m.clock === 'timestamp-query' ? ' (GPU time)' : '';

@@ -4,7 +4,7 @@
 // or a result already tuned/loaded in this process.
 import { gpu, isSoftwareAdapter } from './device.js';
 import { sync } from './encoder.js';
-import { matmul, MATMUL_VARIANTS, parseMatmulVariant } from './matmul.js';
+import { matmul, MATMUL_VARIANTS, parseMatmulVariant, subgroupSize } from './matmul.js';
 import { setPassHook } from './launch.js';
 import { GpuArray } from './memory.js';
 import { PassTimer } from './passTimer.js';
@@ -14,7 +14,7 @@ import { randomArray, toleranceRatio } from './ref/math.js';
 /**
  * Defaults per adapter. lavapipe (CPU Vulkan) runs barriers slowly and per-lane loads as gathers: the subgroup kernel,
  * which shares A through shuffles, is fastest there (bench/results/llvmpipe.md). So it is on SwiftShader, the
- * browser's adapter without a GPU (subgroup size 4): 3.0–3.4 GFLOP/s against 0.22–0.28 for blocked-vec4, the earlier
+ * browser's adapter without a GPU (subgroup size 4): 1.8–3.4 GFLOP/s against 0.22–0.28 for blocked-vec4, the earlier
  * default, at 512³ and a small ViT's Linear products (`celluscan bench browser`, bench/results/swiftshader-matmul.md). On an NVIDIA H200 (Dawn/Vulkan, 2026-11-26) blocked-vec4
  * ran 4096³ at 23.1 TFLOP/s by GPU time, tiled 17.9, blocked 12.6 (bench/results/nvidia-h200.md); 'nvidia'
  * covers every NVIDIA key (nvidia-h100, …) until one is measured apart. Other GPUs: workgroup-memory tiling.
@@ -64,12 +64,17 @@ export function matmulVariantFor(adapterKey: string, transA = false, transB = fa
   return t ? (t.forms[matmulForm(transA, transB)] ?? t.variant) : tableMatmulVariant(adapterKey);
 }
 
-/** "subgroup", or with forms tuned apart "blocked-vec4 (tB: tiled)": what matmul() runs here, for info and logs. */
+/**
+ * "subgroup", or with forms tuned apart "blocked-vec4 (tB: tiled)": what matmul() runs here, for info and logs (with a
+ * note where the subgroup kernel cannot run on this device).
+ */
 export function describeMatmulChoice(adapterKey: string): string {
   const t = tuned.get(adapterKey);
-  if (!t) return tableMatmulVariant(adapterKey);
-  const apart = MATMUL_FORMS.filter((f) => t.forms[f] && t.forms[f] !== t.variant).map((f) => `${f}: ${t.forms[f]}`);
-  return apart.length ? `${t.variant} (${apart.join(', ')})` : t.variant;
+  const base = t ? t.variant : tableMatmulVariant(adapterKey);
+  const apart = t ? MATMUL_FORMS.filter((f) => t.forms[f] && t.forms[f] !== t.variant).map((f) => `${f}: ${t.forms[f]}`) : [];
+  const all = [base, ...apart];
+  const note = all.some((v) => v.startsWith('subgroup')) && !subgroupSize() ? ' [subgroup runs as tiled-vec4 / blocked here: no fixed subgroup size]' : '';
+  return (apart.length ? `${base} (${apart.join(', ')})` : base) + note;
 }
 
 /** The default table's variant for an adapter (what matmulVariantFor gives when nothing was tuned). */
@@ -101,7 +106,10 @@ export interface AutotuneResult {
   shape: [number, number, number];
   /** Every product timed (productLabel), the times of one call summed over them. */
   products?: string[];
-  /** How the times were taken: 'timestamp-query' (GPU time of the kernels, on GPUs that have it) or 'wall-clock'. */
+  /**
+   * How the times were taken: 'timestamp-query' (GPU time of the kernels, on GPUs that have it), 'wall-clock', or
+   * 'mixed' (some calls too short for the timestamps' resolution were timed by wall clock).
+   */
   clock?: string;
   /** Milliseconds per call of each variant on each product (by productLabel), where products were timed apart. */
   productTimings?: Record<string, Record<string, number>>;
@@ -271,18 +279,20 @@ export const AUTOTUNE_FORM_MARGIN = 0.05;
 
 /**
  * One candidate's time for an autotune: the best of `runs` calls after a warm-up call (which compiles pipelines), each
- * call awaited to completion by `call`: the milliseconds `call` returns (its GPU time), or its wall clock where it
- * returns nothing. Stops early once the candidate cannot be the pick: after a timed call over
- * AUTOTUNE_GIVE_UP_RATIO × `bestSoFar` or 20 s; a warm-up past 20 s stands as the time (compile included).
+ * call awaited to completion by `call`: the milliseconds `call` returns (its own measurement, e.g. GPU time), or its
+ * wall clock where it returns nothing. Stops early once the candidate cannot be the pick: after a timed call over
+ * AUTOTUNE_GIVE_UP_RATIO × `bestSoFar` or 20 s; a warm-up past 20 s stands as the time (by wall clock, compile
+ * included, whatever `call` returns).
  */
 export async function timeCandidate(call: () => Promise<number | void>, runs: number, bestSoFar: number): Promise<number> {
   let best = Infinity;
   for (let r = 0; r <= runs; r++) {
     const t0 = performance.now();
     const measured = await call();
-    const ms = typeof measured === 'number' ? measured : performance.now() - t0;
+    const wall = performance.now() - t0;
+    const ms = typeof measured === 'number' ? measured : wall;
     if (r === 0) {
-      if (ms > 20_000) return ms;
+      if (wall > 20_000) return wall;
       continue;
     }
     best = Math.min(best, ms);
@@ -317,7 +327,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     const forms = knownForms(c?.forms);
     if (c && same && c.description === g.info.description && knownVariant(c.variant) && forms) {
       setMatmulVariant(g.adapterKey, c.variant, forms);
-      return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, productTimings: c.productTimings, forms, fromCache: true };
+      return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, productTimings: c.productTimings, forms, clock: c.clock, fromCache: true };
     }
   }
   // The table's choice first: with a good time known early, slow families are given up after one timed run.
@@ -337,8 +347,9 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
   const runs = opts.runs ?? 3;
   // GPU time where there is a GPU with timestamp queries; on CPU adapters the kernels are the wall clock anyway.
   const wantGpu = (opts.clock ?? (software ? 'wall' : 'gpu')) === 'gpu';
-  const timer = wantGpu && g.features.has('timestamp-query') ? new PassTimer(g.device) : null;
+  let timer: PassTimer | null = null;
   let timedOnGpu = 0;
+  let timedOnWall = 0;
   const timings: Record<string, number> = {};
   // Each product timed apart (a variant can be the best for one form and not another).
   const productTimings: Record<string, Record<string, number>> = Object.fromEntries(labels.map((l) => [l, {}]));
@@ -370,6 +381,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     }),
   );
   try {
+    timer = wantGpu && g.features.has('timestamp-query') ? new PassTimer(g.device) : null;
     for (const v of candidates) {
       let ok = true;
       for (const c of gates) {
@@ -390,6 +402,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         const byVariant = productTimings[labels[i]];
         const ms = await timeCandidate(
           async () => {
+            const t0 = performance.now();
             if (timer) setPassHook(timer.hook);
             try {
               matmul(A, B, { variant: v, transA: p.transA, transB: p.transB }).dispose();
@@ -397,22 +410,26 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
               if (timer) setPassHook(null);
             }
             await sync();
-            if (!timer) return;
-            const gpuMs = await timer.readMs();
-            const over = timer.overflow;
-            timer.overflow = false;
-            // 0: shorter than one timestamp step; then the wall clock stands
-            if (gpuMs > 0 && !over) {
-              timedOnGpu++;
-              return gpuMs;
+            const wallMs = performance.now() - t0; // before the timestamps are read back
+            if (timer) {
+              const gpuMs = await timer.readMs();
+              const over = timer.overflow;
+              timer.overflow = false;
+              // 0: shorter than one timestamp step (a browser's coarse timer); then the wall clock stands
+              if (gpuMs > 0 && !over) {
+                timedOnGpu++;
+                return gpuMs;
+              }
             }
+            timedOnWall++;
+            return wallMs;
           },
           runs,
           Math.min(Infinity, ...Object.values(byVariant)),
         );
         byVariant[v] = ms;
         total += ms;
-        parts.push(`${labels[i]} ${ms.toFixed(1)}`);
+        parts.push(`${labels[i]} ${ms.toFixed(2)}`);
       }
       timings[v] = total;
       opts.onCandidate?.(v, total, operands.length > 1 ? parts.join(', ') : undefined);
@@ -427,7 +444,8 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
   setMatmulVariant(g.adapterKey, variant, forms);
   const cache = await readCache();
   const first = products[0];
-  const clock = timedOnGpu > 0 ? 'timestamp-query' : 'wall-clock';
+  // 'mixed': some calls could not be read by timestamps and were timed by wall clock (times less comparable)
+  const clock = timedOnGpu > 0 ? (timedOnWall > 0 ? 'mixed' : 'timestamp-query') : 'wall-clock';
   const result: AutotuneResult = { adapter: g.adapterKey, variant, timings, shape: [first.m, first.n, first.k], products: labels, productTimings, forms, clock, fromCache: false };
   cache.entries[g.adapterKey] = { ...result, description: g.info.description };
   await writeCache(cache);

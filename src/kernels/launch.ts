@@ -150,6 +150,11 @@ export function setPassHook(h: typeof passHook): void {
   passHook = h;
 }
 
+/** The pass hook in force (null: none). */
+export function getPassHook(): typeof passHook {
+  return passHook;
+}
+
 /**
  * Record one compute pass: uniforms (if any) at @binding(0), then the storage buffers at
  * @binding(1..n) of @group(0), in order. `volatileUniforms`: the block changes from call to call (a step
