@@ -6,16 +6,7 @@
 // TM·TN·4 FMAs. The launcher only picks this kernel when every vec4 load is aligned:
 // K % 4 == 0, M % 4 == 0 if TRANS_A, N % 4 == 0 unless TRANS_B. Edge loads are clamped to the last
 // valid row/vec4 (outputs from them are never stored). Layout and transposes as in matmul_naive.wgsl.
-struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32, alpha: f32 }
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-const TRANS_A: bool = {{TRANS_A}};
-const TRANS_B: bool = {{TRANS_B}};
-const HAS_BIAS: bool = {{HAS_BIAS}};
+//#include "matmul_io_vec4"
 const TM = {{TM}}u;
 const TN = {{TN}}u;
 const Q = TN / 4u;   // vec4s per row of the C block

@@ -31,13 +31,7 @@ fn bOffset(base: u32, n: u32, N: u32, K: u32) -> u32 {
   return base + select(min(n, N - 1u), min(n, N - 1u) * K, TRANS_B);
 }
 
-fn store(t: u32, m: u32, n: u32, v: f32) {
-  if (m < P.M && n < P.N) {
-    var s = P.alpha * v;
-    if (HAS_BIAS) { s += bias[n]; }
-    c[(t * P.M + m) * P.N + n] = s;
-  }
-}
+//#include "matmul_store"
 
 @compute @workgroup_size(SG, WGY)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {

@@ -76,10 +76,4 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
 {{STORE}}
 }
 
-fn store(t: u32, m: u32, n: u32, v: f32) {
-  if (m < P.M && n < P.N) {
-    var s = P.alpha * v;
-    if (HAS_BIAS) { s += bias[n]; }
-    c[(t * P.M + m) * P.N + n] = s;
-  }
-}
+//#include "matmul_store"

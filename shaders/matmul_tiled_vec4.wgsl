@@ -22,16 +22,7 @@
 // (matmul.ts tiledVec4Body): accumulators c{r}_{h} (row r of the invocation, column vec4 h) as named vec4s, and
 // so are the staging loads (ra{l}, rb{l}: ⌈2·BM/NT⌉ and ⌈2·BN/NT⌉ vec4s per invocation per tile).
 // Layout, batching and transposes as in matmul_naive.wgsl.
-struct Params { M: u32, N: u32, K: u32, bBatched: u32, z0: u32, alpha: f32 }
-@group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-const TRANS_A: bool = {{TRANS_A}};
-const TRANS_B: bool = {{TRANS_B}};
-const HAS_BIAS: bool = {{HAS_BIAS}};
+//#include "matmul_io_vec4"
 const TM = {{TM}}u;
 const TN = {{TN}}u;
 const WGX = {{WGX}}u;
@@ -106,13 +97,7 @@ fn storeB(e: u32, v: vec4<f32>) {
   }
 }
 
-fn store(t: u32, m: u32, n: u32, v: f32) {
-  if (m < P.M && n < P.N) {
-    var s = P.alpha * v;
-    if (HAS_BIAS) { s += bias[n]; }
-    c[(t * P.M + m) * P.N + n] = s;
-  }
-}
+//#include "matmul_store"
 
 @compute @workgroup_size(WGX, WGY)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
