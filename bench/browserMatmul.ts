@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserBenchParams, BrowserBenchResult } from './browser/matmulPage.js';
+import { fmtNum } from './format.js';
 
 export type { BrowserBenchResult };
 
@@ -136,9 +137,6 @@ export async function benchBrowserMatmul(o: BrowserMatmulOptions = {}): Promise<
   }
 }
 
-/** GFLOP/s or ms with three significant digits (a slow case does not print as 0.00). */
-const sig = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(3));
-
 /** The attention rows as a markdown table (ms; ratio = explicit ÷ this path, > 1: faster than explicit). */
 export function browserAttentionTable(r: BrowserBenchResult): string {
   const a = r.attention;
@@ -150,7 +148,7 @@ export function browserAttentionTable(r: BrowserBenchResult): string {
     lines.push(
       x.failed
         ? `| ${x.path} | ✗ ${x.failed} | | | ${x.error === undefined ? '' : x.error.toExponential(1)} | |`
-        : `| ${x.path} | ${sig(x.fwdMs!)} | ${sig(x.fwdBwdMs!)} | ${x.path === 'explicit' ? '' : `${ratio(x.fwdMs, ex?.fwdMs)}, ${ratio(x.fwdBwdMs, ex?.fwdBwdMs)}`} | ${x.error === undefined ? '' : x.error.toExponential(1)} | ${x.clock ?? ''} |`,
+        : `| ${x.path} | ${fmtNum(x.fwdMs!)} | ${fmtNum(x.fwdBwdMs!)} | ${x.path === 'explicit' ? '' : `${ratio(x.fwdMs, ex?.fwdMs)}, ${ratio(x.fwdBwdMs, ex?.fwdBwdMs)}`} | ${x.error === undefined ? '' : x.error.toExponential(1)} | ${x.clock ?? ''} |`,
     );
   }
   return lines.join('\n');
@@ -168,7 +166,7 @@ export function browserVitTable(r: BrowserBenchResult): string {
     ...v.rows.map((x) =>
       x.failed
         ? `| ${x.matmul} | ${x.ran ?? ''} | ✗ ${x.failed} | | ${x.logitsDiff === undefined ? '' : x.logitsDiff.toExponential(1)} |`
-        : `| ${x.matmul} | ${x.ran ?? ''} | ${sig(x.seconds!)} | ${base ? `${(base / x.seconds!).toFixed(2)}×` : ''} | ${x.logitsDiff === undefined ? '' : x.logitsDiff.toExponential(1)} |`,
+        : `| ${x.matmul} | ${x.ran ?? ''} | ${fmtNum(x.seconds!)} | ${base ? `${(base / x.seconds!).toFixed(2)}×` : ''} | ${x.logitsDiff === undefined ? '' : x.logitsDiff.toExponential(1)} |`,
     ),
   ].join('\n');
 }
@@ -180,7 +178,7 @@ export function browserBenchTable(r: BrowserBenchResult): string {
   const rows = r.rows.map(
     (row) =>
       `| ${row.shape} | ${row.cells
-        .map((c) => (c.error ? `✗ ${c.error}` : `${sig(c.gflops!)}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`))
+        .map((c) => (c.error ? `✗ ${c.error}` : `${fmtNum(c.gflops!)}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`))
         .join(' | ')} |`,
   );
   return [head, ...rows].join('\n');

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gpu, initGpu, isSoftwareAdapter } from '../src/kernels/device.js';
 import { measureRoofline, type Roofline } from './roofline.js';
+import { fmtNum } from './format.js';
 
 export const BENCHMARKS = ['matmul', 'softmax', 'layernorm', 'gelu', 'attention', 'vit', 'train'] as const;
 
@@ -222,9 +223,6 @@ export async function runSuite(names: readonly BenchName[], o: SuiteOptions = {}
 
 export type SuiteResult = Awaited<ReturnType<typeof runSuite>>;
 
-// Three significant digits below 1 (a GPU's 0.0123 s per image must not print as 0.00).
-const fmtNum = (v: number | undefined, d = 2) =>
-  v === undefined || !Number.isFinite(v) ? '' : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 || v === 0 ? v.toFixed(d) : v.toPrecision(3);
 
 export function formatRow(r: BenchRow): string {
   const peer = r.peer ? `   vs ${r.peer}: ${fmtNum(r.peerValue)} ${r.unit} (×${fmtNum(r.ratio)})` : '';
