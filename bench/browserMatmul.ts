@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserBenchParams, BrowserBenchResult } from './browser/matmulPage.js';
 import { fmtNum } from './format.js';
+import type { BenchRow, SuiteResult } from './suite.js';
 
 export type { BrowserBenchResult };
 
@@ -52,6 +53,8 @@ export async function benchBrowserMatmul(o: BrowserMatmulOptions = {}): Promise<
     runs: o.runs ?? 4,
     ...(o.attention ? { attention: o.attention } : {}),
     ...(o.vit ? { vit: o.vit } : {}),
+    ...(o.roofline ? { roofline: true } : {}),
+    ...(o.peers ? { peers: true } : {}),
   };
   const timeoutS = o.timeoutS ?? 1200;
   let esbuild: typeof import('esbuild');
@@ -171,15 +174,99 @@ export function browserVitTable(r: BrowserBenchResult): string {
   ].join('\n');
 }
 
-/** The result as a markdown table: one row per shape, one column per variant (GFLOP/s; the kernel that ran where it differs). */
+/**
+ * The result as a markdown table: one row per shape, one column per variant (GFLOP/s; the kernel that ran where it
+ * differs); with peers, the library's choice and tfjs-backend-webgpu timed per call with the read-back, and their ratio.
+ */
 export function browserBenchTable(r: BrowserBenchResult): string {
   const variants = r.rows[0]?.cells.map((c) => c.variant) ?? [];
-  const head = `| shape | ${variants.join(' | ')} |\n| --- |${variants.map(() => ' --- |').join('')}`;
+  const peers = r.rows.some((x) => x.peer);
+  const cols = [...variants, ...(peers ? ["library's choice, with read-back", 'tfjs-backend-webgpu, with read-back', 'ratio (×, > 1: ours faster)'] : [])];
+  const head = `| shape | ${cols.join(' | ')} |\n| --- |${cols.map(() => ' --- |').join('')}`;
+  const peerCells = (p: NonNullable<BrowserBenchResult['rows'][number]['peer']>) => [
+    p.ours.error ? `✗ ${p.ours.error}` : `${fmtNum(p.ours.gflops!)} (${p.ours.variant})`,
+    p.tfjs.error ? `✗ ${p.tfjs.error}` : fmtNum(p.tfjs.gflops!),
+    p.ours.gflops !== undefined && p.tfjs.gflops !== undefined ? fmtNum(p.ours.gflops / p.tfjs.gflops) : '',
+  ];
   const rows = r.rows.map(
     (row) =>
-      `| ${row.shape} | ${row.cells
-        .map((c) => (c.error ? `✗ ${c.error}` : `${fmtNum(c.gflops!)}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`))
-        .join(' | ')} |`,
+      `| ${row.shape} | ${[
+        ...row.cells.map((c) => (c.error ? `✗ ${c.error}` : `${fmtNum(c.gflops!)}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`)),
+        ...(peers ? (row.peer ? peerCells(row.peer) : ['', '', '']) : []),
+      ].join(' | ')} |`,
   );
   return [head, ...rows].join('\n');
+}
+
+/**
+ * The page's result as the suite records it (bench/results/<name>.{json,md,png}): one matmul row per shape and
+ * variant (the library's choice carries the tfjs ratio, from wall-clock runs with the read-back on both sides, as the
+ * suite's does), the suite's attention rows (each fused variant against the explicit path), and one ViT row per
+ * matmul variant. Throws if any case failed its check: a failed run is not recorded.
+ */
+export function browserSuiteResult(r: BrowserBenchResult & { browser: string }, date = new Date()): SuiteResult {
+  const a = r.adapter;
+  if (!a) throw new Error('bench browser: the page reported no adapter');
+  if (!r.roofline) throw new Error('bench browser: no roofline was measured in the page, so the rows cannot be put against the peak');
+  const failed = [
+    ...r.rows.flatMap((x) => x.cells.filter((c) => c.error).map((c) => `matmul ${x.shape} ${c.variant}: ${c.error}`)),
+    ...r.rows.filter((x) => x.peer?.ours.error).map((x) => `matmul ${x.shape} ${x.peer!.ours.variant} (timed with read-back): ${x.peer!.ours.error}`),
+    ...(r.attention?.rows.filter((x) => x.failed).map((x) => `attention ${x.path}: ${x.failed}`) ?? []),
+    ...(r.vit?.rows.filter((x) => x.failed).map((x) => `vit matmul ${x.matmul}: ${x.failed}`) ?? []),
+  ];
+  if (failed.length) throw new Error(`bench browser: not recorded, ${failed.length} case(s) failed: ${failed.join('; ')}`);
+  const roof = r.roofline;
+  const rows: BenchRow[] = [];
+  const errors: SuiteResult['errors'] = [];
+  for (const x of r.rows) {
+    const peer = x.peer;
+    let peerPlaced = false;
+    for (const c of x.cells) {
+      const v = `${c.variant}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`;
+      const row: BenchRow = { bench: 'matmul', case: x.shape, variant: v, metric: 'throughput (wall clock, >= 30 ms of calls per sync)', value: c.gflops!, unit: 'GFLOP/s', pctPeak: (100 * c.gflops!) / roof.peakGflops };
+      if (peer && c.variant === peer.ours.variant && peer.tfjs.gflops !== undefined) {
+        Object.assign(row, { peer: 'tfjs-backend-webgpu', peerValue: peer.tfjs.gflops, ratio: peer.ours.gflops! / peer.tfjs.gflops, note: `ratio from wall-clock runs incl. read-back of C on both sides: ours ${fmtNum(peer.ours.gflops)} GFLOP/s` });
+        peerPlaced = true;
+      }
+      rows.push(row);
+    }
+    if (peer && peer.tfjs.error) errors.push({ bench: 'matmul', error: `${x.shape}: tfjs-backend-webgpu peer did not run: ${peer.tfjs.error}` });
+    else if (peer && !peerPlaced && peer.tfjs.gflops !== undefined) {
+      // the library's choice was not among the variants timed: its own row, timed the peer's way
+      rows.push({
+        bench: 'matmul', case: x.shape, variant: `${peer.ours.variant} (library's choice)`, metric: 'throughput (wall clock incl. read-back of C)', value: peer.ours.gflops!, unit: 'GFLOP/s',
+        pctPeak: (100 * peer.ours.gflops!) / roof.peakGflops, peer: 'tfjs-backend-webgpu', peerValue: peer.tfjs.gflops, ratio: peer.ours.gflops! / peer.tfjs.gflops,
+      });
+    }
+  }
+  const att = r.attention;
+  if (att) {
+    const ex = att.rows.find((x) => x.path === 'explicit')!;
+    const def = att.defaultChoice.train.match(/^fused (\S+)/)?.[1];
+    for (const x of att.rows) {
+      if (x.path === 'explicit') continue;
+      const v = `fused ${x.path}${x.path === def ? ' (default)' : ''}`;
+      const peer = 'explicit (matmul→softmax→matmul)';
+      rows.push({ bench: 'attention', case: `${att.shape} forward`, variant: v, metric: `time (${x.clock})`, value: x.fwdMs!, unit: 'ms', peer, peerValue: ex.fwdMs, ratio: ex.fwdMs! / x.fwdMs! });
+      rows.push({ bench: 'attention', case: `${att.shape} forward+backward`, variant: v, metric: `time (${x.clock})`, value: x.fwdBwdMs!, unit: 'ms', peer, peerValue: ex.fwdBwdMs, ratio: ex.fwdBwdMs! / x.fwdBwdMs! });
+    }
+  }
+  const vit = r.vit;
+  if (vit) {
+    for (const x of vit.rows) {
+      rows.push({
+        bench: 'vit', case: `${vit.config} forward, batch ${vit.batch}`, variant: `matmul ${x.matmul}${x.matmul === a.defaultVariant ? ' (default)' : ''}, attention ${vit.attention}`, metric: 'time/image (wall clock, host input to logits)',
+        value: x.seconds! / vit.batch, unit: 's',
+      });
+    }
+  }
+  return {
+    adapter: a.key,
+    adapterInfo: { vendor: a.vendor, architecture: a.architecture, device: a.device, description: a.description },
+    runtime: `${r.browser} (headless)`,
+    date: date.toISOString(),
+    roofline: roof,
+    rows,
+    errors,
+  };
 }

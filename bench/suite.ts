@@ -218,10 +218,21 @@ export async function runSuite(names: readonly BenchName[], o: SuiteOptions = {}
       log(`  ${n}: not measured: ${(e as Error).message}`);
     }
   }
-  return { adapter: gpu().adapterKey, adapterInfo: gpu().info, date: new Date().toISOString(), roofline: roof, rows, errors };
+  const result: SuiteResult = { adapter: gpu().adapterKey, adapterInfo: gpu().info, date: new Date().toISOString(), roofline: roof, rows, errors };
+  return result;
 }
 
-export type SuiteResult = Awaited<ReturnType<typeof runSuite>>;
+/** A recorded run: the suite's in Node, or `bench browser`'s in a page (then `runtime` names the browser). */
+export interface SuiteResult {
+  adapter: string;
+  adapterInfo: Pick<GPUAdapterInfo, 'vendor' | 'architecture' | 'device' | 'description'>;
+  /** Where the kernels ran when not in Node through Dawn, e.g. 'chromium 156.0.8078.108 (headless)'. */
+  runtime?: string;
+  date: string;
+  roofline: Roofline;
+  rows: BenchRow[];
+  errors: { bench: string; error: string }[];
+}
 
 
 export function formatRow(r: BenchRow): string {
@@ -232,7 +243,7 @@ export function formatRow(r: BenchRow): string {
 
 export function markdownTable(s: SuiteResult): string {
   const lines = [
-    `# Benchmarks on ${s.adapter}`,
+    `# Benchmarks on ${s.adapter}${s.runtime ? ` in ${s.runtime}` : ''}`,
     '',
     `Adapter: ${s.adapterInfo.description || s.adapterInfo.device} (${s.adapterInfo.vendor}, ${s.adapterInfo.architecture}). Recorded ${s.date.slice(0, 10)}.`,
     `Measured roofline: ${fmtNum(s.roofline.peakGflops)} GFLOP/s, ${fmtNum(s.roofline.peakGBs)} GB/s (${s.roofline.clock}).`,
@@ -255,10 +266,14 @@ function atomicWrite(path: string, data: string | Uint8Array): void {
   renameSync(tmp, path);
 }
 
-/** Write results/<adapter>.json (merged with earlier benches of the same adapter), .md and .png. */
-export async function recordSuite(s: SuiteResult): Promise<string[]> {
-  mkdirSync(resultsDir, { recursive: true });
-  const base = join(resultsDir, s.adapter);
+/**
+ * Write <dir>/<name>.json (merged with the rows of benches this run did not measure), .md and .png; `dir` defaults to
+ * bench/results, `name` to the adapter's key.
+ */
+export async function recordSuite(s: SuiteResult, o: { dir?: string; name?: string } = {}): Promise<string[]> {
+  const dir = o.dir ?? resultsDir;
+  mkdirSync(dir, { recursive: true });
+  const base = join(dir, o.name ?? s.adapter);
   let merged = s;
   if (existsSync(`${base}.json`)) {
     try {
@@ -275,7 +290,7 @@ export async function recordSuite(s: SuiteResult): Promise<string[]> {
   const data = merged.rows.filter((r) => r.ratio !== undefined).map((r) => ({ what: `${r.bench} ${r.case}`, ratio: r.ratio, peer: r.peer }));
   if (data.length) {
     await writeChartPng(`${base}.png`, {
-      title: `CelluScan vs peers on ${s.adapter} (same run; >1 = CelluScan faster)`,
+      title: `CelluScan vs peers on ${s.adapter}${s.runtime ? ` in ${s.runtime.split(' (')[0]}` : ''} (same run; >1 = CelluScan faster)`,
       width: 520,
       height: { step: 22 },
       data: { values: data },

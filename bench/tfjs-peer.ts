@@ -40,11 +40,14 @@ export interface PeerResult {
 }
 
 /**
- * tfjs tf.matMul(a[m,k], b[k,n]) timed as ours is: best of `runs` after warm-up, each run including
- * the readback (await c.data()). Checked on a small product before timing.
+ * tfjs tf.matMul(a, b, transA, transB) for an m×n×k product, timed as ours is: best of `runs` after warm-up, each run
+ * including the read-back (await c.data()). Checked on a 2×2 product before timing; given the bench's own operands
+ * (`a` stored [m,k] or, transposed, [k,m]; `b` [k,n] or [n,k]) and their float64 product `ref`, its result on them is
+ * checked too, with the tolerance ours gets (1e-4·√k absolute, 1e-4 relative: f32 sums of k products of values in
+ * [-1, 1]), so a wrong peer is an error, not a time.
  */
-export async function tfjsMatmul(opts: { m: number; n: number; k: number; runs?: number }): Promise<PeerResult> {
-  const { m, n, k } = opts;
+export async function tfjsMatmul(opts: { m: number; n: number; k: number; transA?: boolean; transB?: boolean; a?: Float32Array; b?: Float32Array; ref?: ArrayLike<number>; runs?: number }): Promise<PeerResult> {
+  const { m, n, k, transA = false, transB = false } = opts;
   const runs = opts.runs ?? 5;
   try {
     const tf = await tfjsWebgpu();
@@ -54,11 +57,20 @@ export async function tfjsMatmul(opts: { m: number; n: number; k: number; runs?:
     const sv = Array.from(await s.data());
     tf.dispose(s);
     if (sv.join(',') !== '19,22,43,50') throw new Error(`tfjs matMul gave ${sv} for a 2×2 check`);
-    const a = tf.randomUniform([m, k], -1, 1, 'float32', 1);
-    const b = tf.randomUniform([k, n], -1, 1, 'float32', 2);
+    const aShape: [number, number] = transA ? [k, m] : [m, k];
+    const bShape: [number, number] = transB ? [n, k] : [k, n];
+    const a = opts.a ? tf.tensor2d(opts.a, aShape) : tf.randomUniform(aShape, -1, 1, 'float32', 1);
+    const b = opts.b ? tf.tensor2d(opts.b, bShape) : tf.randomUniform(bShape, -1, 1, 'float32', 2);
+    if (opts.ref) {
+      const { toleranceRatio } = await import('../src/kernels/ref/math.js');
+      const c = tf.matMul(a, b, transA, transB);
+      const got = await c.data();
+      c.dispose();
+      if (!(toleranceRatio(got as Float32Array, opts.ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) throw new Error('tfjs matMul differs from the float64 reference');
+    }
     // Wall clock incl. read-back; the two warm-up runs compile tfjs's shaders.
     const t = await timeRuns(async () => {
-      const c = tf.matMul(a, b);
+      const c = tf.matMul(a, b, transA, transB);
       await c.data();
       c.dispose();
     }, { runs, warmup: 2, gpuTime: false });

@@ -13,6 +13,8 @@ import { randomArray, toleranceRatio } from '../../src/kernels/ref/math.js';
 import { matmulRef } from '../../src/kernels/ref/matmul.js';
 import { defaultAttentionChoice, describeAttentionChoice } from '../../src/vit/attentionTuning.js';
 import { benchAttentionPath, fusedVsExplicitError } from '../attention_unfused.js';
+import { measureRoofline, type Roofline } from '../roofline.js';
+import { tfjsMatmul, type PeerResult } from '../tfjs-peer.js';
 
 export interface BrowserBenchParams {
   shapes: { m: number; n: number; k: number; transA?: boolean; transB?: boolean }[];
@@ -22,6 +24,20 @@ export interface BrowserBenchParams {
   attention?: { batch: number; heads: number; seq: number; dim: number; variants: string[] };
   /** Also time a ViT preset's forward (random weights, 14 classes, host input to logits) with each matmul variant (none: the adapter's). */
   vit?: { config: string; batch: number; matmulVariants: string[] };
+  /** Measure the adapter's compute and bandwidth peaks in the page first (bench/roofline.ts), for the "% of peak" column. */
+  roofline?: boolean;
+  /**
+   * Time tfjs-backend-webgpu's matMul on each shape beside the library's own choice, both by wall clock per call
+   * including the read-back (the only way tfjs can be timed), on the same operands, each checked first.
+   */
+  peers?: boolean;
+}
+
+/** One shape's peer comparison: tfjs and the library's choice, each timed per call with the read-back of C. */
+export interface BrowserMatmulPeer {
+  /** the variant the library chose for this product (its default, or a tuned one) and its rate timed as tfjs's is */
+  ours: { variant: string; gflops?: number; error?: string };
+  tfjs: PeerResult;
 }
 
 export interface BrowserAttentionRow {
@@ -46,8 +62,9 @@ export interface BrowserBenchCell {
 }
 
 export interface BrowserBenchResult {
-  adapter?: { key: string; description: string; features: string[]; defaultVariant: string };
-  rows: { shape: string; cells: BrowserBenchCell[] }[];
+  adapter?: { key: string; description: string; features: string[]; defaultVariant: string; vendor: string; architecture: string; device: string };
+  roofline?: Roofline;
+  rows: { shape: string; cells: BrowserBenchCell[]; peer?: BrowserMatmulPeer }[];
   attention?: { shape: string; defaultChoice: { train: string; infer: string }; rows: BrowserAttentionRow[] };
   /** seconds per forward of the batch, per matmul variant (logits max |difference| from the first variant's) */
   vit?: { config: string; batch: number; attention: string; rows: { matmul: string; ran?: string; seconds?: number; logitsDiff?: number; failed?: string }[] };
@@ -58,9 +75,18 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
   if (p.vit && !(p.vit.config in VIT_PRESETS)) throw new RangeError(`unknown ViT preset '${p.vit.config}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
   const g = await initGpu();
   const res: BrowserBenchResult = {
-    adapter: { key: g.adapterKey, description: g.info.description, features: [...g.features].sort(), defaultVariant: matmulVariantFor(g.adapterKey) },
+    adapter: {
+      key: g.adapterKey,
+      description: g.info.description,
+      vendor: g.info.vendor,
+      architecture: g.info.architecture,
+      device: g.info.device,
+      features: [...g.features].sort(),
+      defaultVariant: matmulVariantFor(g.adapterKey),
+    },
     rows: [],
   };
+  if (p.roofline) res.roofline = await measureRoofline();
   for (const s of p.shapes) {
     const { m, n, k, transA = false, transB = false } = s;
     const a = randomArray(m * k, 1);
@@ -85,11 +111,17 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
           cells.push({ variant, ran, error: 'differs from the float64 reference' });
           continue;
         }
-        // A sync costs ~3 ms in the page: enough calls per sync that a timed batch takes ≥ 30 ms (from a first timing).
-        const t0 = performance.now();
-        call().dispose();
-        await sync();
-        const reps = Math.max(1, Math.min(100, Math.ceil(30 / Math.max(0.01, performance.now() - t0))));
+        // Warm-up by time: on SwiftShader a product's time per call falls by up to 2× over the first second or so of
+        // work (2176×192×64 tB: 40–70 ms per call, then 27), so calls run for ≥ 500 ms (at least 2) first. A sync costs
+        // ~3 ms in the page: enough calls per sync that a timed batch takes ≥ 30 ms (from the last warm-up call).
+        let last = 0;
+        for (let i = 0, w0 = performance.now(); i < 2 || performance.now() - w0 < 500; i++) {
+          const t0 = performance.now();
+          call().dispose();
+          await sync();
+          last = performance.now() - t0;
+        }
+        const reps = Math.max(1, Math.min(100, Math.ceil(30 / Math.max(0.01, last))));
         let best = Infinity;
         for (let r = 0; r < p.runs; r++) {
           const t1 = performance.now();
@@ -102,9 +134,37 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
         cells.push({ variant, ran: '?', error: (e as Error).message });
       }
     }
+    let peer: BrowserMatmulPeer | undefined;
+    if (p.peers) {
+      // The library's choice for this product, timed as tfjs can only be: each call followed by the read-back of C.
+      const variant = matmulVariantFor(g.adapterKey, transA, transB);
+      const ours: BrowserMatmulPeer['ours'] = { variant };
+      try {
+        const once = async () => {
+          const C = matmul(A, B, { transA, transB });
+          try {
+            return await C.read();
+          } finally {
+            C.dispose();
+          }
+        };
+        if (!(toleranceRatio(await once(), ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) throw new Error('differs from the float64 reference');
+        await once(); // a second warm-up, as tfjs gets two (the page has run this shape's variants for ≥ 500 ms each just before)
+        let best = Infinity;
+        for (let r = 0; r < p.runs; r++) {
+          const t0 = performance.now();
+          await once();
+          best = Math.min(best, performance.now() - t0);
+        }
+        ours.gflops = (2 * m * n * k) / best / 1e6;
+      } catch (e) {
+        ours.error = (e as Error).message;
+      }
+      peer = { ours, tfjs: await tfjsMatmul({ m, n, k, transA, transB, a, b, ref, runs: p.runs }) };
+    }
     A.dispose();
     B.dispose();
-    res.rows.push({ shape: `${m}×${n}×${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`, cells });
+    res.rows.push({ shape: `${m}×${n}×${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`, cells, ...(peer ? { peer } : {}) });
   }
   if (p.attention) {
     const { batch, heads, seq, dim, variants } = p.attention;

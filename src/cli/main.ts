@@ -63,14 +63,16 @@ const bench = program
   .option('--runs <n>', 'timed runs per case', intArg('--runs'))
   .option('--no-peers', 'skip tfjs / ONNX Runtime / PyTorch peers')
   .option('--no-record', 'do not write bench/results/')
+  .option('--results-dir <dir>', 'record into this folder instead of bench/results/')
   .option('--json', 'one JSON object')
   .action(async (which: string[], o) => {
     const { BENCHMARKS, runSuite, recordSuite } = await import('../../bench/suite.js');
     const names = !which.length || which.includes('all') ? [...BENCHMARKS] : which;
+    if (o.resultsDir !== undefined && !o.record) throw new UsageError('bench: --results-dir and --no-record contradict each other');
     const bad = names.filter((n) => !(BENCHMARKS as readonly string[]).includes(n));
     if (bad.length) throw new UsageError(`bench: unknown benchmark ${bad.join(', ')} (choose from all, ${BENCHMARKS.join(', ')})`);
     const result = await runSuite(names as never, { quick: o.quick, runs: o.runs, peers: o.peers }, o.json ? () => {} : (s) => console.log(s));
-    const files = o.record ? await recordSuite(result) : [];
+    const files = o.record ? await recordSuite(result, { dir: o.resultsDir }) : [];
     output(o.json, { ...result, files }, () => (files.length ? `recorded ${files.join(', ')}` : ''));
   });
 
@@ -147,9 +149,12 @@ bench
   .option('--vit-batch <n>', 'images per forward for --vit (default 1)', intArg('--vit-batch'))
   .option('--vit-matmul <names>', "comma-separated matmul variants the --vit forward runs with, in turn; the first one's logits are the others' reference (default: the adapter's)")
   .option('--timeout <s>', 'give up after this many seconds (default 1200)', intArg('--timeout'))
+  .option('--no-peers', 'skip tfjs-backend-webgpu (timed in the page beside the library\'s choice, per shape)')
+  .option('--record', 'write the rows to bench/results/<adapter>-browser.{json,md,png} (rows of benches not run this time are kept)')
+  .option('--results-dir <dir>', 'with --record: write into this folder instead of bench/results/')
   .option('--json', 'one JSON object')
   .action(async (o) => {
-    const { benchBrowserMatmul, browserBenchTable, browserAttentionTable, browserVitTable } = await import('../../bench/browserMatmul.js');
+    const { benchBrowserMatmul, browserBenchTable, browserAttentionTable, browserVitTable, browserSuiteResult } = await import('../../bench/browserMatmul.js');
     const { parseMatmulVariant } = await import('../kernels/matmul.js');
     const list = (flag: string, value: unknown): string[] => {
       const xs = String(value).split(',').map((x) => x.trim()).filter(Boolean);
@@ -165,7 +170,7 @@ bench
         }
         return v;
       });
-    for (const [child, parent] of [['attentionVariants', 'attention'], ['vitMatmul', 'vit'], ['vitBatch', 'vit']] as const) {
+    for (const [child, parent] of [['attentionVariants', 'attention'], ['vitMatmul', 'vit'], ['vitBatch', 'vit'], ['resultsDir', 'record']] as const) {
       if (o[child] !== undefined && o[parent] === undefined) {
         const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
         throw new UsageError(`bench browser: ${flag(child)} needs ${flag(parent)}`);
@@ -197,19 +202,31 @@ bench
             if (!m || [m[1], m[2], m[3]].some((d) => Number(d) < 1)) throw new UsageError(`bench browser: bad shape '${x}' (expected MxNxK with sizes >= 1, then optionally tA and/or tB, e.g. 2176x192x64tB)`);
             return { m: Number(m[1]), n: Number(m[2]), k: Number(m[3]), transA: !!m[4], transB: !!m[5] };
           });
-    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs, attention, vit, timeoutS: o.timeout });
+    const r = await benchBrowserMatmul({ variants, shapes, runs: o.runs, attention, vit, timeoutS: o.timeout, roofline: true, peers: o.peers });
+    const roof = r.roofline ? `\nmeasured roofline: ${r.roofline.peakGflops.toFixed(1)} GFLOP/s, ${r.roofline.peakGBs.toFixed(2)} GB/s (${r.roofline.clock})` : '';
+    // a case that failed its check is a failed run (after the table, which says which), and is not recorded
+    const failed =
+      r.rows.flatMap((x) => x.cells).filter((c) => c.error).length +
+      r.rows.filter((x) => x.peer?.ours.error).length +
+      (r.attention?.rows.filter((x) => x.failed).length ?? 0) +
+      (r.vit?.rows.filter((x) => x.failed).length ?? 0);
+    let files: string[] = [];
+    if (o.record && !failed) {
+      const { recordSuite } = await import('../../bench/suite.js');
+      const s = browserSuiteResult(r);
+      files = await recordSuite(s, { dir: o.resultsDir, name: `${s.adapter}-browser` });
+    }
     output(
       o.json,
-      r,
+      { ...r, ...(o.record ? { files } : {}) },
       () =>
-        `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}\nmatmul GFLOP/s (wall clock, ≥ 30 ms of calls per sync, best of ${o.runs}):\n${browserBenchTable(r)}` +
+        `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}${roof}\nmatmul GFLOP/s (wall clock, ≥ 30 ms of calls per sync, best of ${o.runs}):\n${browserBenchTable(r)}` +
         (r.attention ? `\n\n${browserAttentionTable(r)}` : '') +
         (r.vit ? `\n\n${browserVitTable(r)}` : '') +
-        (r.consoleErrors.length ? `\n\nthe page's console reported ${r.consoleErrors.length} error(s), the first: ${r.consoleErrors[0]}` : ''),
+        (r.consoleErrors.length ? `\n\nthe page's console reported ${r.consoleErrors.length} error(s), the first: ${r.consoleErrors[0]}` : '') +
+        (files.length ? `\n\nrecorded ${files.join(', ')}` : ''),
     );
-    // a case that failed its check is a failed run (after the table, which says which)
-    const failed = r.rows.flatMap((x) => x.cells).filter((c) => c.error).length + (r.attention?.rows.filter((x) => x.failed).length ?? 0) + (r.vit?.rows.filter((x) => x.failed).length ?? 0);
-    if (failed) throw new Error(`bench browser: ${failed} case(s) failed (marked ✗)`);
+    if (failed) throw new Error(`bench browser: ${failed} case(s) failed (marked ✗)${o.record ? '; nothing was recorded' : ''}`);
   });
 
 // Command groups owned by other modules register themselves here.
