@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { autotuneMatmul, timeCandidate, DEFAULT_MATMUL_VARIANTS, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
-import { matmul, MATMUL_VARIANTS, parseMatmulVariant, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
+import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { matmulRef } from '../src/kernels/ref/matmul.js';
 import { randomArray, rng } from '../src/kernels/ref/math.js';
@@ -218,6 +218,48 @@ describe('matmul', () => {
       await check(variant, { M: 136, N: 132, K: 45, transA: true, ints: true }, seed++);
     });
   }
+
+  // PLAIN_SUFFIX: transposed operands copied to their plain layout, then the kernel without transposes. Every form,
+  // batched, b shared over the batch, bias and alpha; the passes show the copies and a plain-form product.
+  for (const variant of ['blocked-vec4:plain', 'tiled@3x2/4x8:plain', 'subgroup:plain']) {
+    it(`${variant}: every transpose form via plain-layout copies, batched, shared b, bias, alpha; vs float64`, async () => {
+      let seed = 120;
+      for (const [transA, transB] of TRANS) {
+        for (const [M, N, K] of [[13, 20, 36], [132, 136, 44], [1, 7, 1], [7, 1, 13]] as [number, number, number][]) {
+          await check(variant, { M, N, K, transA, transB, bias: (M + K) % 2 === 0 }, seed++);
+        }
+        await check(variant, { M: 33, N: 20, K: 44, transA, transB, bias: true, ints: true }, seed++);
+        await check(variant, { batch: [2, 3], M: 7, N: 20, K: 8, transA, transB, ints: true, alpha: 0.125 }, seed++);
+        await check(variant, { batch: [4], M: 17, N: 12, K: 12, shareB: true, transA, transB, bias: true }, seed++);
+      }
+      const labels = (transA: boolean, transB: boolean) => {
+        const [A, B] = [GpuArray.zeros(transA ? [3, 44, 36] : [3, 36, 44]), GpuArray.zeros(transB ? [20, 44] : [44, 20])];
+        const l = passLabels(() => matmul(A, B, { variant, transA, transB }).dispose());
+        A.dispose();
+        B.dispose();
+        return l;
+      };
+      const family = parseMatmulVariant(variant).family;
+      // Bᵀ copied, then one product of the 3·36 folded rows in the plain form
+      expect(labels(false, true)).toEqual(['permute', `matmul ${family} 108×20×44`]);
+      // Aᵀ copied (the batch of three at once), then the folded plain product
+      expect(labels(true, false)).toEqual(['permute', `matmul ${family} 108×20×44`]);
+      expect(labels(true, true)).toEqual(['permute', 'permute', `matmul ${family} 108×20×44`]);
+      expect(labels(false, false)).toEqual([`matmul ${family} 108×20×44`]);
+    });
+  }
+
+  it(`the ${PLAIN_SUFFIX} suffix parses onto any variant, survives the shape adjustment, and names the kernel that runs`, () => {
+    expect(parseMatmulVariant('blocked-vec4:plain')).toMatchObject({ family: 'blocked-vec4', plain: true });
+    expect(parseMatmulVariant('tiled@8x8/16x16:plain')).toMatchObject({ family: 'tiled', tm: 8, tn: 8, plain: true });
+    expect(parseMatmulVariant('tiled')).not.toHaveProperty('plain');
+    expect(() => parseMatmulVariant('tiled:plain:plain')).toThrow(/unknown variant|bad variant/);
+    expect(() => parseMatmulVariant('plain')).toThrow(/unknown variant 'plain'/);
+    expect(variantForShape('subgroup:plain', 4, 3, 8)).toBe('blocked-vec4:plain');
+    // the kernel multiplies the copies, so a vec4 variant keeps its vec4 loads where only the transposed form was unaligned
+    expect(resolveMatmulKernel('blocked-vec4', 13, 20, 36, true, false).family).toBe('blocked');
+    expect(resolveMatmulKernel('blocked-vec4:plain', 13, 20, 36, true, false)).toMatchObject({ family: 'blocked-vec4', plain: true });
+  });
 
   for (const variant of MATMUL_VARIANTS) {
     it(`${variant}: batched, b shared over the batch (2-D), bias`, async () => {

@@ -39,6 +39,14 @@ export const GPU_MATMUL_SHAPES = [
 ];
 
 /**
+ * GPU candidates that run every product in the plain form (PLAIN_SUFFIX: a transposed operand copied first): the plain
+ * form is the only one measured fast on a GPU so far (H200, 2026-11-26), and blocked-vec4's transposed-B loads — every
+ * forward Linear's x·Wᵀ — are strided across lanes. `tune` keeps one per form where it wins; the suite times it on
+ * vit_b_16's products. Not tried on CPU adapters (their kernels take the forms alike, and the copy is pure cost).
+ */
+export const GPU_PLAIN_CANDIDATES = ['blocked-vec4:plain', 'tiled:plain'];
+
+/**
  * Bump when the kernels change enough that cached timings are stale. 2: per-form choices, tiled-vec4, the padded
  * tiled kernel (a version-1 entry timed the products together and never tried them).
  */
@@ -341,7 +349,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         ...MATMUL_VARIANTS.filter((v) => v !== 'naive'),
         'subgroup@2x4/0x4',
         'subgroup@1x8/0x4',
-        ...(software ? [] : GPU_MATMUL_SHAPES),
+        ...(software ? [] : [...GPU_MATMUL_SHAPES, ...GPU_PLAIN_CANDIDATES]),
       ]),
     ];
   const runs = opts.runs ?? 3;

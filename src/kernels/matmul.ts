@@ -4,6 +4,7 @@
 import { matmulVariantFor } from './autotune.js';
 import { gpu } from './device.js';
 import { dispatch, packUniforms, pipeline } from './launch.js';
+import { transpose } from './layout.js';
 import { GpuArray, fmt } from './memory.js';
 
 export interface MatmulOptions {
@@ -13,9 +14,22 @@ export interface MatmulOptions {
   bias?: GpuArray;
   /** Scale of the product, applied before the bias in the kernel's store: C = alpha·op(A)·op(B) + bias (default 1). */
   alpha?: number;
-  /** One of MATMUL_VARIANTS (or a tuned form such as 'blocked-vec4@8x4/16x4'); default: the adapter's choice. */
+  /**
+   * One of MATMUL_VARIANTS (or a tuned form such as 'blocked-vec4@8x4/16x4'), optionally with PLAIN_SUFFIX
+   * ('blocked-vec4:plain'); default: the adapter's choice.
+   */
   variant?: string;
 }
+
+/**
+ * A variant name ending in this runs every product in the plain form: a transposed operand is first copied into its
+ * plain layout (layout.ts's transpose, one strided-copy pass), then the kernel multiplies without transposes. For GPU
+ * kernels whose transposed loads are strided across lanes (blocked-vec4's Bᵀ rows: each lane reads its own rows of
+ * W in x·Wᵀ, where the plain form's lanes read one contiguous row): the copy of a Linear's weight is ~1 % of the
+ * product's memory traffic, and the plain form is the one measured fast on a GPU so far. A candidate of `tune` on
+ * GPUs, which keeps it for the forms where it wins.
+ */
+export const PLAIN_SUFFIX = ':plain';
 
 /** The kernel families, each its own WGSL file ('subgroup' runs as 'blocked' without the feature). */
 export const MATMUL_VARIANTS: string[] = ['naive', 'tiled', 'tiled-vec4', 'blocked', 'blocked-vec4', 'subgroup'];
@@ -28,6 +42,8 @@ export interface MatmulConfig {
   /** Workgroup size x × y (blocked families). */
   wgx: number;
   wgy: number;
+  /** PLAIN_SUFFIX: transposed operands are copied to their plain layout and the product runs without transposes. */
+  plain?: boolean;
 }
 
 /** Default register-block and workgroup shapes of the blocked families (tuned on lavapipe, see bench/results). */
@@ -47,6 +63,11 @@ const BLOCKED_DEFAULTS: Record<'tiled' | 'tiled-vec4' | 'blocked' | 'blocked-vec
  * (e.g. 'blocked-vec4@8x4/64x1': 8 rows × 4 columns per invocation, workgroups of 64×1).
  */
 export function parseMatmulVariant(name: string): MatmulConfig {
+  if (name.endsWith(PLAIN_SUFFIX)) {
+    const base = name.slice(0, -PLAIN_SUFFIX.length);
+    if (base.endsWith(PLAIN_SUFFIX)) throw new RangeError(`matmul: bad variant '${name}': '${PLAIN_SUFFIX}' once, at the end`);
+    return { ...parseMatmulVariant(base), plain: true };
+  }
   const [family, spec] = name.split('@');
   if (!MATMUL_VARIANTS.includes(family)) {
     throw new RangeError(`matmul: unknown variant '${name}' (known: ${MATMUL_VARIANTS.join(', ')})`);
@@ -165,6 +186,7 @@ export function subgroupBody(rq: number, tn: number, sg: number): { SETUP: strin
  * parameters is kept as it is. `sg`: the subgroup size (default: the device's).
  */
 export function variantForShape(variant: string, M: number, N: number, sg: number | null = null): string {
+  if (variant.endsWith(PLAIN_SUFFIX)) return variantForShape(variant.slice(0, -PLAIN_SUFFIX.length), M, N, sg) + PLAIN_SUFFIX;
   const cfg = parseMatmulVariant(variant);
   if (cfg.family !== 'subgroup' || variant.includes('@')) return variant;
   const size = sg ?? subgroupSize();
@@ -264,6 +286,8 @@ export function tiledVec4Body(tm: number, tn: number, wgx: number, wgy: number):
  * fixed subgroup size.
  */
 export function resolveMatmulKernel(variant: string, M: number, N: number, K: number, transA = false, transB = false): MatmulConfig {
+  // with PLAIN_SUFFIX the kernel multiplies the copies, without transposes
+  if (variant.endsWith(PLAIN_SUFFIX)) return { ...resolveMatmulKernel(variant.slice(0, -PLAIN_SUFFIX.length), M, N, K), plain: true };
   const cfg = parseMatmulVariant(variant);
   if (cfg.family === 'blocked-vec4' && !vec4Aligned(M, N, K, transA, transB)) return { ...cfg, family: 'blocked' };
   if (cfg.family === 'tiled-vec4' && !tiledVec4Aligned(M, N, K, transA, transB)) {
@@ -320,7 +344,6 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   if (!Number.isFinite(alpha)) throw new RangeError(`matmul: alpha must be a finite number, got ${alpha}`);
   const d = checkShapes(a, b, opts);
   const { N, K } = d;
-  const out = GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
   // A 2-D b shared over the batch with a non-transposed a (every Linear layer: [B, tokens, in] · W) is one product of
   // batch·M rows, since a's and the output's batch rows are contiguous: one tall matmul instead of `batch` short
   // ones (a subgroup or tiled block of rows no longer straddles two images). Up to 8·65535 rows, so the row grid of
@@ -328,9 +351,21 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const fold = !d.bBatched && !transA && d.batch > 1 && d.batch * d.M <= 8 * 65535;
   const batch = fold ? 1 : d.batch;
   const M = fold ? d.batch * d.M : d.M;
-  if (out.size === 0) return out;
   const g = gpu();
-  const cfg = resolveMatmulKernel(opts.variant ?? variantForShape(matmulVariantFor(g.adapterKey, transA, transB), M, N), M, N, K, transA, transB);
+  const variant = opts.variant ?? variantForShape(matmulVariantFor(g.adapterKey, transA, transB), M, N);
+  if ((transA || transB) && variant.endsWith(PLAIN_SUFFIX)) {
+    const a2 = transA ? transpose(a) : a;
+    const b2 = transB ? transpose(b) : b;
+    try {
+      return matmul(a2, b2, { ...opts, transA: false, transB: false, variant: variant.slice(0, -PLAIN_SUFFIX.length) });
+    } finally {
+      if (a2 !== a) a2.dispose();
+      if (b2 !== b) b2.dispose();
+    }
+  }
+  const out = GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
+  if (out.size === 0) return out;
+  const cfg = resolveMatmulKernel(variant, M, N, K, transA, transB);
   const sg = subgroupSize();
   const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
   let gx: number;
