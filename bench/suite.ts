@@ -270,6 +270,18 @@ function atomicWrite(path: string, data: string | Uint8Array): void {
 }
 
 /**
+ * The chart's bars: one per row with a peer ratio. Rows that share a case (several fused attention variants against
+ * one explicit path) are told apart by their variant; with one label Vega-Lite stacks them into one bar as long as
+ * their sum (the H200 chart's attention bar was 0.57 for three variants of ~0.2 each).
+ */
+export function chartData(rows: BenchRow[]): { what: string; ratio: number; peer?: string }[] {
+  const withRatio = rows.filter((r) => r.ratio !== undefined);
+  const label = (r: BenchRow) => `${r.bench} ${r.case}`;
+  const shared = new Set(withRatio.map(label).filter((w, i, all) => all.indexOf(w) !== i));
+  return withRatio.map((r) => ({ what: shared.has(label(r)) ? `${label(r)} [${r.variant}]` : label(r), ratio: r.ratio!, peer: r.peer }));
+}
+
+/**
  * Write <dir>/<name>.json (merged with the rows of benches this run did not measure), .md and .png; `dir` defaults to
  * bench/results, `name` to the adapter's key.
  */
@@ -290,7 +302,7 @@ export async function recordSuite(s: SuiteResult, o: { dir?: string; name?: stri
   atomicWrite(`${base}.json`, JSON.stringify(merged, null, 1) + '\n');
   atomicWrite(`${base}.md`, markdownTable(merged));
   const { writeChartPng } = await import('../src/plot/chart.js');
-  const data = merged.rows.filter((r) => r.ratio !== undefined).map((r) => ({ what: `${r.bench} ${r.case}`, ratio: r.ratio, peer: r.peer }));
+  const data = chartData(merged.rows);
   if (data.length) {
     await writeChartPng(`${base}.png`, {
       title: `CelluScan vs peers on ${s.adapter}${s.runtime ? ` in ${s.runtime.split(' (')[0]}` : ''} (same run; >1 = CelluScan faster)`,
@@ -298,7 +310,7 @@ export async function recordSuite(s: SuiteResult, o: { dir?: string; name?: stri
       height: { step: 22 },
       data: { values: data },
       layer: [
-        { mark: 'bar', encoding: { y: { field: 'what', type: 'nominal', title: null, sort: null, axis: { labelLimit: 360 } }, x: { field: 'ratio', type: 'quantitative', title: 'speed ratio (×)' }, color: { field: 'peer', type: 'nominal', legend: { orient: 'bottom', columns: 1, labelLimit: 400 } } } },
+        { mark: 'bar', encoding: { y: { field: 'what', type: 'nominal', title: null, sort: null, axis: { labelLimit: 560 } }, x: { field: 'ratio', type: 'quantitative', title: 'speed ratio (×)' }, color: { field: 'peer', type: 'nominal', legend: { orient: 'bottom', columns: 1, labelLimit: 400 } } } },
         { mark: { type: 'rule', color: 'black', strokeDash: [4, 3] }, encoding: { x: { datum: 1 } } },
       ],
     } as never);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { benchBrowserMatmul, browserAttentionTable, browserBenchTable, browserSuiteResult, browserVitTable, type BrowserBenchResult } from '../bench/browserMatmul.js';
-import { recordSuite, type SuiteResult } from '../bench/suite.js';
+import { chartData, recordSuite, type SuiteResult } from '../bench/suite.js';
 import { DEFAULT_MATMUL_VARIANTS } from '../src/kernels/autotune.js';
 
 /** A page result as the page returns it, for the conversion's own checks (no browser needed). */
@@ -54,6 +54,15 @@ describe('bench browser results in the suite format', () => {
     const s = browserSuiteResult(peerBad);
     expect(s.errors).toEqual([{ bench: 'matmul', error: '64×64×64: tfjs-backend-webgpu peer did not run: tfjs matMul differs from the float64 reference' }]);
     expect(s.rows.some((x) => x.peer)).toBe(false);
+  });
+
+  it('the chart has one bar per row with a ratio; rows sharing a case are told apart by their variant, not stacked', () => {
+    const row = (c: string, variant: string, ratio?: number) => ({ bench: 'attention', case: c, variant, metric: 'time', value: 1, unit: 'ms', ...(ratio !== undefined ? { ratio, peer: 'explicit' } : {}) });
+    expect(chartData([row('fwd', 'fused a', 0.5), row('fwd', 'fused b', 0.25), row('bwd', 'fused a', 2), row('other', 'x')]).map((d) => `${d.what}=${d.ratio}`)).toEqual([
+      'attention fwd [fused a]=0.5',
+      'attention fwd [fused b]=0.25',
+      'attention bwd=2',
+    ]);
   });
 
   it('records JSON, markdown and chart under the given name; a later run of some benches keeps the others\' rows', async () => {
