@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, timeCandidate, DEFAULT_MATMUL_VARIANTS, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
@@ -379,6 +379,19 @@ describe('matmul', () => {
       expect(matmulVariantFor('nvidia-h100')).toBe(DEFAULT_MATMUL_VARIANTS.nvidia);
       expect(matmulVariantFor('nvidia')).toBe(DEFAULT_MATMUL_VARIANTS.nvidia);
       for (const v of Object.values(DEFAULT_MATMUL_VARIANTS)) expect(MATMUL_VARIANTS).toContain(v.split('@')[0]);
+      // per form: NVIDIA's x·Bᵀ through a plain-layout copy; the other forms and other adapters keep the adapter's variant
+      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('blocked-vec4:plain');
+      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('blocked-vec4');
+      expect(matmulVariantFor('llvmpipe', false, true)).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
+      expect(matmulVariantFor('some-new-gpu', false, true)).toBe('tiled');
+      expect(describeMatmulChoice('nvidia-h100')).toBe('blocked-vec4 (tB: blocked-vec4:plain)');
+      expect(describeMatmulChoice('llvmpipe')).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
+      for (const forms of Object.values(DEFAULT_MATMUL_FORMS)) for (const v of Object.values(forms)) expect(() => parseMatmulVariant(v)).not.toThrow();
+      // a tuned choice replaces the table's forms too
+      setMatmulVariant('nvidia-h100', 'tiled');
+      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('tiled');
+      setMatmulVariant('nvidia-h100', undefined);
+      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('blocked-vec4:plain');
     });
 
     it('autotune times correct candidates, makes the fastest the default, and caches it in a file', async () => {

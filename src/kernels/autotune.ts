@@ -27,6 +27,20 @@ export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
 };
 
 /**
+ * Defaults per adapter and transpose form, where a form runs another variant than DEFAULT_MATMUL_VARIANTS' (a `tune`
+ * result replaces both). NVIDIA, x·Bᵀ (every forward Linear's x·Wᵀ, attention's Q·Kᵀ): blocked-vec4 reads Bᵀ's rows
+ * strided across lanes, and the H200 run of 2026-11-26 points at that form: the vit_b_16 forward (all its Linear
+ * products x·Wᵀ) ran at ~6 TFLOP/s of matmul (1.12 TFLOP in 186 ms), while the training step's backward (dY·W plain,
+ * dYᵀ·X transposed A: 2.24 TFLOP in the other ~165 ms of a 350 ms step) ran at ~14, and the plain MLP product at
+ * 18.5–23.1. So the form runs as a copy of Bᵀ to its plain layout plus the plain product (PLAIN_SUFFIX): the copy is
+ * ~1 % of a Linear's traffic (the weight), ~10 % of a Q·Kᵀ's. Chosen by that inference, not yet timed on a GPU: the
+ * next GPU run's `tune` and suite rows time it against plain blocked-vec4 in that form.
+ */
+export const DEFAULT_MATMUL_FORMS: Record<string, Partial<Record<MatmulForm, string>>> = {
+  nvidia: { tB: 'blocked-vec4:plain' },
+};
+
+/**
  * Extra matmul shapes for GPU adapters (the bench suite times them beside each family's default, autotune tries
  * them): the 'tiled' kernel with larger blocks (128×128 and 128×64 per workgroup, 8×8 / 8×4 per invocation),
  * 'tiled-vec4' with smaller ones than its 128×128 default, and wider register blocks, the shapes that use a GPU's
@@ -68,8 +82,8 @@ const tuned = new Map<string, TunedChoice>();
 
 /** The variant matmul() uses on this adapter for a product of this form when none is named. */
 export function matmulVariantFor(adapterKey: string, transA = false, transB = false): string {
-  const t = tuned.get(adapterKey);
-  return t ? (t.forms[matmulForm(transA, transB)] ?? t.variant) : tableMatmulVariant(adapterKey);
+  const t = tuned.get(adapterKey) ?? { variant: tableMatmulVariant(adapterKey), forms: tableMatmulForms(adapterKey) };
+  return t.forms[matmulForm(transA, transB)] ?? t.variant;
 }
 
 /**
@@ -77,9 +91,9 @@ export function matmulVariantFor(adapterKey: string, transA = false, transB = fa
  * note where the subgroup kernel cannot run on this device).
  */
 export function describeMatmulChoice(adapterKey: string): string {
-  const t = tuned.get(adapterKey);
-  const base = t ? t.variant : tableMatmulVariant(adapterKey);
-  const apart = t ? MATMUL_FORMS.filter((f) => t.forms[f] && t.forms[f] !== t.variant).map((f) => `${f}: ${t.forms[f]}`) : [];
+  const t = tuned.get(adapterKey) ?? { variant: tableMatmulVariant(adapterKey), forms: tableMatmulForms(adapterKey) };
+  const base = t.variant;
+  const apart = MATMUL_FORMS.filter((f) => t.forms[f] && t.forms[f] !== t.variant).map((f) => `${f}: ${t.forms[f]}`);
   const all = [base, ...apart];
   const note = all.some((v) => v.startsWith('subgroup')) && !subgroupSize() ? ' [subgroup runs as tiled-vec4 / blocked here: no fixed subgroup size]' : '';
   return (apart.length ? `${base} (${apart.join(', ')})` : base) + note;
@@ -92,6 +106,12 @@ export function tableMatmulVariant(adapterKey: string): string {
     DEFAULT_MATMUL_VARIANTS[adapterKey.split('-')[0]] ?? // a vendor's entry ('nvidia' for 'nvidia-h100')
     DEFAULT_MATMUL_VARIANTS.default
   );
+}
+
+/** The default table's variants per form for an adapter (DEFAULT_MATMUL_FORMS; a vendor's entry covers its keys). */
+export function tableMatmulForms(adapterKey: string): Partial<Record<MatmulForm, string>> {
+  const key = adapterKey in DEFAULT_MATMUL_VARIANTS ? adapterKey : adapterKey.split('-')[0] in DEFAULT_MATMUL_VARIANTS ? adapterKey.split('-')[0] : 'default';
+  return { ...(DEFAULT_MATMUL_FORMS[key] ?? {}) };
 }
 
 /** Whether the adapter's matmul variant was tuned (or loaded from the tuning cache) in this process. */
@@ -344,6 +364,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     [
       ...new Set([
         tableMatmulVariant(g.adapterKey),
+        ...Object.values(tableMatmulForms(g.adapterKey)),
         // (tiled-vec4, written for GPUs, ran at half of subgroup's rate on lavapipe at 1024³, and may win on a software
         // adapter without subgroups: tried everywhere, a slow candidate costs one timed run)
         ...MATMUL_VARIANTS.filter((v) => v !== 'naive'),
