@@ -7,7 +7,7 @@ import { GpuArray } from '../src/kernels/memory.js';
 import { matmulRef } from '../src/kernels/ref/matmul.js';
 import { randomArray, toleranceRatio } from '../src/kernels/ref/math.js';
 import { tfjsMatmul } from './tfjs-peer.js';
-import { timeRuns } from './timing.js';
+import { median, timeRuns } from './timing.js';
 
 export interface BenchMatmulOptions {
   m: number;
@@ -21,6 +21,15 @@ export interface BenchMatmulOptions {
   runs?: number;
   /** Also run tfjs-backend-webgpu on the same adapter (plain products only). */
   peers?: boolean;
+  /** Products per call (a batched matmul: A [batch, m, k], B [batch, k, n] or, with sharedB, 2-D); default 1. */
+  batch?: number;
+  sharedB?: boolean;
+}
+
+/** Operand shapes of a (batched) product as matmul() takes them. */
+function operandShapes(o: { m: number; n: number; k: number; transA?: boolean; transB?: boolean; batch?: number; sharedB?: boolean }): { aS: number[]; bS: number[] } {
+  const lead = (o.batch ?? 1) > 1 ? [o.batch!] : [];
+  return { aS: [...lead, ...(o.transA ? [o.k, o.m] : [o.m, o.k])], bS: [...(o.sharedB ? [] : lead), ...(o.transB ? [o.n, o.k] : [o.k, o.n])] };
 }
 
 /** Check a variant against the float64 reference on small awkward shapes, every transpose form; throws if wrong. */
@@ -64,9 +73,11 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
   const variant = opts.variant ?? matmulVariantFor(g.adapterKey, transA, transB);
   parseMatmulVariant(variant); // a bad name fails here, before any work
   await checkVariant(variant);
-  const A = GpuArray.fromData(randomArray(m * k, 1), transA ? [k, m] : [m, k]);
-  const B = GpuArray.fromData(randomArray(k * n, 2), transB ? [n, k] : [k, n]);
-  const flops = 2 * m * n * k;
+  const batch = opts.batch ?? 1;
+  const { aS, bS } = operandShapes(opts);
+  const A = GpuArray.fromData(randomArray(batch * m * k, 1), aS);
+  const B = GpuArray.fromData(randomArray((opts.sharedB ? 1 : batch) * k * n, 2), bS);
+  const flops = 2 * batch * m * n * k;
   let t;
   try {
     t = await timeRuns(
@@ -86,6 +97,8 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
     m,
     n,
     k,
+    ...(batch > 1 ? { batch } : {}),
+    ...(opts.sharedB ? { sharedB: true } : {}),
     ...(transA ? { transA } : {}),
     ...(transB ? { transB } : {}),
     variant,
@@ -103,10 +116,102 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
     timing: 'best of runs after 1 warm-up; each run = dispatch + readback of C',
     date: new Date().toISOString(),
   };
-  if (opts.peers && !transA && !transB) {
+  if (opts.peers && !transA && !transB && batch === 1) {
     const peer = await tfjsMatmul({ m, n, k, runs });
     result.tfjs = peer;
     if (peer.gflops) result.ratio_vs_tfjs = (result.gflops as number) / peer.gflops;
   }
   return result;
+}
+
+export interface MatmulCompareRow {
+  variant: string;
+  /** The kernel that ran (a variant can fall back, e.g. blocked-vec4 on unaligned shapes). */
+  kernel: string;
+  /** Median and best time of one call (dispatch and sync, no read-back), ms. */
+  median_ms: number;
+  best_ms: number;
+  /** Median GPU time of a call (timestamp queries; every pass the call records, e.g. a ':plain' variant's copies). */
+  gpu_ms: number | null;
+  /** From the GPU time where the adapter has timestamps, else from the best wall time. */
+  gflops: number;
+  /** The first variant's time ÷ this one's, by the same clock (> 1: faster than the first). */
+  vs_first: number;
+}
+
+export interface MatmulCompareResult {
+  op: 'matmul';
+  shape: string;
+  adapter: string;
+  clock: string;
+  /** Whether each variant was checked against float64 on the timed operands, or (larger products) on small shapes. */
+  checked: 'operands' | 'small shapes';
+  rounds: number;
+  rows: MatmulCompareRow[];
+}
+
+/** Products up to this many multiply-adds are checked against the float64 reference on the timed operands (~1–2 s of JS). */
+const CHECK_OPERANDS_MAX = 2 ** 30;
+
+/**
+ * Several variants on one product, side by side in one process: each checked against the float64 reference (on the
+ * timed operands when the product is small enough, else on small shapes in every form), warmed up, then timed in
+ * alternating rounds — one call of each variant per round, `runs` rounds — so that drift on a noisy machine (a CPU
+ * adapter's clock, another process) falls on every variant alike. Each call is timed to its sync, without a read-back.
+ */
+export async function compareMatmulVariants(opts: BenchMatmulOptions & { variants: string[] }): Promise<MatmulCompareResult> {
+  await initGpu();
+  const { m, n, k, variants } = opts;
+  const transA = !!opts.transA;
+  const transB = !!opts.transB;
+  const batch = opts.batch ?? 1;
+  if (!variants.length) throw new RangeError('bench matmul: no variants to compare');
+  for (const v of variants) parseMatmulVariant(v); // a bad name fails before any work
+  const g = gpu();
+  const { aS, bS } = operandShapes(opts);
+  const a = randomArray(batch * m * k, 1);
+  const b = randomArray((opts.sharedB ? 1 : batch) * k * n, 2);
+  const A = GpuArray.fromData(a, aS);
+  const B = GpuArray.fromData(b, bS);
+  const flops = 2 * batch * m * n * k;
+  const small = flops / 2 <= CHECK_OPERANDS_MAX;
+  const times = new Map<string, { wall: number[]; gpu: number[] }>();
+  try {
+    const ref = small ? matmulRef(a, aS, b, bS, { transA, transB }) : undefined;
+    for (const v of variants) {
+      if (ref) {
+        const C = matmul(A, B, { variant: v, transA, transB });
+        const got = await C.read();
+        C.dispose();
+        // values in [-1, 1], sums of k products: f32 error ~√k·2^-24 per term, far under 1e-4·√k
+        if (!(toleranceRatio(got, ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) throw new Error(`bench matmul: variant ${v} disagrees with the float64 reference on the timed operands`);
+      } else {
+        await checkVariant(v);
+      }
+      matmul(A, B, { variant: v, transA, transB }).dispose(); // warm-up beyond the check's compile
+      times.set(v, { wall: [], gpu: [] });
+    }
+    const rounds = opts.runs ?? 5;
+    for (let r = 0; r < rounds; r++) {
+      for (const v of variants) {
+        const t = await timeRuns(() => matmul(A, B, { variant: v, transA, transB }).dispose(), { runs: 1, warmup: 0 });
+        times.get(v)!.wall.push(t.wallMs);
+        if (t.gpuMs !== null) times.get(v)!.gpu.push(t.gpuMs);
+      }
+    }
+  } finally {
+    A.dispose();
+    B.dispose();
+  }
+  // GPU time only when every variant has it for every round (else wall clock for all, so the ratios compare alike)
+  const gpuClock = [...times.values()].every((t) => t.gpu.length === (opts.runs ?? 5));
+  const rows = variants.map((v) => {
+    const t = times.get(v)!;
+    const gpuMs = gpuClock ? median(t.gpu) : null;
+    const ms = gpuMs ?? Math.min(...t.wall);
+    return { variant: v, kernel: resolveMatmulKernel(v, m, n, k, transA, transB).family + (parseMatmulVariant(v).plain && (transA || transB) ? ' (plain copy)' : ''), median_ms: median(t.wall), best_ms: Math.min(...t.wall), gpu_ms: gpuMs, gflops: flops / ms / 1e6, vs_first: 0 };
+  });
+  for (const r of rows) r.vs_first = (rows[0].gpu_ms ?? rows[0].best_ms) / (r.gpu_ms ?? r.best_ms);
+  const shape = `${batch > 1 ? `${batch}×` : ''}${m}×${n}×${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${opts.sharedB ? ' (b shared)' : ''}`;
+  return { op: 'matmul', shape, adapter: g.adapterKey, clock: gpuClock ? 'timestamp-query (median)' : 'wall clock (best)', checked: small ? 'operands' : 'small shapes', rounds: opts.runs ?? 5, rows };
 }

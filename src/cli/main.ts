@@ -84,13 +84,36 @@ bench
   .option('--k <k>', 'inner dimension', intArg('--k'), 1024)
   .option('--trans-a', 'A stored [k, m] (as in a Linear layer\'s weight gradient dYᵀ·X)')
   .option('--trans-b', 'B stored [n, k] (as in a Linear layer\'s forward x·Wᵀ)')
-  .option('--variant <name>', "kernel variant (default: the adapter's choice)")
-  .option('--runs <n>', 'timed runs', intArg('--runs'), 5)
-  .option('--no-peers', 'skip tfjs-backend-webgpu (it runs for plain products only)')
+  .option('--batch <b>', 'products per call: A [b, m, k], B [b, k, n] (as attention\'s per-head products)', intArg('--batch'))
+  .option('--shared-b', 'with --batch: one 2-D B for every product (as a Linear layer\'s weight)')
+  .option('--variant <names>', "kernel variant (default: the adapter's choice); several, comma-separated, are timed side by side in alternating rounds, each checked first")
+  .option('--runs <n>', 'timed runs (with several variants: rounds)', intArg('--runs'), 5)
+  .option('--no-peers', 'skip tfjs-backend-webgpu (it runs for plain, unbatched products only)')
   .option('--json', 'one JSON line')
   .action(async (o) => {
-    const { benchMatmul } = await import('../../bench/matmul.js');
-    const r = await benchMatmul({ m: o.m, n: o.n, k: o.k, transA: o.transA, transB: o.transB, variant: o.variant, runs: o.runs, peers: o.peers });
+    const { benchMatmul, compareMatmulVariants } = await import('../../bench/matmul.js');
+    if (o.sharedB && o.batch === undefined) throw new UsageError('bench matmul: --shared-b needs --batch');
+    const variants = o.variant === undefined ? [] : String(o.variant).split(',').map((v: string) => v.trim()).filter(Boolean);
+    if (o.variant !== undefined && !variants.length) throw new UsageError('bench matmul: --variant names nothing');
+    const { parseMatmulVariant } = await import('../kernels/matmul.js');
+    for (const v of variants) {
+      try {
+        parseMatmulVariant(v);
+      } catch (e) {
+        throw new UsageError(`bench matmul: --variant: ${(e as Error).message}`);
+      }
+    }
+    const shape = { m: o.m, n: o.n, k: o.k, transA: o.transA, transB: o.transB, batch: o.batch, sharedB: o.sharedB, runs: o.runs };
+    if (variants.length > 1) {
+      const { fmtNum } = await import('../../bench/format.js');
+      const r = await compareMatmulVariants({ ...shape, variants });
+      output(o.json, r, () =>
+        `matmul ${r.shape} on ${r.adapter}: ${r.rounds} alternating rounds, ${r.clock}; each variant checked against float64 on ${r.checked === 'operands' ? 'these operands' : 'small shapes (this product is too large for the reference)'}\n` +
+        table(r.rows.map((x) => [x.variant, x.kernel, fmtNum(x.gpu_ms ?? x.best_ms), fmtNum(x.gflops), fmtNum(x.vs_first)]), ['variant', 'kernel', 'ms', 'GFLOP/s', `vs ${r.rows[0].variant}`]),
+      );
+      return;
+    }
+    const r = await benchMatmul({ ...shape, variant: variants[0], peers: o.peers });
     output(o.json, r, () => table(Object.entries(r as Record<string, unknown>).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
   });
 
