@@ -174,6 +174,11 @@ export function browserVitTable(r: BrowserBenchResult): string {
   ].join('\n');
 }
 
+/** Whether a cell's kernel is not its variant's own family (a vec4 kernel's scalar fallback, subgroup without a fixed size). */
+function fellBack(c: { variant: string; ran: string }): boolean {
+  return c.ran !== c.variant.split('@')[0].replace(/:plain$/, '');
+}
+
 /**
  * The result as a markdown table: one row per shape, one column per variant (GFLOP/s; the kernel that ran where it
  * differs); with peers, the library's choice and tfjs-backend-webgpu timed per call with the read-back, and their ratio.
@@ -191,7 +196,7 @@ export function browserBenchTable(r: BrowserBenchResult): string {
   const rows = r.rows.map(
     (row) =>
       `| ${row.shape} | ${[
-        ...row.cells.map((c) => (c.error ? `✗ ${c.error}` : `${fmtNum(c.gflops!)}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`)),
+        ...row.cells.map((c) => (c.error ? `✗ ${c.error}` : `${fmtNum(c.gflops!)}${fellBack(c) ? ` (ran ${c.ran})` : ''}`)),
         ...(peers ? (row.peer ? peerCells(row.peer) : ['', '', '']) : []),
       ].join(' | ')} |`,
   );
@@ -222,7 +227,7 @@ export function browserSuiteResult(r: BrowserBenchResult & { browser: string }, 
     const peer = x.peer;
     let peerPlaced = false;
     for (const c of x.cells) {
-      const v = `${c.variant}${c.ran !== c.variant.split('@')[0] ? ` (ran ${c.ran})` : ''}`;
+      const v = `${c.variant}${fellBack(c) ? ` (ran ${c.ran})` : ''}`;
       const row: BenchRow = { bench: 'matmul', case: x.shape, variant: v, metric: 'throughput (wall clock, >= 30 ms of calls per sync)', value: c.gflops!, unit: 'GFLOP/s', pctPeak: (100 * c.gflops!) / roof.peakGflops };
       if (peer && c.variant === peer.ours.variant && peer.tfjs.gflops !== undefined) {
         Object.assign(row, { peer: 'tfjs-backend-webgpu', peerValue: peer.tfjs.gflops, ratio: peer.ours.gflops! / peer.tfjs.gflops, note: `ratio from wall-clock runs incl. read-back of C on both sides: ours ${fmtNum(peer.ours.gflops)} GFLOP/s` });

@@ -53,7 +53,7 @@ export async function tfjsMatmul(opts: { m: number; n: number; k: number; transA
     const tf = await tfjsWebgpu();
     const version = (tf.version_core as string | undefined) ?? undefined;
     // Sanity check: [[1,2],[3,4]]·[[5,6],[7,8]] = [[19,22],[43,50]].
-    const s = tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([5, 6, 7, 8], [2, 2]));
+    const s = tf.tidy(() => tf.matMul(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([5, 6, 7, 8], [2, 2])));
     const sv = Array.from(await s.data());
     tf.dispose(s);
     if (sv.join(',') !== '19,22,43,50') throw new Error(`tfjs matMul gave ${sv} for a 2×2 check`);
@@ -61,20 +61,24 @@ export async function tfjsMatmul(opts: { m: number; n: number; k: number; transA
     const bShape: [number, number] = transB ? [n, k] : [k, n];
     const a = opts.a ? tf.tensor2d(opts.a, aShape) : tf.randomUniform(aShape, -1, 1, 'float32', 1);
     const b = opts.b ? tf.tensor2d(opts.b, bShape) : tf.randomUniform(bShape, -1, 1, 'float32', 2);
-    if (opts.ref) {
-      const { toleranceRatio } = await import('../src/kernels/ref/math.js');
-      const c = tf.matMul(a, b, transA, transB);
-      const got = await c.data();
-      c.dispose();
-      if (!(toleranceRatio(got as Float32Array, opts.ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) throw new Error('tfjs matMul differs from the float64 reference');
+    let t;
+    try {
+      if (opts.ref) {
+        const { toleranceRatio } = await import('../src/kernels/ref/math.js');
+        const c = tf.matMul(a, b, transA, transB);
+        const got = await c.data();
+        c.dispose();
+        if (!(toleranceRatio(got as Float32Array, opts.ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) throw new Error('tfjs matMul differs from the float64 reference');
+      }
+      // Wall clock incl. read-back; the two warm-up runs compile tfjs's shaders.
+      t = await timeRuns(async () => {
+        const c = tf.matMul(a, b, transA, transB);
+        await c.data();
+        c.dispose();
+      }, { runs, warmup: 2, gpuTime: false });
+    } finally {
+      tf.dispose([a, b]);
     }
-    // Wall clock incl. read-back; the two warm-up runs compile tfjs's shaders.
-    const t = await timeRuns(async () => {
-      const c = tf.matMul(a, b, transA, transB);
-      await c.data();
-      c.dispose();
-    }, { runs, warmup: 2, gpuTime: false });
-    tf.dispose([a, b]);
     const ms = t.bestWallMs;
     return { peer: 'tfjs-backend-webgpu', version, gflops: (2 * m * n * k) / ms / 1e6, ms, median_ms: t.wallMs };
   } catch (e) {

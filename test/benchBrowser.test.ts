@@ -8,12 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { benchBrowserMatmul, browserAttentionTable, browserBenchTable, browserSuiteResult, browserVitTable, type BrowserBenchResult } from '../bench/browserMatmul.js';
 import { chartData, recordSuite, type SuiteResult } from '../bench/suite.js';
 import { DEFAULT_MATMUL_VARIANTS } from '../src/kernels/autotune.js';
+import { variantForShape } from '../src/kernels/matmul.js';
 
 /** A page result as the page returns it, for the conversion's own checks (no browser needed). */
 function pageResult(over: Partial<BrowserBenchResult> = {}): BrowserBenchResult & { browser: string } {
   return {
     browser: 'chromium 1.0',
-    adapter: { key: 'swiftshader', description: 'd', vendor: 'google', architecture: 'swiftshader', device: '', features: [], defaultVariant: 'subgroup' },
+    adapter: { key: 'swiftshader', description: 'd', vendor: 'google', architecture: 'swiftshader', device: '', features: [], defaultVariant: 'subgroup', defaultChoice: 'subgroup' },
     roofline: { adapter: 'swiftshader', peakGflops: 4, peakGBs: 2, clock: 'timestamp-query' },
     rows: [
       {
@@ -130,21 +131,27 @@ describe('bench browser', () => {
     // checked against float64 on the same operands, both timed with the read-back)
     expect(r.roofline!.peakGflops > 0 && r.roofline!.peakGBs > 0).toBe(true);
     for (const row of r.rows) {
-      expect(row.peer!.ours.variant).toBe(DEFAULT_MATMUL_VARIANTS.swiftshader);
+      // the library's choice as matmul() names it for the shape (a smaller subgroup blocking on these small products)
+      expect(row.peer!.ours.variant).toMatch(new RegExp(`^${DEFAULT_MATMUL_VARIANTS.swiftshader}(@|$)`));
       expect(row.peer!.ours.error).toBeUndefined();
       expect(row.peer!.tfjs.error, row.shape).toBeUndefined();
       expect(row.peer!.ours.gflops! > 0 && row.peer!.tfjs.gflops! > 0).toBe(true);
     }
-    expect(browserBenchTable(r)).toMatch(/\| 13×18×7 tA \| .* \| [\d.]+ \(subgroup\) \| [\d.]+ \| [\d.]+ \|$/m);
+    expect(browserBenchTable(r)).toMatch(/\| 13×18×7 tA \| .* \| [\d.]+ \(subgroup[^)]*\) \| [\d.]+ \| [\d.]+ \|$/m);
     // a run with a failed case is not recorded; the same run without it is, in the suite's format
     expect(() => browserSuiteResult(r)).toThrow(/^bench browser: not recorded, 1 case\(s\) failed: attention warp: /);
     const ok = { ...r, attention: { ...a, rows: a.rows.slice(0, 3) } };
     const s = browserSuiteResult(ok, new Date('2026-11-26T12:00:00Z'));
     expect(s).toMatchObject({ adapter: 'swiftshader', date: '2026-11-26T12:00:00.000Z', errors: [] });
     expect(s.runtime).toMatch(/^chromium \d+.* \(headless\)$/);
-    expect(s.rows.filter((x) => x.bench === 'matmul')).toHaveLength(6);
+    // the library's choice for each shape as SwiftShader's 4-wide subgroups fit it: the full subgroup block for
+    // 36×20, a smaller one for 13×18, which no cell timed, so it gets its own row (timed the peer's way)
+    const choice = (m: number, n: number) => variantForShape(DEFAULT_MATMUL_VARIANTS.swiftshader, m, n, 4);
+    expect([choice(36, 20), choice(13, 18)]).toEqual(['subgroup', 'subgroup@2x8/0x2']);
+    expect(r.rows.map((x) => x.peer!.ours.variant)).toEqual([choice(36, 20), choice(13, 18)]);
+    expect(s.rows.filter((x) => x.bench === 'matmul').map((x) => x.variant)).toEqual(['subgroup', 'blocked-vec4', 'tiled-vec4', 'subgroup', 'blocked-vec4 (ran blocked)', 'tiled-vec4 (ran tiled)', "subgroup@2x8/0x2 (library's choice)"]);
     const withPeer = s.rows.filter((x) => x.peer === 'tfjs-backend-webgpu');
-    expect(withPeer.map((x) => x.case)).toEqual(['36×20×44 tB', '13×18×7 tA']);
+    expect(withPeer.map((x) => `${x.case} ${x.variant}`)).toEqual(['36×20×44 tB subgroup', "13×18×7 tA subgroup@2x8/0x2 (library's choice)"]);
     for (const x of withPeer) expect(x.ratio).toBeCloseTo(r.rows.find((y) => y.shape === x.case)!.peer!.ours.gflops! / x.peerValue!, 12);
     expect(s.rows.filter((x) => x.bench === 'attention').map((x) => `${x.case} ${x.variant}`)).toEqual([
       'B1 H2 N13 D8 forward fused subgroup-saved' + (a.defaultChoice.train === 'fused subgroup-saved' ? ' (default)' : ''),
@@ -185,7 +192,7 @@ describe('bench browser', () => {
       expect(ok.stdout).toMatch(/^measured roofline: [\d.]+ GFLOP\/s, [\d.]+ GB\/s/m);
       expect(ok.stdout).toContain(`recorded ${join(dir, 'swiftshader-browser.json')}`);
       const json = JSON.parse(readFileSync(join(dir, 'swiftshader-browser.json'), 'utf8')) as SuiteResult;
-      expect(json.rows.map((x) => `${x.bench} ${x.case} ${x.variant} ${x.peer}`)).toEqual(['matmul 13×18×7 tA subgroup tfjs-backend-webgpu']);
+      expect(json.rows.map((x) => `${x.bench} ${x.case} ${x.variant} ${x.peer}`)).toEqual(['matmul 13×18×7 tA subgroup undefined', "matmul 13×18×7 tA subgroup@2x8/0x2 (library's choice) tfjs-backend-webgpu"]);
       // a case that fails in the page (fused attention takes head dimensions up to 256; the explicit path any): the
       // table says which, the command fails, nothing is written
       rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
@@ -239,7 +239,7 @@ describe('matmul', () => {
         B.dispose();
         return l;
       };
-      const family = parseMatmulVariant(variant).family;
+      const family = resolveMatmulKernel(variant, 108, 20, 44).family; // subgroup runs as another kernel without a fixed subgroup size
       // Bᵀ copied, then one product of the 3·36 folded rows in the plain form
       expect(labels(false, true)).toEqual(['permute', `matmul ${family} 108×20×44`]);
       // Aᵀ copied (the batch of three at once), then the folded plain product
@@ -249,11 +249,33 @@ describe('matmul', () => {
     });
   }
 
+  it('the adapter\'s choice of a plain-layout variant for a form: copies, then a blocking fitted to the copies\' product', async () => {
+    const key = gpu().adapterKey;
+    const saved = matmulChoice(key);
+    try {
+      setMatmulVariant(key, 'blocked', { tA: 'blocked:plain' });
+      // 16 products of [12, 40]ᵀ·[12, 64]: A copied to [16, 40, 12], then one folded 640-row plain product
+      await check(undefined, { batch: [16], M: 40, N: 64, K: 12, transA: true, shareB: true, bias: true }, 140);
+      const [A, B] = [GpuArray.zeros([16, 12, 40]), GpuArray.zeros([12, 64])];
+      expect(passLabels(() => matmul(A, B, { transA: true }).dispose())).toEqual(['permute', 'matmul blocked 640×64×12']);
+      // an empty product records nothing; a bad name fails before any copy, naming the whole name
+      const E = GpuArray.zeros([0, 12]);
+      expect(passLabels(() => matmul(E, B, { transA: false }).dispose())).toEqual([]);
+      expect(passLabels(() => matmul(GpuArray.zeros([12, 0]), B, { transA: true, variant: 'blocked:plain' }).dispose())).toEqual([]);
+      expect(() => matmul(A, B, { transA: true, variant: 'foo:plain' })).toThrow(/^matmul: unknown variant 'foo:plain' \(known: /);
+      for (const x of [A, B, E]) x.dispose();
+    } finally {
+      if (saved) setMatmulVariant(key, saved.variant, saved.forms, saved.decided);
+      else setMatmulVariant(key, undefined);
+    }
+  });
+
   it(`the ${PLAIN_SUFFIX} suffix parses onto any variant, survives the shape adjustment, and names the kernel that runs`, () => {
     expect(parseMatmulVariant('blocked-vec4:plain')).toMatchObject({ family: 'blocked-vec4', plain: true });
     expect(parseMatmulVariant('tiled@8x8/16x16:plain')).toMatchObject({ family: 'tiled', tm: 8, tn: 8, plain: true });
     expect(parseMatmulVariant('tiled')).not.toHaveProperty('plain');
-    expect(() => parseMatmulVariant('tiled:plain:plain')).toThrow(/unknown variant|bad variant/);
+    expect(() => parseMatmulVariant('tiled:plain:plain')).toThrow(/^matmul: bad variant 'tiled:plain:plain': ':plain' once, at the end$/);
+    expect(() => parseMatmulVariant('tiled@99x1/1x1:plain')).toThrow(/^matmul: bad variant 'tiled@99x1\/1x1:plain': TM, TN in 1..16/);
     expect(() => parseMatmulVariant('plain')).toThrow(/unknown variant 'plain'/);
     expect(variantForShape('subgroup:plain', 4, 3, 8)).toBe('blocked-vec4:plain');
     // the kernel multiplies the copies, so a vec4 variant keeps its vec4 loads where only the transposed form was unaligned
@@ -387,11 +409,20 @@ describe('matmul', () => {
       expect(describeMatmulChoice('nvidia-h100')).toBe('blocked-vec4 (tB: blocked-vec4:plain)');
       expect(describeMatmulChoice('llvmpipe')).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
       for (const forms of Object.values(DEFAULT_MATMUL_FORMS)) for (const v of Object.values(forms)) expect(() => parseMatmulVariant(v)).not.toThrow();
-      // a tuned choice replaces the table's forms too
+      // a choice set for every form (a user's override) replaces the table's forms too
       setMatmulVariant('nvidia-h100', 'tiled');
       expect(matmulVariantFor('nvidia-h100', false, true)).toBe('tiled');
+      // a tune measured on some forms decides those; the others keep the table's form variants, else its variant
+      setMatmulVariant('nvidia-h100', 'tiled', {}, ['plain']);
+      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('blocked-vec4:plain');
+      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('tiled');
+      expect(describeMatmulChoice('nvidia-h100')).toBe('tiled (tB: blocked-vec4:plain)');
+      setMatmulVariant('nvidia-h100', 'tiled', { tA: 'blocked' }, ['plain', 'tB', 'tA']);
+      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('tiled');
+      expect(describeMatmulChoice('nvidia-h100')).toBe('tiled (tA: blocked)');
       setMatmulVariant('nvidia-h100', undefined);
       expect(matmulVariantFor('nvidia-h100', false, true)).toBe('blocked-vec4:plain');
+      expect(formsOfLabels(['6304×3072×768 tB', '6304×768×3072', '768×3072×6304 tA', '5×5×5 tA tB'])).toEqual(['tB', 'plain', 'tA', 'tAtB']);
     });
 
     it('autotune times correct candidates, makes the fastest the default, and caches it in a file', async () => {
@@ -464,17 +495,20 @@ describe('matmul', () => {
       const file = join(cacheDir, 'celluscan', 'matmul-autotune.json');
       mkdirSync(join(cacheDir, 'celluscan'), { recursive: true });
       const entry = { adapter: g.adapterKey, description: g.info.description, variant: 'blocked', timings: {}, shape: [1, 1, 1] };
-      writeFileSync(file, JSON.stringify({ version: 2, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
+      writeFileSync(file, JSON.stringify({ version: 3, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
       setMatmulVariant(g.adapterKey, undefined);
       expect(await loadMatmulTuning()).toBe('blocked');
       expect(matmulVariantFor(g.adapterKey, true, false)).toBe('tiled');
       expect(matmulVariantFor(g.adapterKey, false, true)).toBe('blocked');
-      // A version-1 file (products timed together, before tiled-vec4 and the per-form choice) is stale: no cache.
-      writeFileSync(file, JSON.stringify({ version: 1, entries: { [g.adapterKey]: entry } }));
-      setMatmulVariant(g.adapterKey, undefined);
-      expect(await loadMatmulTuning()).toBeUndefined();
+      // A version-1 file (products timed together, before tiled-vec4 and the per-form choice) and a version-2 one
+      // (before the ':plain' candidates and the per-form table, which it would hide) are stale: no cache.
+      for (const version of [1, 2]) {
+        writeFileSync(file, JSON.stringify({ version, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
+        setMatmulVariant(g.adapterKey, undefined);
+        expect(await loadMatmulTuning()).toBeUndefined();
+      }
       for (const forms of [{ tX: 'tiled' }, { tA: 'warp' }, 'tiled']) {
-        writeFileSync(file, JSON.stringify({ version: 2, entries: { [g.adapterKey]: { ...entry, forms } } }));
+        writeFileSync(file, JSON.stringify({ version: 3, entries: { [g.adapterKey]: { ...entry, forms } } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
       }
@@ -557,7 +591,7 @@ describe('matmul', () => {
       setMatmulVariant(g.adapterKey, undefined);
       const table = matmulVariantFor(g.adapterKey);
       for (const entry of [{ description: g.info.description }, { description: g.info.description, variant: 'blocked-vec4@3x3/1x1' }, { description: g.info.description, variant: 42 }]) {
-        writeFileSync(file, JSON.stringify({ version: 2, entries: { [g.adapterKey]: entry } }));
+        writeFileSync(file, JSON.stringify({ version: 3, entries: { [g.adapterKey]: entry } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
         expect(matmulVariantFor(g.adapterKey)).toBe(table);

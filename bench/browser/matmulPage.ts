@@ -4,8 +4,8 @@
 // is left in window.__celluscanBench.
 import { initGpu } from '../../src/kernels/device.js';
 import { sync } from '../../src/kernels/encoder.js';
-import { matmul, resolveMatmulKernel } from '../../src/kernels/matmul.js';
-import { matmulVariantFor, setMatmulVariant } from '../../src/kernels/autotune.js';
+import { matmul, parseMatmulVariant, resolveMatmulKernel, variantForShape } from '../../src/kernels/matmul.js';
+import { describeMatmulChoice, matmulChoice, matmulVariantFor, setMatmulVariant } from '../../src/kernels/autotune.js';
 import { VIT_PRESETS, vitPreset, type VitPresetName } from '../../src/vit/config.js';
 import { VisionTransformer } from '../../src/vit/model.js';
 import { GpuArray, pool } from '../../src/kernels/memory.js';
@@ -62,7 +62,17 @@ export interface BrowserBenchCell {
 }
 
 export interface BrowserBenchResult {
-  adapter?: { key: string; description: string; features: string[]; defaultVariant: string; vendor: string; architecture: string; device: string };
+  adapter?: {
+    key: string;
+    description: string;
+    features: string[];
+    /** the library's variant for plain products, and its whole choice per transpose form (describeMatmulChoice) */
+    defaultVariant: string;
+    defaultChoice: string;
+    vendor: string;
+    architecture: string;
+    device: string;
+  };
   roofline?: Roofline;
   rows: { shape: string; cells: BrowserBenchCell[]; peer?: BrowserMatmulPeer }[];
   attention?: { shape: string; defaultChoice: { train: string; infer: string }; rows: BrowserAttentionRow[] };
@@ -83,6 +93,7 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
       device: g.info.device,
       features: [...g.features].sort(),
       defaultVariant: matmulVariantFor(g.adapterKey),
+      defaultChoice: describeMatmulChoice(g.adapterKey),
     },
     rows: [],
   };
@@ -137,7 +148,9 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
     let peer: BrowserMatmulPeer | undefined;
     if (p.peers) {
       // The library's choice for this product, timed as tfjs can only be: each call followed by the read-back of C.
-      const variant = matmulVariantFor(g.adapterKey, transA, transB);
+      // as matmul() names it for this product: the form's variant fitted to the shape (a smaller subgroup blocking on
+      // a small product), so the ratio goes to the cell that timed the same kernel
+      const variant = variantForShape(matmulVariantFor(g.adapterKey, transA, transB), m, n);
       const ours: BrowserMatmulPeer['ours'] = { variant };
       try {
         const once = async () => {
@@ -198,14 +211,16 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
     const input = randomArray(batch * 3 * S * S, 7, -2, 2);
     const rows: NonNullable<BrowserBenchResult['vit']>['rows'] = [];
     let first: Float32Array | undefined;
+    const saved = matmulChoice(g.adapterKey);
     try {
-      // none named: the adapter's own choice
+      // none named: the adapter's own choice, per form, as the library makes it (nothing overridden)
       for (const v of matmulVariants.length ? matmulVariants : [matmulVariantFor(g.adapterKey)]) {
         // the kernel the model's Linear forward (x·Wᵀ, hidden → hidden) runs with this variant
         const hidden = model.config.hidden_dim;
-        const ran = resolveMatmulKernel(v, 197, hidden, hidden, false, true).family;
+        const xw = matmulVariants.length ? v : matmulVariantFor(g.adapterKey, false, true);
+        const ran = resolveMatmulKernel(xw, 197, hidden, hidden, false, true).family + (parseMatmulVariant(xw).plain ? ' (plain copy)' : '');
         try {
-          setMatmulVariant(g.adapterKey, v);
+          if (matmulVariants.length) setMatmulVariant(g.adapterKey, v);
           const logits = await model.predictLogits(input, batch); // warm-up (compiles the pipelines)
           if (!logits.every(Number.isFinite)) {
             rows.push({ matmul: v, ran, failed: 'logits are not finite' });
@@ -234,7 +249,8 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
         }
       }
     } finally {
-      setMatmulVariant(g.adapterKey, undefined);
+      if (saved) setMatmulVariant(g.adapterKey, saved.variant, saved.forms, saved.decided);
+      else setMatmulVariant(g.adapterKey, undefined);
       model.dispose();
     }
     res.vit = { config, batch, attention: describeAttentionChoice(model.attentionChoice('infer')), rows };

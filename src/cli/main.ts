@@ -243,7 +243,7 @@ bench
       o.json,
       { ...r, ...(o.record ? { files } : {}) },
       () =>
-        `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library default: ${r.adapter?.defaultVariant}${roof}\nmatmul GFLOP/s (wall clock, ≥ 30 ms of calls per sync, best of ${o.runs}):\n${browserBenchTable(r)}` +
+        `${r.browser}, adapter ${r.adapter?.key} (${r.adapter?.description || 'no description'}; features ${r.adapter?.features.join(', ')}); library's choice: ${r.adapter?.defaultChoice}${roof}\nmatmul GFLOP/s (wall clock, ≥ 30 ms of calls per sync, best of ${o.runs}):\n${browserBenchTable(r)}` +
         (r.attention ? `\n\n${browserAttentionTable(r)}` : '') +
         (r.vit ? `\n\n${browserVitTable(r)}` : '') +
         (r.consoleErrors.length ? `\n\nthe page's console reported ${r.consoleErrors.length} error(s), the first: ${r.consoleErrors[0]}` : '') +

@@ -4,7 +4,7 @@
 // or a result already tuned/loaded in this process.
 import { gpu, isSoftwareAdapter } from './device.js';
 import { sync } from './encoder.js';
-import { matmul, MATMUL_VARIANTS, parseMatmulVariant, subgroupSize } from './matmul.js';
+import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, subgroupSize } from './matmul.js';
 import { setPassHook } from './launch.js';
 import { GpuArray } from './memory.js';
 import { PassTimer } from './passTimer.js';
@@ -62,9 +62,10 @@ export const GPU_PLAIN_CANDIDATES = ['blocked-vec4:plain', 'tiled:plain'];
 
 /**
  * Bump when the kernels change enough that cached timings are stale. 2: per-form choices, tiled-vec4, the padded
- * tiled kernel (a version-1 entry timed the products together and never tried them).
+ * tiled kernel (a version-1 entry timed the products together and never tried them). 3: the ':plain' candidates and
+ * the per-form default table (a version-2 entry never tried them, and would hide the table's forms).
  */
-const CACHE_VERSION = 2;
+const CACHE_VERSION = 3;
 
 /** A product's transpose form: plain A·B, Aᵀ·B ('tA', a Linear's dW = dYᵀ·X), A·Bᵀ ('tB', its forward x·Wᵀ), Aᵀ·Bᵀ. */
 export type MatmulForm = 'plain' | 'tA' | 'tB' | 'tAtB';
@@ -74,16 +75,30 @@ export function matmulForm(transA = false, transB = false): MatmulForm {
 }
 
 /** A tuned choice: one variant, and where a form measured faster with another variant, that one for the form. */
-interface TunedChoice {
+export interface TunedChoice {
   variant: string;
   forms: Partial<Record<MatmulForm, string>>;
+  /**
+   * The forms the choice was measured on (a tune of the forward's products times only x·Wᵀ); other forms keep the
+   * default table's variant for the form, if it has one. Absent: the choice covers every form (a user's override).
+   */
+  decided?: MatmulForm[];
 }
 const tuned = new Map<string, TunedChoice>();
 
 /** The variant matmul() uses on this adapter for a product of this form when none is named. */
 export function matmulVariantFor(adapterKey: string, transA = false, transB = false): string {
-  const t = tuned.get(adapterKey) ?? { variant: tableMatmulVariant(adapterKey), forms: tableMatmulForms(adapterKey) };
-  return t.forms[matmulForm(transA, transB)] ?? t.variant;
+  const form = matmulForm(transA, transB);
+  const t = tuned.get(adapterKey);
+  if (!t) return tableMatmulForms(adapterKey)[form] ?? tableMatmulVariant(adapterKey);
+  if (t.forms[form]) return t.forms[form];
+  return (t.decided && !t.decided.includes(form) ? tableMatmulForms(adapterKey)[form] : undefined) ?? t.variant;
+}
+
+/** The choice tuned or set for this adapter in this process (undefined: the default table's). */
+export function matmulChoice(adapterKey: string): TunedChoice | undefined {
+  const t = tuned.get(adapterKey);
+  return t && { ...t, forms: { ...t.forms }, ...(t.decided ? { decided: [...t.decided] } : {}) };
 }
 
 /**
@@ -91,9 +106,9 @@ export function matmulVariantFor(adapterKey: string, transA = false, transB = fa
  * note where the subgroup kernel cannot run on this device).
  */
 export function describeMatmulChoice(adapterKey: string): string {
-  const t = tuned.get(adapterKey) ?? { variant: tableMatmulVariant(adapterKey), forms: tableMatmulForms(adapterKey) };
-  const base = t.variant;
-  const apart = MATMUL_FORMS.filter((f) => t.forms[f] && t.forms[f] !== t.variant).map((f) => `${f}: ${t.forms[f]}`);
+  const base = tuned.get(adapterKey)?.variant ?? tableMatmulVariant(adapterKey);
+  const byForm = (f: MatmulForm) => matmulVariantFor(adapterKey, f === 'tA' || f === 'tAtB', f === 'tB' || f === 'tAtB');
+  const apart = MATMUL_FORMS.filter((f) => byForm(f) !== base).map((f) => `${f}: ${byForm(f)}`);
   const all = [base, ...apart];
   const note = all.some((v) => v.startsWith('subgroup')) && !subgroupSize() ? ' [subgroup runs as tiled-vec4 / blocked here: no fixed subgroup size]' : '';
   return (apart.length ? `${base} (${apart.join(', ')})` : base) + note;
@@ -110,8 +125,7 @@ export function tableMatmulVariant(adapterKey: string): string {
 
 /** The default table's variants per form for an adapter (DEFAULT_MATMUL_FORMS; a vendor's entry covers its keys). */
 export function tableMatmulForms(adapterKey: string): Partial<Record<MatmulForm, string>> {
-  const key = adapterKey in DEFAULT_MATMUL_VARIANTS ? adapterKey : adapterKey.split('-')[0] in DEFAULT_MATMUL_VARIANTS ? adapterKey.split('-')[0] : 'default';
-  return { ...(DEFAULT_MATMUL_FORMS[key] ?? {}) };
+  return { ...(DEFAULT_MATMUL_FORMS[adapterKey] ?? DEFAULT_MATMUL_FORMS[adapterKey.split('-')[0]] ?? DEFAULT_MATMUL_FORMS.default ?? {}) };
 }
 
 /** Whether the adapter's matmul variant was tuned (or loaded from the tuning cache) in this process. */
@@ -119,10 +133,18 @@ export function isMatmulTuned(adapterKey: string): boolean {
   return tuned.has(adapterKey);
 }
 
-/** Override (or with undefined, forget) the choice for an adapter in this process; `forms`: other variants per form. */
-export function setMatmulVariant(adapterKey: string, variant: string | undefined, forms: Partial<Record<MatmulForm, string>> = {}): void {
+/**
+ * Override (or with undefined, forget) the choice for an adapter in this process; `forms`: other variants per form;
+ * `decided`: the forms it was measured on (others keep the table's form variants; default: every form).
+ */
+export function setMatmulVariant(adapterKey: string, variant: string | undefined, forms: Partial<Record<MatmulForm, string>> = {}, decided?: readonly MatmulForm[]): void {
   if (variant === undefined) tuned.delete(adapterKey);
-  else tuned.set(adapterKey, { variant, forms: { ...forms } });
+  else tuned.set(adapterKey, { variant, forms: { ...forms }, ...(decided ? { decided: [...decided] } : {}) });
+}
+
+/** The transpose forms of products named by productLabel ('6304×3072×768 tB'). */
+export function formsOfLabels(labels: readonly string[]): MatmulForm[] {
+  return [...new Set(labels.map((l) => matmulForm(/ tA\b/.test(l), / tB\b/.test(l))))];
 }
 
 export interface AutotuneResult {
@@ -239,13 +261,18 @@ function knownForms(f: unknown): Partial<Record<MatmulForm, string>> | undefined
   return entries.every(([k, v]) => (MATMUL_FORMS as readonly string[]).includes(k) && knownVariant(v)) ? (Object.fromEntries(entries) as Partial<Record<MatmulForm, string>>) : undefined;
 }
 
+/** The forms a cached entry was measured on (from its products' labels; an entry without them covers the plain form). */
+function cachedForms(e: AutotuneResult): MatmulForm[] {
+  return e.products?.length ? formsOfLabels(e.products) : ['plain'];
+}
+
 /** Load a cached autotune result for the current adapter, if any (Node only). Returns the variant. */
 export async function loadMatmulTuning(): Promise<string | undefined> {
   const g = gpu();
   const e = (await readCache()).entries[g.adapterKey];
   const forms = knownForms(e?.forms);
   if (e && e.description === g.info.description && knownVariant(e.variant) && forms) {
-    setMatmulVariant(g.adapterKey, e.variant, forms);
+    setMatmulVariant(g.adapterKey, e.variant, forms, cachedForms(e));
     return e.variant;
   }
   return undefined;
@@ -354,23 +381,25 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     const same = (!opts.shape && !opts.products) || cachedLabels.join('; ') === labels.join('; ');
     const forms = knownForms(c?.forms);
     if (c && same && c.description === g.info.description && knownVariant(c.variant) && forms) {
-      setMatmulVariant(g.adapterKey, c.variant, forms);
+      setMatmulVariant(g.adapterKey, c.variant, forms, cachedForms(c));
       return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, productTimings: c.productTimings, forms, clock: c.clock, fromCache: true };
     }
   }
-  // The table's choice first: with a good time known early, slow families are given up after one timed run.
+  // The table's choice first: with a good time known early, slow families are given up after one timed run. The
+  // plain-layout candidates only where a product is transposed (elsewhere they are their base kernel).
+  const transposed = products.some((p) => p.transA || p.transB);
   const candidates =
     opts.candidates ??
     [
       ...new Set([
         tableMatmulVariant(g.adapterKey),
-        ...Object.values(tableMatmulForms(g.adapterKey)),
+        ...Object.values(tableMatmulForms(g.adapterKey)).filter((v) => transposed || !v.endsWith(PLAIN_SUFFIX)),
         // (tiled-vec4, written for GPUs, ran at half of subgroup's rate on lavapipe at 1024³, and may win on a software
         // adapter without subgroups: tried everywhere, a slow candidate costs one timed run)
         ...MATMUL_VARIANTS.filter((v) => v !== 'naive'),
         'subgroup@2x4/0x4',
         'subgroup@1x8/0x4',
-        ...(software ? [] : [...GPU_MATMUL_SHAPES, ...GPU_PLAIN_CANDIDATES]),
+        ...(software ? [] : [...GPU_MATMUL_SHAPES, ...(transposed ? GPU_PLAIN_CANDIDATES : [])]),
       ]),
     ];
   const runs = opts.runs ?? 3;
@@ -470,7 +499,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
   }
   const variant = Object.entries(timings).sort((x, y) => x[1] - y[1])[0][0];
   const forms = formChoices(products, labels, productTimings, variant);
-  setMatmulVariant(g.adapterKey, variant, forms);
+  setMatmulVariant(g.adapterKey, variant, forms, formsOfLabels(labels));
   const cache = await readCache();
   const first = products[0];
   // 'mixed': some calls could not be read by timestamps and were timed by wall clock (times less comparable)

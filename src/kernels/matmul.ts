@@ -66,7 +66,11 @@ export function parseMatmulVariant(name: string): MatmulConfig {
   if (name.endsWith(PLAIN_SUFFIX)) {
     const base = name.slice(0, -PLAIN_SUFFIX.length);
     if (base.endsWith(PLAIN_SUFFIX)) throw new RangeError(`matmul: bad variant '${name}': '${PLAIN_SUFFIX}' once, at the end`);
-    return { ...parseMatmulVariant(base), plain: true };
+    try {
+      return { ...parseMatmulVariant(base), plain: true };
+    } catch (e) {
+      throw new RangeError((e as Error).message.replace(`'${base}'`, `'${name}'`)); // the name as given
+    }
   }
   const [family, spec] = name.split('@');
   if (!MATMUL_VARIANTS.includes(family)) {
@@ -340,6 +344,11 @@ function checkShapes(a: GpuArray, b: GpuArray, opts: MatmulOptions): Dims {
  * b 2-D (shared across a's batch). bias: [N]. Returns [...batch, M, N].
  */
 export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuArray {
+  return matmulWith(a, b, opts);
+}
+
+/** matmul(), where `auto` (a variant chosen for the caller, not named by the user) stands in for the adapter's choice. */
+function matmulWith(a: GpuArray, b: GpuArray, opts: MatmulOptions, auto?: string): GpuArray {
   const { transA = false, transB = false, bias, alpha = 1 } = opts;
   if (!Number.isFinite(alpha)) throw new RangeError(`matmul: alpha must be a finite number, got ${alpha}`);
   const d = checkShapes(a, b, opts);
@@ -352,19 +361,26 @@ export function matmul(a: GpuArray, b: GpuArray, opts: MatmulOptions = {}): GpuA
   const batch = fold ? 1 : d.batch;
   const M = fold ? d.batch * d.M : d.M;
   const g = gpu();
-  const variant = opts.variant ?? variantForShape(matmulVariantFor(g.adapterKey, transA, transB), M, N);
-  if ((transA || transB) && variant.endsWith(PLAIN_SUFFIX)) {
+  const chosen = opts.variant ?? auto ?? matmulVariantFor(g.adapterKey, transA, transB);
+  parseMatmulVariant(chosen); // a bad name fails here, before any copy or allocation
+  if (d.batch * d.M * N === 0) return GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
+  if ((transA || transB) && chosen.endsWith(PLAIN_SUFFIX)) {
+    const base = chosen.slice(0, -PLAIN_SUFFIX.length);
     const a2 = transA ? transpose(a) : a;
-    const b2 = transB ? transpose(b) : b;
     try {
-      return matmul(a2, b2, { ...opts, transA: false, transB: false, variant: variant.slice(0, -PLAIN_SUFFIX.length) });
+      const b2 = transB ? transpose(b) : b;
+      try {
+        // a named variant runs as named; the adapter's choice is fitted to the copies' product (variantForShape)
+        return opts.variant === undefined ? matmulWith(a2, b2, { ...opts, transA: false, transB: false }, base) : matmulWith(a2, b2, { ...opts, transA: false, transB: false, variant: base });
+      } finally {
+        if (b2 !== b) b2.dispose();
+      }
     } finally {
       if (a2 !== a) a2.dispose();
-      if (b2 !== b) b2.dispose();
     }
   }
+  const variant = opts.variant ?? variantForShape(chosen, M, N);
   const out = GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
-  if (out.size === 0) return out;
   const cfg = resolveMatmulKernel(variant, M, N, K, transA, transB);
   const sg = subgroupSize();
   const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };

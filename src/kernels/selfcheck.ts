@@ -58,6 +58,20 @@ function cases(): Case[] {
       },
     });
   }
+  // The transposed forms a Linear layer runs (x·Wᵀ, dYᵀ·X), with the variant the adapter uses for each form (a form can
+  // have its own: a tuned one, or the table's, such as NVIDIA's copy of Wᵀ to its plain layout).
+  for (const [m, k, n, transA, transB] of [[13, 36, 20, false, true], [197, 64, 48, false, true], [20, 37, 12, true, false], [48, 197, 64, true, false]] as const) {
+    out.push({
+      kernel: 'matmul', shape: `${m}×${k}×${n} ${transA ? 'tA' : 'tB'}`, atol: 1e-5 * Math.max(1, k / 100), rtol: 1e-4,
+      run: async () => {
+        const a = r(m * k, 8), b = r(k * n, 9);
+        const aS = transA ? [k, m] : [m, k];
+        const bS = transB ? [n, k] : [k, n];
+        const y = matmul(up(a, aS), up(b, bS), { transA, transB });
+        return [await y.read(), matmulRef(a, aS, b, bS, { transA, transB })];
+      },
+    });
+  }
   for (const [rows, cols] of [[1, 1], [7, 13], [13, 197], [3, 1000]]) {
     out.push({
       kernel: 'softmax', shape: `${rows}×${cols}`, atol: 1e-7, rtol: 1e-5,
