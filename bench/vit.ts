@@ -9,6 +9,8 @@ import { randomArray } from '../src/kernels/ref/math.js';
 import { VIT_PRESETS, vitPreset, type VitPresetName } from '../src/vit/config.js';
 import { VisionTransformer } from '../src/vit/model.js';
 import { describeAttentionChoice } from '../src/vit/attentionTuning.js';
+import { describeMatmulChoice, matmulChoice, setMatmulVariant, type TunedChoice } from '../src/kernels/autotune.js';
+import { parseMatmulVariant } from '../src/kernels/matmul.js';
 
 export interface BenchVitOptions {
   batch?: number;
@@ -19,7 +21,16 @@ export interface BenchVitOptions {
   /** Also time torchvision on the CPU through python3 (skipped quietly when torch is missing), and ONNX Runtime
    *  (WebGPU and CPU execution providers, vit_b_16 only; bench/ortPeer.ts). */
   peers?: boolean;
+  /**
+   * Time the forward once per matmul choice, in alternating rounds, logits checked against the first's: a variant name
+   * runs every product (all transpose forms) with that variant; LIBRARY_MATMUL is the library's own choice per form
+   * (the table's or a tune's). The result's seconds_per_image is the first choice's.
+   */
+  matmul?: string[];
 }
+
+/** In BenchVitOptions.matmul: the library's own matmul choice, per transpose form, with nothing overridden. */
+export const LIBRARY_MATMUL = 'library';
 
 // A type alias (not an interface) so it is assignable to Record<string, unknown> (bench/suite.ts).
 export type BenchVitResult = {
@@ -33,6 +44,8 @@ export type BenchVitResult = {
   run_seconds: number[];
   adapter: string;
   peers?: Record<string, number | string>;
+  /** With `matmul`: one row per choice, best of the rounds, and the logits' largest difference from the first's. */
+  matmul_rows?: { matmul: string; describes: string; seconds_per_image: number; vs_first: number; logits_max_diff: number }[];
 };
 
 export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResult> {
@@ -48,14 +61,42 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
   const attentionUsed = attention ?? describeAttentionChoice(model.attentionChoice('infer'));
   const S = config.image_size;
   const input = randomArray(batch * 3 * S * S, 7, -2, 2);
+  const key = gpu().adapterKey;
+  const saved = matmulChoice(key);
+  const choices = opts.matmul?.length ? opts.matmul : [LIBRARY_MATMUL];
+  for (const c of choices) if (c !== LIBRARY_MATMUL) parseMatmulVariant(c); // a bad name fails before any work
+  const use = (c: string) => {
+    if (c === LIBRARY_MATMUL) restore(key, saved);
+    else setMatmulVariant(key, c);
+  };
   try {
-    await model.predictLogits(input, batch, { attention });
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      await model.predictLogits(input, batch, { attention });
-      times.push((performance.now() - t0) / 1000);
+    // warm-up of each choice (its pipelines compiled), its logits against the first's
+    let first: Float32Array | undefined;
+    const diffs: number[] = [];
+    const describes: string[] = [];
+    for (const c of choices) {
+      use(c);
+      describes.push(describeMatmulChoice(key));
+      const logits = await model.predictLogits(input, batch, { attention });
+      if (!logits.every(Number.isFinite)) throw new Error(`bench vit: matmul ${c}: the logits are not finite`);
+      let d = 0;
+      if (first) for (let i = 0; i < logits.length; i++) d = Math.max(d, Math.abs(logits[i] - first[i]));
+      else first = logits;
+      // logits O(1) from f32 sums of ≤ 3072 terms per layer: kernels that group the sums differently agree to ~1e-5
+      if (!(d <= 1e-3)) throw new Error(`bench vit: matmul ${c}: logits differ from ${choices[0]}'s by ${d} (> 1e-3)`);
+      diffs.push(d);
     }
+    // alternating rounds: drift on a noisy machine falls on every choice alike
+    const all = choices.map(() => [] as number[]);
+    for (let i = 0; i < runs; i++) {
+      for (const [j, c] of choices.entries()) {
+        use(c);
+        const t0 = performance.now();
+        await model.predictLogits(input, batch, { attention });
+        all[j].push((performance.now() - t0) / 1000);
+      }
+    }
+    const times = all[0];
     const best = Math.min(...times);
     const r: BenchVitResult = {
       op: 'vit_forward',
@@ -66,7 +107,19 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
       seconds_per_image: best / batch,
       run_seconds: times,
       adapter: gpu().adapterKey,
+      ...(opts.matmul?.length
+        ? {
+            matmul_rows: choices.map((c, j) => ({
+              matmul: c,
+              describes: describes[j],
+              seconds_per_image: Math.min(...all[j]) / batch,
+              vs_first: best / Math.min(...all[j]),
+              logits_max_diff: diffs[j],
+            })),
+          }
+        : {}),
     };
+    restore(key, saved);
     if (opts.peers) {
       const peers: Record<string, number | string> = {};
       // On a GPU adapter the peer is PyTorch on CUDA (fp32, TF32 off) when torch sees a GPU; else PyTorch on the CPU.
@@ -85,8 +138,15 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
     }
     return r;
   } finally {
+    restore(key, saved);
     model.dispose();
   }
+}
+
+/** Put back the matmul choice that was in force before (undefined: the default table's). */
+function restore(key: string, saved: TunedChoice | undefined): void {
+  if (saved) setMatmulVariant(key, saved.variant, saved.forms, saved.decided);
+  else setMatmulVariant(key, undefined);
 }
 
 /** torchvision's forward (CPU, or CUDA when asked and present): seconds per image, best of runs; undefined when torch is missing. */

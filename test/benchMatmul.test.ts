@@ -3,6 +3,9 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { benchMatmul, compareMatmulVariants } from '../bench/matmul.js';
+import { benchVit } from '../bench/vit.js';
+import { describeMatmulChoice, matmulChoice, matmulVariantFor } from '../src/kernels/autotune.js';
+import { gpu } from '../src/kernels/device.js';
 import { useGpu } from './gpu.js';
 
 useGpu();
@@ -41,4 +44,23 @@ describe('bench matmul', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/^celluscan: bench matmul: --variant: matmul: bad variant 'tiled@99x1\/1x1'/);
   }, 120_000);
+
+  it('bench vit --matmul: the forward per matmul choice in alternating rounds, logits against the first, the choice restored', async () => {
+    const before = [matmulChoice(gpu().adapterKey), describeMatmulChoice(gpu().adapterKey), matmulVariantFor(gpu().adapterKey, false, true)];
+    const r = await benchVit({ config: 'vit_ti_16', batch: 1, runs: 2, matmul: ['library', 'blocked', 'subgroup:plain'] });
+    expect(r.matmul_rows!.map((x) => [x.matmul, x.describes])).toEqual([
+      ['library', before[1]],
+      ['blocked', 'blocked'],
+      ['subgroup:plain', 'subgroup:plain'],
+    ]);
+    expect(r.matmul_rows![0].vs_first).toBe(1);
+    expect(r.seconds_per_image).toBe(r.matmul_rows![0].seconds_per_image);
+    for (const x of r.matmul_rows!) {
+      expect(x.seconds_per_image > 0).toBe(true);
+      // the same model and input through other kernels: f32 sums in another grouping, logits O(1)
+      expect(x.logits_max_diff).toBeLessThan(1e-3);
+    }
+    expect([matmulChoice(gpu().adapterKey), describeMatmulChoice(gpu().adapterKey), matmulVariantFor(gpu().adapterKey, false, true)]).toEqual(before);
+    await expect(benchVit({ config: 'vit_ti_16', matmul: ['library', 'warp'] })).rejects.toThrow(/unknown variant 'warp'/);
+  }, 240_000);
 });

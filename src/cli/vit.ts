@@ -234,15 +234,39 @@ export function register(program: Command): void {
       .option('--runs <n>', 'timed runs (the best is reported; default 3)', intArg('--runs'))
       .addOption(new Option('--attention <path>', "attention implementation ('auto': this adapter's choice for the model's shape, see `celluscan tune`)").choices(['auto', 'fused', 'explicit']).default('auto'))
       .option('--peers', 'also time torchvision on the CPU (needs python3 with torch)')
+      .option('--matmul <names>', "comma-separated matmul choices timed side by side in alternating rounds, logits checked against the first's: a variant (run for every product) or 'library' (the library's own choice per transpose form), e.g. library,blocked-vec4")
       .option('--json', 'one JSON object')
       .action(async (o, cmd: Command) => {
         // `bench` itself defines --runs and --json, so commander may hand them to the parent: read both.
         const parent = cmd.parent?.opts() ?? {};
         const json = !!(o.json || parent.json);
         const runs = o.runs ?? parent.runs ?? 3;
-        const { benchVit } = await import('../../bench/vit.js');
-        const r = await benchVit({ batch: o.batch, config: o.config, runs, attention: parseAttentionPath(o.attention), peers: !!o.peers });
-        output(json, r, () => table(Object.entries(r).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']));
+        const { benchVit, LIBRARY_MATMUL } = await import('../../bench/vit.js');
+        let matmul: string[] | undefined;
+        if (o.matmul !== undefined) {
+          matmul = String(o.matmul).split(',').map((v) => v.trim()).filter(Boolean);
+          if (!matmul.length) throw new UsageError('bench vit: --matmul names nothing');
+          const { parseMatmulVariant } = await import('../kernels/matmul.js');
+          for (const v of matmul) {
+            if (v === LIBRARY_MATMUL) continue;
+            try {
+              parseMatmulVariant(v);
+            } catch (e) {
+              throw new UsageError(`bench vit: --matmul: ${(e as Error).message} (or '${LIBRARY_MATMUL}': the library's own choice)`);
+            }
+          }
+        }
+        const r = await benchVit({ batch: o.batch, config: o.config, runs, attention: parseAttentionPath(o.attention), peers: !!o.peers, matmul });
+        output(json, r, () => {
+          const { matmul_rows: rows, ...rest } = r;
+          const fields = table(Object.entries(rest).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']);
+          if (!rows) return fields;
+          const per = table(
+            rows.map((x) => [x.matmul, x.describes, (x.seconds_per_image * 1000).toPrecision(4), x.vs_first.toFixed(3), x.logits_max_diff.toExponential(1)]),
+            ['matmul', 'runs as', 'ms/image (best)', `vs ${rows[0].matmul}`, 'logits max |Δ| from the first'],
+          );
+          return `${fields}\n\n${r.batch} image(s) per forward, ${runs} alternating rounds:\n${per}`;
+        });
       });
   }
 }
