@@ -4,6 +4,7 @@ import { addToSlice, concat, pad, permute, slice, transpose } from '../src/kerne
 import { addToSliceRef, concatRef, padRef, permuteRef, sliceRef } from '../src/kernels/ref/layout.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
+import { setPassHook } from '../src/kernels/launch.js';
 
 useGpu();
 
@@ -54,6 +55,38 @@ describe('permute and transpose', () => {
     expectClose(await t2.read(), permuteRef(data, [7, 13, 100], [2, 1, 0]).data, ...EXACT, 'transpose(0, -1)');
     for (const a of [x, t, t2]) a.dispose();
   });
+
+  // The last two axes, both multiples of 4: the 4×4-block kernel (shaders/transpose4.wgsl); otherwise the strided copy.
+  for (const [shape, kernel] of [
+    [[4, 4], 'transpose'],
+    [[8, 12], 'transpose'],
+    [[3, 44, 36], 'transpose'],
+    [[2, 2, 196, 64], 'transpose'],
+    [[768, 3072], 'transpose'],
+    [[5, 8], 'permute'],
+    [[2, 12, 13], 'permute'],
+    [[0, 8, 4], 'permute'],
+  ] as [number[], string][]) {
+    it(`transpose of the last two axes ${JSON.stringify(shape)}: ${kernel} kernel, bit-exact`, async () => {
+      const { data, x } = upload(shape, 11);
+      const seen: string[] = [];
+      setPassHook((_d, label) => seen.push(label));
+      let t: GpuArray;
+      try {
+        t = transpose(x);
+      } finally {
+        setPassHook(null);
+      }
+      const r = shape.length;
+      const perm = shape.map((_, k) => (k === r - 2 ? r - 1 : k === r - 1 ? r - 2 : k));
+      const ref = permuteRef(data, shape, perm);
+      expect(t.shape).toEqual(ref.shape);
+      expectClose(await t.read(), ref.data, ...EXACT, 'transpose');
+      expect(seen).toEqual(size(shape) ? [kernel] : []);
+      x.dispose();
+      t.dispose();
+    });
+  }
 
   it('permute of a large array (> 65535 workgroups)', async () => {
     const shape = [4099, 4097];

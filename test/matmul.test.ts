@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
@@ -240,11 +240,12 @@ describe('matmul', () => {
         return l;
       };
       const family = resolveMatmulKernel(variant, 108, 20, 44).family; // subgroup runs as another kernel without a fixed subgroup size
-      // Bᵀ copied, then one product of the 3·36 folded rows in the plain form
-      expect(labels(false, true)).toEqual(['permute', `matmul ${family} 108×20×44`]);
+      // Bᵀ copied (sides multiples of 4: the 4×4-block transpose kernel), then one product of the 3·36 folded rows in
+      // the plain form
+      expect(labels(false, true)).toEqual(['transpose', `matmul ${family} 108×20×44`]);
       // Aᵀ copied (the batch of three at once), then the folded plain product
-      expect(labels(true, false)).toEqual(['permute', `matmul ${family} 108×20×44`]);
-      expect(labels(true, true)).toEqual(['permute', 'permute', `matmul ${family} 108×20×44`]);
+      expect(labels(true, false)).toEqual(['transpose', `matmul ${family} 108×20×44`]);
+      expect(labels(true, true)).toEqual(['transpose', 'transpose', `matmul ${family} 108×20×44`]);
       expect(labels(false, false)).toEqual([`matmul ${family} 108×20×44`]);
     });
   }
@@ -257,7 +258,7 @@ describe('matmul', () => {
       // 16 products of [12, 40]ᵀ·[12, 64]: A copied to [16, 40, 12], then one folded 640-row plain product
       await check(undefined, { batch: [16], M: 40, N: 64, K: 12, transA: true, shareB: true, bias: true }, 140);
       const [A, B] = [GpuArray.zeros([16, 12, 40]), GpuArray.zeros([12, 64])];
-      expect(passLabels(() => matmul(A, B, { transA: true }).dispose())).toEqual(['permute', 'matmul blocked 640×64×12']);
+      expect(passLabels(() => matmul(A, B, { transA: true }).dispose())).toEqual(['transpose', 'matmul blocked 640×64×12']);
       // an empty product records nothing; a bad name fails before any copy, naming the whole name
       const E = GpuArray.zeros([0, 12]);
       expect(passLabels(() => matmul(E, B, { transA: false }).dispose())).toEqual([]);
@@ -267,6 +268,31 @@ describe('matmul', () => {
     } finally {
       if (saved) setMatmulVariant(key, saved.variant, saved.forms, saved.decided);
       else setMatmulVariant(key, undefined);
+    }
+  });
+
+  it('the default table\'s K rule: on this adapter, x·Wᵀ past its K threshold runs through the copy, below it directly', async () => {
+    const key = gpu().adapterKey;
+    const minK = plainMinK(key).tB;
+    const saved = matmulChoice(key);
+    setMatmulVariant(key, undefined);
+    try {
+      const labels = (K: number) => {
+        const [A, B] = [GpuArray.zeros([5, K]), GpuArray.zeros([7, K])];
+        const l = passLabels(() => matmul(A, B, { transB: true }).dispose());
+        A.dispose();
+        B.dispose();
+        return l.map((x) => x.split(' ')[0]);
+      };
+      if (minK === undefined) {
+        expect(labels(4096)).toEqual(['matmul']); // no rule for this adapter
+      } else {
+        expect(labels(minK)).toEqual(['permute', 'matmul']); // 5 rows: not a multiple of 4, the strided copy
+        expect(labels(minK - 4)).toEqual(['matmul']);
+        await check(undefined, { M: 9, N: 11, K: minK + 3, transB: true, bias: true }, 150);
+      }
+    } finally {
+      if (saved) setMatmulVariant(key, saved.variant, saved.forms, saved.decided);
     }
   });
 
@@ -407,7 +433,22 @@ describe('matmul', () => {
       expect(matmulVariantFor('llvmpipe', false, true)).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
       expect(matmulVariantFor('some-new-gpu', false, true)).toBe('tiled');
       expect(describeMatmulChoice('nvidia-h100')).toBe('blocked-vec4 (tB: blocked-vec4:plain)');
-      expect(describeMatmulChoice('llvmpipe')).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
+      expect(describeMatmulChoice('llvmpipe')).toBe(`${DEFAULT_MATMUL_VARIANTS.llvmpipe} (tB with K ≥ 2048: ${DEFAULT_MATMUL_VARIANTS.llvmpipe}:plain)`);
+      // the K rule: lavapipe's x·Wᵀ through a copy from K = 2048 (vit_b_16's second MLP Linear), not below, not other forms
+      expect(matmulVariantForProduct('llvmpipe', false, true, 3072)).toBe('subgroup:plain');
+      expect(matmulVariantForProduct('llvmpipe', false, true, 768)).toBe('subgroup');
+      expect(matmulVariantForProduct('llvmpipe', true, false, 3072)).toBe('subgroup');
+      expect(matmulVariantForProduct('nvidia-h100', false, true, 64)).toBe('blocked-vec4:plain');
+      expect(matmulVariantForProduct('some-new-gpu', false, true, 4096)).toBe('tiled');
+      // a tune that kept the table's variant for the form keeps the rule (it timed one K); one that chose another drops it
+      setMatmulVariant('llvmpipe', 'subgroup', {}, ['plain', 'tB']);
+      expect(matmulVariantForProduct('llvmpipe', false, true, 3072)).toBe('subgroup:plain');
+      setMatmulVariant('llvmpipe', 'subgroup');
+      expect(matmulVariantForProduct('llvmpipe', false, true, 3072)).toBe('subgroup');
+      setMatmulVariant('llvmpipe', 'subgroup', { tB: 'tiled' }, ['plain', 'tB']);
+      expect(matmulVariantForProduct('llvmpipe', false, true, 3072)).toBe('tiled');
+      expect(describeMatmulChoice('llvmpipe')).toBe('subgroup (tB: tiled)');
+      setMatmulVariant('llvmpipe', undefined);
       for (const forms of Object.values(DEFAULT_MATMUL_FORMS)) for (const v of Object.values(forms)) expect(() => parseMatmulVariant(v)).not.toThrow();
       // a choice set for every form (a user's override) replaces the table's forms too
       setMatmulVariant('nvidia-h100', 'tiled');

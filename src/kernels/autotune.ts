@@ -95,6 +95,47 @@ export function matmulVariantFor(adapterKey: string, transA = false, transB = fa
   return (t.decided && !t.decided.includes(form) ? tableMatmulForms(adapterKey)[form] : undefined) ?? t.variant;
 }
 
+/**
+ * Per adapter and form, the inner dimension K from which the default table runs the form through a plain-layout copy
+ * (PLAIN_SUFFIX) — for kernels whose transposed loads cost more the farther apart the rows are. Applies while the
+ * form runs the table's variant (plainMinK); a named variant is used as it is. See DEFAULT_MATMUL_VARIANTS for where the figures come from.
+ */
+export const DEFAULT_PLAIN_MIN_K: Record<string, Partial<Record<MatmulForm, number>>> = {
+  // lavapipe, subgroup kernel, x·Wᵀ at batch 1 of vit_b_16, GPU time, alternating rounds (`bench matmul --variant
+  // subgroup,subgroup:plain`): K = 3072 (the MLP's second Linear) 1.14×, 1.25×, 1.47× faster through the copy; K = 768
+  // (the first) 0.86×, 0.93× (slower); K = 64 (the fashion-mnist model's layers; its training step 5 % slower with the
+  // copy in every x·Wᵀ). Each lane of the subgroup kernel reads its own rows of Wᵀ, K floats apart.
+  llvmpipe: { tB: 2048 },
+};
+
+/**
+ * The variant matmul() runs for one product when none is named: matmulVariantFor's, with the default table's K rule
+ * (DEFAULT_PLAIN_MIN_K) applied where nothing was tuned.
+ */
+export function matmulVariantForProduct(adapterKey: string, transA: boolean, transB: boolean, K: number): string {
+  const v = matmulVariantFor(adapterKey, transA, transB);
+  const minK = plainMinK(adapterKey)[matmulForm(transA, transB)];
+  return minK !== undefined && K >= minK && !v.endsWith(PLAIN_SUFFIX) ? v + PLAIN_SUFFIX : v;
+}
+
+/**
+ * The K rule in force for an adapter (DEFAULT_PLAIN_MIN_K): for the forms that run the default table's variant — a tune
+ * that kept it (it times a model's first MLP product, not every K) keeps the rule; one that chose another drops it,
+ * and so does a variant set for every form (`bench vit --matmul subgroup` runs subgroup, copies nowhere).
+ */
+export function plainMinK(adapterKey: string): Partial<Record<MatmulForm, number>> {
+  const t = tuned.get(adapterKey);
+  if (t && !t.decided) return {}; // a choice set for every form (setMatmulVariant without `decided`) runs as named
+  const rule = DEFAULT_PLAIN_MIN_K[adapterKey] ?? DEFAULT_PLAIN_MIN_K[adapterKey.split('-')[0]] ?? {};
+  const table = tableMatmulForms(adapterKey);
+  const out: Partial<Record<MatmulForm, number>> = {};
+  for (const f of MATMUL_FORMS) {
+    const inForce = matmulVariantFor(adapterKey, f === 'tA' || f === 'tAtB', f === 'tB' || f === 'tAtB');
+    if (rule[f] !== undefined && inForce === (table[f] ?? tableMatmulVariant(adapterKey))) out[f] = rule[f];
+  }
+  return out;
+}
+
 /** The choice tuned or set for this adapter in this process (undefined: the default table's). */
 export function matmulChoice(adapterKey: string): TunedChoice | undefined {
   const t = tuned.get(adapterKey);
@@ -109,6 +150,10 @@ export function describeMatmulChoice(adapterKey: string): string {
   const base = tuned.get(adapterKey)?.variant ?? tableMatmulVariant(adapterKey);
   const byForm = (f: MatmulForm) => matmulVariantFor(adapterKey, f === 'tA' || f === 'tAtB', f === 'tB' || f === 'tAtB');
   const apart = MATMUL_FORMS.filter((f) => byForm(f) !== base).map((f) => `${f}: ${byForm(f)}`);
+  const rule = plainMinK(adapterKey);
+  for (const f of MATMUL_FORMS) {
+    if (rule[f] !== undefined && !byForm(f).endsWith(PLAIN_SUFFIX)) apart.push(`${f} with K ≥ ${rule[f]}: ${byForm(f)}${PLAIN_SUFFIX}`);
+  }
   const all = [base, ...apart];
   const note = all.some((v) => v.startsWith('subgroup')) && !subgroupSize() ? ' [subgroup runs as tiled-vec4 / blocked here: no fixed subgroup size]' : '';
   return (apart.length ? `${base} (${apart.join(', ')})` : base) + note;
@@ -399,6 +444,9 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         ...MATMUL_VARIANTS.filter((v) => v !== 'naive'),
         'subgroup@2x4/0x4',
         'subgroup@1x8/0x4',
+        // the table's variant through the plain-layout copy, on every adapter (DEFAULT_PLAIN_MIN_K: it wins some
+        // shapes on lavapipe too)
+        ...(transposed ? [tableMatmulVariant(g.adapterKey) + PLAIN_SUFFIX] : []),
         ...(software ? [] : [...GPU_MATMUL_SHAPES, ...(transposed ? GPU_PLAIN_CANDIDATES : [])]),
       ]),
     ];

@@ -94,6 +94,15 @@ export function transpose(x: GpuArray, a = -2, b = -1): GpuArray {
   }
   const i = normAxis('transpose', a, x.shape);
   const j = normAxis('transpose', b, x.shape);
+  const r = x.rank;
+  // The last two axes with both multiples of 4: 4×4 blocks moved as vec4s (shaders/transpose4.wgsl).
+  if (Math.min(i, j) === r - 2 && Math.max(i, j) === r - 1 && x.shape[r - 2] % 4 === 0 && x.shape[r - 1] % 4 === 0 && x.size > 0) {
+    const [R, C] = x.shape.slice(-2);
+    const out = GpuArray.empty([...x.shape.slice(0, -2), C, R], 'transpose');
+    const blocks = x.size / 16;
+    dispatch('transpose', pipeline('transpose4'), [x.buffer, out.buffer], packUniforms([['u32', blocks], ['u32', R / 4], ['u32', C / 4], ['u32', 0]]), grid2d(Math.ceil(blocks / 256)));
+    return out;
+  }
   const perm = x.shape.map((_, k) => k);
   perm[i] = j;
   perm[j] = i;

@@ -1,7 +1,7 @@
 // Matrix multiply with optional transposes, batching, a shared (2-D) right operand and a fused bias.
 // WGSL: shaders/matmul_{naive,tiled,tiled_vec4,blocked,blocked_vec4,subgroup}.wgsl. Reference: ref/matmul.ts.
 // Variant choice per adapter: autotune.ts (a default table, or a measured and cached choice).
-import { matmulVariantFor } from './autotune.js';
+import { matmulVariantForProduct } from './autotune.js';
 import { gpu } from './device.js';
 import { dispatch, packUniforms, pipeline } from './launch.js';
 import { transpose } from './layout.js';
@@ -23,7 +23,8 @@ export interface MatmulOptions {
 
 /**
  * A variant name ending in this runs every product in the plain form: a transposed operand is first copied into its
- * plain layout (layout.ts's transpose, one strided-copy pass), then the kernel multiplies without transposes. For GPU
+ * plain layout (layout.ts's transpose: 4×4 blocks as vec4s where both sides are multiples of 4, else the strided
+ * copy), then the kernel multiplies without transposes. For GPU
  * kernels whose transposed loads are strided across lanes (blocked-vec4's Bᵀ rows: each lane reads its own rows of
  * W in x·Wᵀ, where the plain form's lanes read one contiguous row): the copy of a Linear's weight is ~1 % of the
  * product's memory traffic, and the plain form is the one measured fast on a GPU so far. A candidate of `tune` on
@@ -361,7 +362,7 @@ function matmulWith(a: GpuArray, b: GpuArray, opts: MatmulOptions, auto?: string
   const batch = fold ? 1 : d.batch;
   const M = fold ? d.batch * d.M : d.M;
   const g = gpu();
-  const chosen = opts.variant ?? auto ?? matmulVariantFor(g.adapterKey, transA, transB);
+  const chosen = opts.variant ?? auto ?? matmulVariantForProduct(g.adapterKey, transA, transB, K);
   parseMatmulVariant(chosen); // a bad name fails here, before any copy or allocation
   if (d.batch * d.M * N === 0) return GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
   if ((transA || transB) && chosen.endsWith(PLAIN_SUFFIX)) {
