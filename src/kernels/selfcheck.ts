@@ -19,7 +19,7 @@ import { binary } from './elementwise.js';
 import { binaryRef } from './ref/elementwise.js';
 import { sum } from './reduce.js';
 import { sumRef } from './ref/reduce.js';
-import { permute } from './layout.js';
+import { permute, transpose } from './layout.js';
 import { permuteRef } from './ref/layout.js';
 
 export interface CheckResult {
@@ -166,6 +166,14 @@ function cases(): Case[] {
     run: async () => {
       const a = r(2 * 197 * 64, 18);
       return [await permute(up(a, [2, 197, 64]), [0, 2, 1]).read(), permuteRef(a, [2, 197, 64], [0, 2, 1]).data];
+    },
+  });
+  // the 4×4-block kernel (both sides multiples of 4), which ':plain' matmul copies use
+  out.push({
+    kernel: 'transpose (4×4)', shape: '[3, 196, 64]', atol: 0, rtol: 0,
+    run: async () => {
+      const a = r(3 * 196 * 64, 19);
+      return [await transpose(up(a, [3, 196, 64])).read(), permuteRef(a, [3, 196, 64], [0, 2, 1]).data];
     },
   });
   return out;
