@@ -3,7 +3,8 @@
 # scripts/pack-node-bundle.sh travels as .devpack, a Vulkan loader as .gl/*.deb. Writes everything to $OUT:
 #   smi.txt, info.json, selfcheck.json, parity.json (vit_b_16 logits vs torchvision on the GPU's own torch, both
 #   attention paths), bench.log and the results (results/<adapter>.{json,md,png}); with PROFILE=1 also
-#   profile_vit_b_16_{forward,train}.txt; tune.txt and the tuning cache files (`celluscan tune` for vit_b_16 at batch 32,
+#   profile_vit_b_16_{forward,train}.txt; vit_matmul_ab.txt (the forward per matmul choice, before any tune);
+#   tune.txt and the tuning cache files (`celluscan tune` for vit_b_16 at batch 32,
 #   or TUNE_MODEL / TUNE_BATCH; TUNE=0 skips it); BENCHES=none
 #   skips the suite.
 # Each step has its own time limit, so one that hangs cannot take the rest with it.
@@ -49,6 +50,12 @@ for a in ("fused", "explicit"):
 print(json.dumps({"config": "vit_b_16", "max_abs_logit_diff": res}))
 PY
   cat "$OUT/parity.json"; tail -3 $P/predict.err 2>/dev/null
+fi
+# Before the tune, with the default table in force: the vit_b_16 forward at batch 32 with the library's per-form
+# choice (NVIDIA: x·Wᵀ through a plain-layout copy) against one variant for every product, alternated (VIT_AB=0
+# skips it). The first answer to "was the forward's x·Wᵀ the 125 ms?".
+if [ "${VIT_AB:-1}" = 1 ] && [ ! -f "$XDG_CACHE_HOME/celluscan/matmul-autotune.json" ]; then
+  timeout 150 /tmp/node dist/celluscan.mjs bench vit --batch 32 --runs 3 --matmul library,blocked-vec4,tiled-vec4,tiled > "$OUT/vit_matmul_ab.txt" 2>&1; echo "vit matmul A/B rc=$?"; tail -6 "$OUT/vit_matmul_ab.txt"
 fi
 # The attention path and matmul variant measured for vit_b_16 training and inference at batch 32 on this GPU
 # (`celluscan tune`); cached, so the profile and the suite below run with them. TUNE=0 skips it.
