@@ -1,6 +1,6 @@
 // matmul throughput: best of several runs after warm-up, each run = matmul + readback of the result (as a
 // user would time it), GPU time from timestamp queries where available; tfjs-backend-webgpu beside it.
-import { matmulVariantFor } from '../src/kernels/autotune.js';
+import { matmulVariantForProduct } from '../src/kernels/autotune.js';
 import { gpu, initGpu } from '../src/kernels/device.js';
 import { matmul, parseMatmulVariant, resolveMatmulKernel } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
@@ -70,7 +70,8 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
   const g = gpu();
   const transA = !!opts.transA;
   const transB = !!opts.transB;
-  const variant = opts.variant ?? matmulVariantFor(g.adapterKey, transA, transB);
+  // the adapter's choice for this product as matmul() makes it (per form, with the default table's K rule)
+  const variant = opts.variant ?? matmulVariantForProduct(g.adapterKey, transA, transB, k);
   parseMatmulVariant(variant); // a bad name fails here, before any work
   await checkVariant(variant);
   const batch = opts.batch ?? 1;

@@ -24,7 +24,7 @@ export interface BenchVitOptions {
   /**
    * Time the forward once per matmul choice, in alternating rounds, logits checked against the first's: a variant name
    * runs every product (all transpose forms) with that variant; LIBRARY_MATMUL is the library's own choice per form
-   * (the table's or a tune's). The result's seconds_per_image is the first choice's.
+   * (the table's or a tune's). The result's seconds_per_image is the first choice's (the first that ran, if it failed).
    */
   matmul?: string[];
 }
@@ -45,7 +45,7 @@ export type BenchVitResult = {
   adapter: string;
   peers?: Record<string, number | string>;
   /** With `matmul`: one row per choice, best of the rounds, and the logits' largest difference from the first's. */
-  matmul_rows?: { matmul: string; describes: string; seconds_per_image: number; vs_first: number; logits_max_diff: number }[];
+  matmul_rows?: { matmul: string; describes: string; seconds_per_image: number; vs_first: number; logits_max_diff: number; failed?: string }[];
 };
 
 export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResult> {
@@ -53,6 +53,8 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
   if (!(name in VIT_PRESETS)) throw new RangeError(`bench vit: unknown config '${name}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
   const batch = opts.batch ?? 1;
   const runs = opts.runs ?? 3;
+  const choices = opts.matmul?.length ? opts.matmul : [LIBRARY_MATMUL];
+  for (const c of choices) if (c !== LIBRARY_MATMUL) parseMatmulVariant(c); // a bad name fails before any work
   await initGpu();
   const config = vitPreset(name as VitPresetName, { num_classes: 14 });
   const model = new VisionTransformer(config, { init: 'random', seed: 1 }).eval();
@@ -63,40 +65,56 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
   const input = randomArray(batch * 3 * S * S, 7, -2, 2);
   const key = gpu().adapterKey;
   const saved = matmulChoice(key);
-  const choices = opts.matmul?.length ? opts.matmul : [LIBRARY_MATMUL];
-  for (const c of choices) if (c !== LIBRARY_MATMUL) parseMatmulVariant(c); // a bad name fails before any work
   const use = (c: string) => {
     if (c === LIBRARY_MATMUL) restore(key, saved);
     else setMatmulVariant(key, c);
   };
   try {
-    // warm-up of each choice (its pipelines compiled), its logits against the first's
-    let first: Float32Array | undefined;
+    // warm-up of each choice (its pipelines compiled), its logits against the first's; with several choices one that
+    // fails (an error, non-finite or differing logits) is a row saying why, and the others are still timed
+    let first: { c: string; logits: Float32Array } | undefined;
     const diffs: number[] = [];
     const describes: string[] = [];
+    const failed: (string | undefined)[] = [];
     for (const c of choices) {
       use(c);
       describes.push(describeMatmulChoice(key));
-      const logits = await model.predictLogits(input, batch, { attention });
-      if (!logits.every(Number.isFinite)) throw new Error(`bench vit: matmul ${c}: the logits are not finite`);
-      let d = 0;
-      if (first) for (let i = 0; i < logits.length; i++) d = Math.max(d, Math.abs(logits[i] - first[i]));
-      else first = logits;
-      // logits O(1) from f32 sums of ≤ 3072 terms per layer: kernels that group the sums differently agree to ~1e-5
-      if (!(d <= 1e-3)) throw new Error(`bench vit: matmul ${c}: logits differ from ${choices[0]}'s by ${d} (> 1e-3)`);
+      let why: string | undefined;
+      let d = NaN;
+      try {
+        const logits = await model.predictLogits(input, batch, { attention });
+        if (!logits.every(Number.isFinite)) why = 'the logits are not finite';
+        else if (!first) {
+          first = { c, logits };
+          d = 0;
+        } else {
+          d = 0;
+          for (let i = 0; i < logits.length; i++) d = Math.max(d, Math.abs(logits[i] - first.logits[i]));
+          // logits O(1) from f32 sums of ≤ 3072 terms per layer: kernels that group the sums differently agree to ~1e-5
+          if (!(d <= 1e-3)) why = `logits differ from ${first.c}'s by ${d.toExponential(1)} (> 1e-3)`;
+        }
+      } catch (e) {
+        why = (e as Error).message;
+      }
+      if (why && choices.length === 1) throw new Error(`bench vit: ${why}`);
       diffs.push(d);
+      failed.push(why);
     }
+    const ok = choices.map((_, j) => !failed[j]);
+    const j0 = ok.indexOf(true);
+    if (j0 < 0) throw new Error(`bench vit: every matmul choice failed: ${choices.map((c, j) => `${c}: ${failed[j]}`).join('; ')}`);
     // alternating rounds: drift on a noisy machine falls on every choice alike
     const all = choices.map(() => [] as number[]);
     for (let i = 0; i < runs; i++) {
       for (const [j, c] of choices.entries()) {
+        if (!ok[j]) continue;
         use(c);
         const t0 = performance.now();
         await model.predictLogits(input, batch, { attention });
         all[j].push((performance.now() - t0) / 1000);
       }
     }
-    const times = all[0];
+    const times = all[j0];
     const best = Math.min(...times);
     const r: BenchVitResult = {
       op: 'vit_forward',
@@ -109,13 +127,11 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
       adapter: gpu().adapterKey,
       ...(opts.matmul?.length
         ? {
-            matmul_rows: choices.map((c, j) => ({
-              matmul: c,
-              describes: describes[j],
-              seconds_per_image: Math.min(...all[j]) / batch,
-              vs_first: best / Math.min(...all[j]),
-              logits_max_diff: diffs[j],
-            })),
+            matmul_rows: choices.map((c, j) =>
+              ok[j]
+                ? { matmul: c, describes: describes[j], seconds_per_image: Math.min(...all[j]) / batch, vs_first: best / Math.min(...all[j]), logits_max_diff: diffs[j] }
+                : { matmul: c, describes: describes[j], seconds_per_image: NaN, vs_first: NaN, logits_max_diff: diffs[j], failed: failed[j] },
+            ),
           }
         : {}),
     };

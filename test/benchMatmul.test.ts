@@ -51,7 +51,7 @@ describe('bench matmul', () => {
     expect(r.matmul_rows!.map((x) => [x.matmul, x.describes])).toEqual([
       ['library', before[1]],
       ['blocked', 'blocked'],
-      ['subgroup:plain', 'subgroup:plain'],
+      ['subgroup:plain', expect.stringMatching(/^subgroup:plain/)], // (+ a note where subgroup runs as another kernel)
     ]);
     expect(r.matmul_rows![0].vs_first).toBe(1);
     expect(r.seconds_per_image).toBe(r.matmul_rows![0].seconds_per_image);

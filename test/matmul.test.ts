@@ -287,7 +287,7 @@ describe('matmul', () => {
       if (minK === undefined) {
         expect(labels(4096)).toEqual(['matmul']); // no rule for this adapter
       } else {
-        expect(labels(minK)).toEqual(['permute', 'matmul']); // 5 rows: not a multiple of 4, the strided copy
+        expect(labels(minK)).toEqual(['permute', 'matmul']); // B [7, K]: 7 rows, not a multiple of 4, the strided copy
         expect(labels(minK - 4)).toEqual(['matmul']);
         await check(undefined, { M: 9, N: 11, K: minK + 3, transB: true, bias: true }, 150);
       }

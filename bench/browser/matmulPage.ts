@@ -5,7 +5,7 @@
 import { initGpu } from '../../src/kernels/device.js';
 import { sync } from '../../src/kernels/encoder.js';
 import { matmul, parseMatmulVariant, resolveMatmulKernel, variantForShape } from '../../src/kernels/matmul.js';
-import { describeMatmulChoice, matmulChoice, matmulVariantFor, setMatmulVariant } from '../../src/kernels/autotune.js';
+import { describeMatmulChoice, matmulChoice, matmulVariantFor, matmulVariantForProduct, setMatmulVariant } from '../../src/kernels/autotune.js';
 import { VIT_PRESETS, vitPreset, type VitPresetName } from '../../src/vit/config.js';
 import { VisionTransformer } from '../../src/vit/model.js';
 import { GpuArray, pool } from '../../src/kernels/memory.js';
@@ -150,7 +150,7 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
       // The library's choice for this product, timed as tfjs can only be: each call followed by the read-back of C.
       // as matmul() names it for this product: the form's variant fitted to the shape (a smaller subgroup blocking on
       // a small product), so the ratio goes to the cell that timed the same kernel
-      const variant = variantForShape(matmulVariantFor(g.adapterKey, transA, transB), m, n);
+      const variant = variantForShape(matmulVariantForProduct(g.adapterKey, transA, transB, k), m, n);
       const ours: BrowserMatmulPeer['ours'] = { variant };
       try {
         const once = async () => {
@@ -214,10 +214,11 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
     const saved = matmulChoice(g.adapterKey);
     try {
       // none named: the adapter's own choice, per form, as the library makes it (nothing overridden)
-      for (const v of matmulVariants.length ? matmulVariants : [matmulVariantFor(g.adapterKey)]) {
+      // (the library's row is labelled with its whole choice: per form, and the default table's K rule)
+      for (const v of matmulVariants.length ? matmulVariants : [describeMatmulChoice(g.adapterKey)]) {
         // the kernel the model's Linear forward (x·Wᵀ, hidden → hidden) runs with this variant
         const hidden = model.config.hidden_dim;
-        const xw = matmulVariants.length ? v : matmulVariantFor(g.adapterKey, false, true);
+        const xw = matmulVariants.length ? v : matmulVariantForProduct(g.adapterKey, false, true, hidden);
         const ran = resolveMatmulKernel(xw, 197, hidden, hidden, false, true).family + (parseMatmulVariant(xw).plain ? ' (plain copy)' : '');
         try {
           if (matmulVariants.length) setMatmulVariant(g.adapterKey, v);

@@ -261,12 +261,19 @@ export function register(program: Command): void {
           const { matmul_rows: rows, ...rest } = r;
           const fields = table(Object.entries(rest).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]), ['field', 'value']);
           if (!rows) return fields;
+          const ref = rows.find((x) => !x.failed)!.matmul;
           const per = table(
-            rows.map((x) => [x.matmul, x.describes, (x.seconds_per_image * 1000).toPrecision(4), x.vs_first.toFixed(3), x.logits_max_diff.toExponential(1)]),
-            ['matmul', 'runs as', 'ms/image (best)', `vs ${rows[0].matmul}`, 'logits max |Δ| from the first'],
+            rows.map((x) =>
+              x.failed
+                ? [x.matmul, x.describes, `✗ ${x.failed}`, '', '']
+                : [x.matmul, x.describes, (x.seconds_per_image * 1000).toPrecision(4), x.vs_first.toFixed(3), x.logits_max_diff.toExponential(1)],
+            ),
+            ['matmul', 'runs as', 'ms/image (best)', `speed-up vs ${ref} (> 1: faster)`, `logits max |Δ| from ${ref}'s`],
           );
           return `${fields}\n\n${r.batch} image(s) per forward, ${runs} alternating rounds:\n${per}`;
         });
+        const bad = r.matmul_rows?.filter((x) => x.failed) ?? [];
+        if (bad.length) throw new Error(`bench vit: ${bad.length} matmul choice(s) failed (marked ✗)`);
       });
   }
 }

@@ -110,10 +110,12 @@ export const DEFAULT_PLAIN_MIN_K: Record<string, Partial<Record<MatmulForm, numb
 
 /**
  * The variant matmul() runs for one product when none is named: matmulVariantFor's, with the default table's K rule
- * (DEFAULT_PLAIN_MIN_K) applied where nothing was tuned.
+ * (DEFAULT_PLAIN_MIN_K) applied to the forms that run the table's variant (plainMinK).
  */
 export function matmulVariantForProduct(adapterKey: string, transA: boolean, transB: boolean, K: number): string {
   const v = matmulVariantFor(adapterKey, transA, transB);
+  // measured with the subgroup kernel: not where it runs as another kernel (no fixed subgroup size)
+  if (parseMatmulVariant(v).family === 'subgroup' && !subgroupSize()) return v;
   const minK = plainMinK(adapterKey)[matmulForm(transA, transB)];
   return minK !== undefined && K >= minK && !v.endsWith(PLAIN_SUFFIX) ? v + PLAIN_SUFFIX : v;
 }
@@ -152,10 +154,10 @@ export function describeMatmulChoice(adapterKey: string): string {
   const apart = MATMUL_FORMS.filter((f) => byForm(f) !== base).map((f) => `${f}: ${byForm(f)}`);
   const rule = plainMinK(adapterKey);
   for (const f of MATMUL_FORMS) {
-    if (rule[f] !== undefined && !byForm(f).endsWith(PLAIN_SUFFIX)) apart.push(`${f} with K ≥ ${rule[f]}: ${byForm(f)}${PLAIN_SUFFIX}`);
+    const big = matmulVariantForProduct(adapterKey, f === 'tA' || f === 'tAtB', f === 'tB' || f === 'tAtB', rule[f] ?? Infinity);
+    if (rule[f] !== undefined && big !== byForm(f)) apart.push(`${f} with K ≥ ${rule[f]}: ${big}`);
   }
-  const all = [base, ...apart];
-  const note = all.some((v) => v.startsWith('subgroup')) && !subgroupSize() ? ' [subgroup runs as tiled-vec4 / blocked here: no fixed subgroup size]' : '';
+  const note = [base, ...MATMUL_FORMS.map(byForm)].some((v) => v.startsWith('subgroup')) && !subgroupSize() ? ' [subgroup runs as tiled-vec4 / blocked here: no fixed subgroup size]' : '';
   return (apart.length ? `${base} (${apart.join(', ')})` : base) + note;
 }
 
