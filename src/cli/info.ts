@@ -1,5 +1,5 @@
 // `celluscan info`: the adapter, its features and the limits that matter.
-import { describeMatmulChoice, isMatmulTuned, MATMUL_FORMS, matmulVariantFor, plainMinK } from '../kernels/autotune.js';
+import { describeMatmulChoice, formTransposes, isMatmulTuned, MATMUL_FORMS, matmulVariantFor, plainMinK } from '../kernels/autotune.js';
 import { WANTED_FEATURES, initGpu, keyLimits } from '../kernels/device.js';
 import { defaultAttentionRule, tunedAttentionChoices } from '../vit/attentionTuning.js';
 
@@ -16,7 +16,7 @@ export async function adapterInfo() {
     kernels: {
       matmul: describeMatmulChoice(g.adapterKey),
       // the variant per transpose form (plain A·B, tA = Aᵀ·B, tB = A·Bᵀ, tAtB)
-      matmulForms: Object.fromEntries(MATMUL_FORMS.map((f) => [f, matmulVariantFor(g.adapterKey, f.startsWith('tA'), f.endsWith('tB'))])),
+      matmulForms: Object.fromEntries(MATMUL_FORMS.map((f) => [f, matmulVariantFor(g.adapterKey, ...formTransposes(f))])),
       // the default table's rule for long inner dimensions: these forms run through a plain-layout copy from this K
       matmulPlainFromK: plainMinK(g.adapterKey),
       matmulTuned: isMatmulTuned(g.adapterKey),

@@ -56,7 +56,7 @@ export const GPU_MATMUL_SHAPES = [
  * GPU candidates that run every product in the plain form (PLAIN_SUFFIX: a transposed operand copied first): the plain
  * form is the only one measured fast on a GPU so far (H200, 2026-11-26), and blocked-vec4's transposed-B loads — every
  * forward Linear's x·Wᵀ — are strided across lanes. `tune` keeps one per form where it wins; the suite times it on
- * vit_b_16's products. Not tried on CPU adapters (their kernels take the forms alike, and the copy is pure cost).
+ * vit_b_16's products. On CPU adapters only the table's variant with the copy is tried (DEFAULT_PLAIN_MIN_K).
  */
 export const GPU_PLAIN_CANDIDATES = ['blocked-vec4:plain', 'tiled:plain'];
 
@@ -72,6 +72,16 @@ export type MatmulForm = 'plain' | 'tA' | 'tB' | 'tAtB';
 export const MATMUL_FORMS: readonly MatmulForm[] = ['plain', 'tA', 'tB', 'tAtB'];
 export function matmulForm(transA = false, transB = false): MatmulForm {
   return transA ? (transB ? 'tAtB' : 'tA') : transB ? 'tB' : 'plain';
+}
+
+/** A form's transposes [transA, transB] (matmulForm's inverse). */
+export function formTransposes(f: MatmulForm): [boolean, boolean] {
+  return [f === 'tA' || f === 'tAtB', f === 'tB' || f === 'tAtB'];
+}
+
+/** An adapter's entry in a per-adapter table: its own key's, else its vendor's ('nvidia' for 'nvidia-h100'). */
+function byAdapter<T>(table: Record<string, T>, adapterKey: string): T | undefined {
+  return table[adapterKey] ?? table[adapterKey.split('-')[0]];
 }
 
 /** A tuned choice: one variant, and where a form measured faster with another variant, that one for the form. */
@@ -98,7 +108,8 @@ export function matmulVariantFor(adapterKey: string, transA = false, transB = fa
 /**
  * Per adapter and form, the inner dimension K from which the default table runs the form through a plain-layout copy
  * (PLAIN_SUFFIX) — for kernels whose transposed loads cost more the farther apart the rows are. Applies while the
- * form runs the table's variant (plainMinK); a named variant is used as it is. See DEFAULT_MATMUL_VARIANTS for where the figures come from.
+ * form runs the table's variant (plainMinK); a named variant is used as it is. Figures: below, and
+ * bench/results/llvmpipe-matmul.md.
  */
 export const DEFAULT_PLAIN_MIN_K: Record<string, Partial<Record<MatmulForm, number>>> = {
   // lavapipe, subgroup kernel, x·Wᵀ at batch 1 of vit_b_16, GPU time, alternating rounds (`bench matmul --variant
@@ -128,11 +139,11 @@ export function matmulVariantForProduct(adapterKey: string, transA: boolean, tra
 export function plainMinK(adapterKey: string): Partial<Record<MatmulForm, number>> {
   const t = tuned.get(adapterKey);
   if (t && !t.decided) return {}; // a choice set for every form (setMatmulVariant without `decided`) runs as named
-  const rule = DEFAULT_PLAIN_MIN_K[adapterKey] ?? DEFAULT_PLAIN_MIN_K[adapterKey.split('-')[0]] ?? {};
+  const rule = byAdapter(DEFAULT_PLAIN_MIN_K, adapterKey) ?? {};
   const table = tableMatmulForms(adapterKey);
   const out: Partial<Record<MatmulForm, number>> = {};
   for (const f of MATMUL_FORMS) {
-    const inForce = matmulVariantFor(adapterKey, f === 'tA' || f === 'tAtB', f === 'tB' || f === 'tAtB');
+    const inForce = matmulVariantFor(adapterKey, ...formTransposes(f));
     if (rule[f] !== undefined && inForce === (table[f] ?? tableMatmulVariant(adapterKey))) out[f] = rule[f];
   }
   return out;
@@ -150,11 +161,11 @@ export function matmulChoice(adapterKey: string): TunedChoice | undefined {
  */
 export function describeMatmulChoice(adapterKey: string): string {
   const base = tuned.get(adapterKey)?.variant ?? tableMatmulVariant(adapterKey);
-  const byForm = (f: MatmulForm) => matmulVariantFor(adapterKey, f === 'tA' || f === 'tAtB', f === 'tB' || f === 'tAtB');
+  const byForm = (f: MatmulForm) => matmulVariantFor(adapterKey, ...formTransposes(f));
   const apart = MATMUL_FORMS.filter((f) => byForm(f) !== base).map((f) => `${f}: ${byForm(f)}`);
   const rule = plainMinK(adapterKey);
   for (const f of MATMUL_FORMS) {
-    const big = matmulVariantForProduct(adapterKey, f === 'tA' || f === 'tAtB', f === 'tB' || f === 'tAtB', rule[f] ?? Infinity);
+    const big = matmulVariantForProduct(adapterKey, ...formTransposes(f), rule[f] ?? Infinity);
     if (rule[f] !== undefined && big !== byForm(f)) apart.push(`${f} with K ≥ ${rule[f]}: ${big}`);
   }
   const note = [base, ...MATMUL_FORMS.map(byForm)].some((v) => v.startsWith('subgroup')) && !subgroupSize() ? ' [subgroup runs as tiled-vec4 / blocked here: no fixed subgroup size]' : '';
@@ -163,16 +174,12 @@ export function describeMatmulChoice(adapterKey: string): string {
 
 /** The default table's variant for an adapter (what matmulVariantFor gives when nothing was tuned). */
 export function tableMatmulVariant(adapterKey: string): string {
-  return (
-    DEFAULT_MATMUL_VARIANTS[adapterKey] ??
-    DEFAULT_MATMUL_VARIANTS[adapterKey.split('-')[0]] ?? // a vendor's entry ('nvidia' for 'nvidia-h100')
-    DEFAULT_MATMUL_VARIANTS.default
-  );
+  return byAdapter(DEFAULT_MATMUL_VARIANTS, adapterKey) ?? DEFAULT_MATMUL_VARIANTS.default;
 }
 
 /** The default table's variants per form for an adapter (DEFAULT_MATMUL_FORMS; a vendor's entry covers its keys). */
 export function tableMatmulForms(adapterKey: string): Partial<Record<MatmulForm, string>> {
-  return { ...(DEFAULT_MATMUL_FORMS[adapterKey] ?? DEFAULT_MATMUL_FORMS[adapterKey.split('-')[0]] ?? DEFAULT_MATMUL_FORMS.default ?? {}) };
+  return { ...(byAdapter(DEFAULT_MATMUL_FORMS, adapterKey) ?? DEFAULT_MATMUL_FORMS.default ?? {}) };
 }
 
 /** Whether the adapter's matmul variant was tuned (or loaded from the tuning cache) in this process. */
