@@ -24,11 +24,10 @@ export interface MatmulOptions {
 /**
  * A variant name ending in this runs every product in the plain form: a transposed operand is first copied into its
  * plain layout (layout.ts's transpose: 4×4 blocks as vec4s where both sides are multiples of 4, else the strided
- * copy), then the kernel multiplies without transposes. For GPU
- * kernels whose transposed loads are strided across lanes (blocked-vec4's Bᵀ rows: each lane reads its own rows of
- * W in x·Wᵀ, where the plain form's lanes read one contiguous row): the copy of a Linear's weight is ~1 % of the
- * product's memory traffic, and the plain form is the one measured fast on a GPU so far. A candidate of `tune` on
- * GPUs, which keeps it for the forms where it wins.
+ * copy), then the kernel multiplies without transposes. For kernels whose transposed loads are strided across lanes
+ * (blocked-vec4's and subgroup's Bᵀ rows: each lane reads its own rows of W in x·Wᵀ, where the plain form's lanes read
+ * one contiguous row): the copy of a Linear's weight is ~1 % of a GPU product's memory traffic. The default tables use
+ * it for NVIDIA's x·Wᵀ and for lavapipe's from K = 2048 (autotune.ts); `tune` tries it.
  */
 export const PLAIN_SUFFIX = ':plain';
 
