@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserBenchParams, BrowserBenchResult } from './browser/matmulPage.js';
+import { parseMatmulVariant } from '../src/kernels/matmul.js';
 import { fmtNum } from './format.js';
 import type { BenchRow, SuiteResult } from './suite.js';
 
@@ -176,7 +177,7 @@ export function browserVitTable(r: BrowserBenchResult): string {
 
 /** Whether a cell's kernel is not its variant's own family (a vec4 kernel's scalar fallback, subgroup without a fixed size). */
 function fellBack(c: { variant: string; ran: string }): boolean {
-  return c.ran !== c.variant.split('@')[0].replace(/:plain$/, '');
+  return c.ran !== parseMatmulVariant(c.variant).family;
 }
 
 /**

@@ -4,7 +4,7 @@ import { matmulVariantForProduct } from '../src/kernels/autotune.js';
 import { gpu, initGpu } from '../src/kernels/device.js';
 import { matmul, parseMatmulVariant, resolveMatmulKernel } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
-import { matmulRef } from '../src/kernels/ref/matmul.js';
+import { matmulRef, matmulTolerance } from '../src/kernels/ref/matmul.js';
 import { randomArray, toleranceRatio } from '../src/kernels/ref/math.js';
 import { tfjsMatmul } from './tfjs-peer.js';
 import { median, timeRuns } from './timing.js';
@@ -184,8 +184,7 @@ export async function compareMatmulVariants(opts: BenchMatmulOptions & { variant
         const C = matmul(A, B, { variant: v, transA, transB });
         const got = await C.read();
         C.dispose();
-        // values in [-1, 1], sums of k products: f32 error ~√k·2^-24 per term, far under 1e-4·√k
-        if (!(toleranceRatio(got, ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) throw new Error(`bench matmul: variant ${v} disagrees with the float64 reference on the timed operands`);
+        if (!(toleranceRatio(got, ref, ...matmulTolerance(k)) <= 1)) throw new Error(`bench matmul: variant ${v} disagrees with the float64 reference on the timed operands`);
       } else {
         await checkVariant(v);
       }

@@ -77,12 +77,13 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       // forms keep the plain product's rate (a Linear layer never runs the plain 4096³ form above). ~30 GFLOP each.
       if (!software && !o.quick) {
         const { linearProducts, productLabel, GPU_PLAIN_CANDIDATES, matmulVariantForProduct } = await import('../src/kernels/autotune.js');
+        const { parseMatmulVariant } = await import('../src/kernels/matmul.js');
         const forms = linearProducts(32 * 197, 768, 3072, true);
         // The library's variant for each form (a tune can choose one per form) and the other GPU families.
         for (const variant of [...new Set([...forms.map((p) => matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k)), 'blocked-vec4', 'tiled', 'tiled-vec4', ...GPU_PLAIN_CANDIDATES])]) {
           for (const p of forms) {
             // a plain-layout variant is its base kernel on the plain product: timed on the transposed forms only
-            if (variant.endsWith(':plain') && !p.transA && !p.transB) continue;
+            if (parseMatmulVariant(variant).plain && !p.transA && !p.transB) continue;
             const r = (await benchMatmul({ m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, variant, runs: o.runs ?? 3 })) as Obj;
             const gpuG = num(r, 'gpu_gflops');
             const g = Number.isFinite(gpuG) ? gpuG : num(r, 'gflops');

@@ -43,8 +43,7 @@ export interface PeerResult {
  * tfjs tf.matMul(a, b, transA, transB) for an m×n×k product, timed as ours is: best of `runs` after warm-up, each run
  * including the read-back (await c.data()). Checked on a 2×2 product before timing; given the bench's own operands
  * (`a` stored [m,k] or, transposed, [k,m]; `b` [k,n] or [n,k]) and their float64 product `ref`, its result on them is
- * checked too, with the tolerance ours gets (1e-4·√k absolute, 1e-4 relative: f32 sums of k products of values in
- * [-1, 1]), so a wrong peer is an error, not a time.
+ * checked too, with the tolerance ours gets (matmulTolerance), so a wrong peer is an error, not a time.
  */
 export async function tfjsMatmul(opts: { m: number; n: number; k: number; transA?: boolean; transB?: boolean; a?: Float32Array; b?: Float32Array; ref?: ArrayLike<number>; runs?: number }): Promise<PeerResult> {
   const { m, n, k, transA = false, transB = false } = opts;
@@ -65,10 +64,11 @@ export async function tfjsMatmul(opts: { m: number; n: number; k: number; transA
     try {
       if (opts.ref) {
         const { toleranceRatio } = await import('../src/kernels/ref/math.js');
+        const { matmulTolerance } = await import('../src/kernels/ref/matmul.js');
         const c = tf.matMul(a, b, transA, transB);
         const got = await c.data();
         c.dispose();
-        if (!(toleranceRatio(got as Float32Array, opts.ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) throw new Error('tfjs matMul differs from the float64 reference');
+        if (!(toleranceRatio(got as Float32Array, opts.ref, ...matmulTolerance(k)) <= 1)) throw new Error('tfjs matMul differs from the float64 reference');
       }
       // Wall clock incl. read-back; the two warm-up runs compile tfjs's shaders.
       t = await timeRuns(async () => {

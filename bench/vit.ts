@@ -9,7 +9,7 @@ import { randomArray } from '../src/kernels/ref/math.js';
 import { VIT_PRESETS, vitPreset, type VitPresetName } from '../src/vit/config.js';
 import { VisionTransformer } from '../src/vit/model.js';
 import { describeAttentionChoice } from '../src/vit/attentionTuning.js';
-import { describeMatmulChoice, matmulChoice, setMatmulVariant, type TunedChoice } from '../src/kernels/autotune.js';
+import { describeMatmulChoice, matmulChoice, restoreMatmulChoice, setMatmulVariant } from '../src/kernels/autotune.js';
 import { parseMatmulVariant } from '../src/kernels/matmul.js';
 
 export interface BenchVitOptions {
@@ -66,7 +66,7 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
   const key = gpu().adapterKey;
   const saved = matmulChoice(key);
   const use = (c: string) => {
-    if (c === LIBRARY_MATMUL) restore(key, saved);
+    if (c === LIBRARY_MATMUL) restoreMatmulChoice(key, saved);
     else setMatmulVariant(key, c);
   };
   try {
@@ -135,7 +135,7 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
           }
         : {}),
     };
-    restore(key, saved);
+    restoreMatmulChoice(key, saved);
     if (opts.peers) {
       const peers: Record<string, number | string> = {};
       // On a GPU adapter the peer is PyTorch on CUDA (fp32, TF32 off) when torch sees a GPU; else PyTorch on the CPU.
@@ -154,16 +154,11 @@ export async function benchVit(opts: BenchVitOptions = {}): Promise<BenchVitResu
     }
     return r;
   } finally {
-    restore(key, saved);
+    restoreMatmulChoice(key, saved);
     model.dispose();
   }
 }
 
-/** Put back the matmul choice that was in force before (undefined: the default table's). */
-function restore(key: string, saved: TunedChoice | undefined): void {
-  if (saved) setMatmulVariant(key, saved.variant, saved.forms, saved.decided);
-  else setMatmulVariant(key, undefined);
-}
 
 /** torchvision's forward (CPU, or CUDA when asked and present): seconds per image, best of runs; undefined when torch is missing. */
 function torchPeer(name: string, batch: number, runs: number, device: 'cpu' | 'auto'): { seconds: number; device: string } | undefined {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
@@ -266,8 +266,7 @@ describe('matmul', () => {
       expect(() => matmul(A, B, { transA: true, variant: 'foo:plain' })).toThrow(/^matmul: unknown variant 'foo:plain' \(known: /);
       for (const x of [A, B, E]) x.dispose();
     } finally {
-      if (saved) setMatmulVariant(key, saved.variant, saved.forms, saved.decided);
-      else setMatmulVariant(key, undefined);
+      restoreMatmulChoice(key, saved);
     }
   });
 
@@ -292,7 +291,7 @@ describe('matmul', () => {
         await check(undefined, { M: 9, N: 11, K: minK + 3, transB: true, bias: true }, 150);
       }
     } finally {
-      if (saved) setMatmulVariant(key, saved.variant, saved.forms, saved.decided);
+      restoreMatmulChoice(key, saved);
     }
   });
 

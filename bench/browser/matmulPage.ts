@@ -5,12 +5,12 @@
 import { initGpu } from '../../src/kernels/device.js';
 import { sync } from '../../src/kernels/encoder.js';
 import { matmul, parseMatmulVariant, resolveMatmulKernel, variantForShape } from '../../src/kernels/matmul.js';
-import { describeMatmulChoice, matmulChoice, matmulVariantFor, matmulVariantForProduct, setMatmulVariant } from '../../src/kernels/autotune.js';
+import { describeMatmulChoice, matmulChoice, matmulVariantFor, matmulVariantForProduct, restoreMatmulChoice, setMatmulVariant } from '../../src/kernels/autotune.js';
 import { VIT_PRESETS, vitPreset, type VitPresetName } from '../../src/vit/config.js';
 import { VisionTransformer } from '../../src/vit/model.js';
 import { GpuArray, pool } from '../../src/kernels/memory.js';
 import { randomArray, toleranceRatio } from '../../src/kernels/ref/math.js';
-import { matmulRef } from '../../src/kernels/ref/matmul.js';
+import { matmulRef, matmulTolerance } from '../../src/kernels/ref/matmul.js';
 import { defaultAttentionChoice, describeAttentionChoice } from '../../src/vit/attentionTuning.js';
 import { benchAttentionPath, fusedVsExplicitError } from '../attention_unfused.js';
 import { measureRoofline, type Roofline } from '../roofline.js';
@@ -117,8 +117,7 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
         } finally {
           C.dispose();
         }
-        // values in [-1, 1], sums of k products: f32 error ~√k·2^-24 per term, far under 1e-4·k^0.5
-        if (!(toleranceRatio(got, ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) {
+        if (!(toleranceRatio(got, ref, ...matmulTolerance(k)) <= 1)) {
           cells.push({ variant, ran, error: 'differs from the float64 reference' });
           continue;
         }
@@ -161,7 +160,7 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
             C.dispose();
           }
         };
-        if (!(toleranceRatio(await once(), ref, 1e-4 * Math.sqrt(k), 1e-4) <= 1)) throw new Error('differs from the float64 reference');
+        if (!(toleranceRatio(await once(), ref, ...matmulTolerance(k)) <= 1)) throw new Error('differs from the float64 reference');
         await once(); // a second warm-up, as tfjs gets two (the page has run this shape's variants for ≥ 500 ms each just before)
         let best = Infinity;
         for (let r = 0; r < p.runs; r++) {
@@ -250,8 +249,7 @@ async function run(p: BrowserBenchParams): Promise<BrowserBenchResult> {
         }
       }
     } finally {
-      if (saved) setMatmulVariant(g.adapterKey, saved.variant, saved.forms, saved.decided);
-      else setMatmulVariant(g.adapterKey, undefined);
+      restoreMatmulChoice(g.adapterKey, saved);
       model.dispose();
     }
     res.vit = { config, batch, attention: describeAttentionChoice(model.attentionChoice('infer')), rows };

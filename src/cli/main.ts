@@ -3,7 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { destroyGpu, onGpuReady } from '../kernels/device.js';
 import { adapterInfo, formatInfo } from './info.js';
-import { intArg, output, table, UsageError } from './util.js';
+import { intArg, matmulVariantList, nameList, output, table, UsageError } from './util.js';
 
 const program = new Command();
 program
@@ -93,16 +93,7 @@ bench
   .action(async (o) => {
     const { benchMatmul, compareMatmulVariants } = await import('../../bench/matmul.js');
     if (o.sharedB && o.batch === undefined) throw new UsageError('bench matmul: --shared-b needs --batch');
-    const variants = o.variant === undefined ? [] : String(o.variant).split(',').map((v: string) => v.trim()).filter(Boolean);
-    if (o.variant !== undefined && !variants.length) throw new UsageError('bench matmul: --variant names nothing');
-    const { parseMatmulVariant } = await import('../kernels/matmul.js');
-    for (const v of variants) {
-      try {
-        parseMatmulVariant(v);
-      } catch (e) {
-        throw new UsageError(`bench matmul: --variant: ${(e as Error).message}`);
-      }
-    }
+    const variants = o.variant === undefined ? [] : await matmulVariantList('bench matmul', '--variant', o.variant);
     const shape = { m: o.m, n: o.n, k: o.k, transA: o.transA, transB: o.transB, batch: o.batch, sharedB: o.sharedB, runs: o.runs };
     if (variants.length > 1) {
       const { fmtNum } = await import('../../bench/format.js');
@@ -178,21 +169,8 @@ bench
   .option('--json', 'one JSON object')
   .action(async (o) => {
     const { benchBrowserMatmul, browserBenchTable, browserAttentionTable, browserVitTable, browserSuiteResult } = await import('../../bench/browserMatmul.js');
-    const { parseMatmulVariant } = await import('../kernels/matmul.js');
-    const list = (flag: string, value: unknown): string[] => {
-      const xs = String(value).split(',').map((x) => x.trim()).filter(Boolean);
-      if (!xs.length) throw new UsageError(`bench browser: ${flag} names nothing`);
-      return xs;
-    };
-    const matmulVariants = (flag: string, value: unknown): string[] =>
-      list(flag, value).map((v) => {
-        try {
-          parseMatmulVariant(v);
-        } catch (e) {
-          throw new UsageError(`bench browser: ${flag}: ${(e as Error).message}`);
-        }
-        return v;
-      });
+    const list = (flag: string, value: unknown) => nameList('bench browser', flag, value);
+    const matmulVariants = (flag: string, value: unknown) => matmulVariantList('bench browser', flag, value);
     for (const [child, parent] of [['attentionVariants', 'attention'], ['vitMatmul', 'vit'], ['vitBatch', 'vit'], ['resultsDir', 'record']] as const) {
       if (o[child] !== undefined && o[parent] === undefined) {
         const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -203,7 +181,7 @@ bench
     if (o.vit !== undefined) {
       const { VIT_PRESETS } = await import('../vit/config.js');
       if (!(o.vit in VIT_PRESETS)) throw new UsageError(`bench browser: unknown --vit preset '${o.vit}' (known: ${Object.keys(VIT_PRESETS).join(', ')})`);
-      vit = { config: o.vit, batch: o.vitBatch ?? 1, matmulVariants: o.vitMatmul === undefined ? [] : matmulVariants('--vit-matmul', o.vitMatmul) };
+      vit = { config: o.vit, batch: o.vitBatch ?? 1, matmulVariants: o.vitMatmul === undefined ? [] : await matmulVariants('--vit-matmul', o.vitMatmul) };
     }
     let attention;
     if (o.attention !== undefined) {
@@ -216,7 +194,7 @@ bench
       const [batch, heads, seq, dim] = m.slice(1).map(Number);
       attention = { batch, heads, seq, dim, variants };
     }
-    const variants = o.variants === undefined ? undefined : matmulVariants('--variants', o.variants);
+    const variants = o.variants === undefined ? undefined : await matmulVariants('--variants', o.variants);
     const shapes =
       o.shapes === undefined
         ? undefined

@@ -31,6 +31,31 @@ export function listArg(name: string, count?: number) {
   };
 }
 
+/** A comma-separated option value as its non-empty items; none is a usage error naming the command and the flag. */
+export function nameList(op: string, flag: string, value: unknown): string[] {
+  const xs = String(value).split(',').map((x) => x.trim()).filter(Boolean);
+  if (!xs.length) throw new UsageError(`${op}: ${flag} names nothing`);
+  return xs;
+}
+
+/**
+ * A comma-separated list of matmul variants, each parsed (a bad name is a usage error naming the command, the flag and
+ * the parser's reason); names in `also` (e.g. 'library') pass as they are, and `hint` follows the reason.
+ */
+export async function matmulVariantList(op: string, flag: string, value: unknown, also: readonly string[] = [], hint = ''): Promise<string[]> {
+  const { parseMatmulVariant } = await import('../kernels/matmul.js');
+  const xs = nameList(op, flag, value);
+  for (const v of xs) {
+    if (also.includes(v)) continue;
+    try {
+      parseMatmulVariant(v);
+    } catch (e) {
+      throw new UsageError(`${op}: ${flag}: ${(e as Error).message}${hint}`);
+    }
+  }
+  return xs;
+}
+
 /** Print a result: one JSON object with --json, else the human-readable text. */
 export function output(json: boolean, obj: unknown, text: () => string): void {
   if (json) process.stdout.write(JSON.stringify(obj) + '\n');

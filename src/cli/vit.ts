@@ -4,7 +4,7 @@
 import { Command, Option } from 'commander';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { intArg, listArg, output, table, UsageError } from './util.js';
+import { intArg, listArg, matmulVariantList, output, table, UsageError } from './util.js';
 
 const pct = (p: number) => `${(100 * p).toFixed(2)}%`;
 
@@ -242,20 +242,7 @@ export function register(program: Command): void {
         const json = !!(o.json || parent.json);
         const runs = o.runs ?? parent.runs ?? 3;
         const { benchVit, LIBRARY_MATMUL } = await import('../../bench/vit.js');
-        let matmul: string[] | undefined;
-        if (o.matmul !== undefined) {
-          matmul = String(o.matmul).split(',').map((v) => v.trim()).filter(Boolean);
-          if (!matmul.length) throw new UsageError('bench vit: --matmul names nothing');
-          const { parseMatmulVariant } = await import('../kernels/matmul.js');
-          for (const v of matmul) {
-            if (v === LIBRARY_MATMUL) continue;
-            try {
-              parseMatmulVariant(v);
-            } catch (e) {
-              throw new UsageError(`bench vit: --matmul: ${(e as Error).message} (or '${LIBRARY_MATMUL}': the library's own choice)`);
-            }
-          }
-        }
+        const matmul = o.matmul === undefined ? undefined : await matmulVariantList('bench vit', '--matmul', o.matmul, [LIBRARY_MATMUL], ` (or '${LIBRARY_MATMUL}': the library's own choice)`);
         const r = await benchVit({ batch: o.batch, config: o.config, runs, attention: parseAttentionPath(o.attention), peers: !!o.peers, matmul });
         output(json, r, () => {
           const { matmul_rows: rows, ...rest } = r;

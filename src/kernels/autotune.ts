@@ -149,6 +149,12 @@ export function plainMinK(adapterKey: string): Partial<Record<MatmulForm, number
   return out;
 }
 
+/** Put back a choice matmulChoice() returned (undefined: back to the default table's). */
+export function restoreMatmulChoice(adapterKey: string, saved: TunedChoice | undefined): void {
+  if (saved) setMatmulVariant(adapterKey, saved.variant, saved.forms, saved.decided);
+  else setMatmulVariant(adapterKey, undefined);
+}
+
 /** The choice tuned or set for this adapter in this process (undefined: the default table's). */
 export function matmulChoice(adapterKey: string): TunedChoice | undefined {
   const t = tuned.get(adapterKey);

@@ -14,6 +14,14 @@ const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
  * a: [...batch, M, K] ([...batch, K, M] if transA); b: [...batch, K, N] ([...batch, N, K] if transB)
  * or 2-D (shared across a's batch). bias: [N]. Returns [...batch, M, N] as a dense Float64Array.
  */
+/**
+ * Tolerance [atol, rtol] for a product of operands in [-1, 1] against matmulRef: each output sums k products in f32,
+ * an error of ~√k·2⁻²⁴ per term, far under 1e-4·√k absolute (1e-4 relative) — any indexing or edge mistake is O(1).
+ */
+export function matmulTolerance(k: number): [number, number] {
+  return [1e-4 * Math.sqrt(k), 1e-4];
+}
+
 export function matmulRef(
   a: ArrayLike<number>,
   aShape: number[],
