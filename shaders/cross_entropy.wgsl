@@ -4,6 +4,7 @@
 // label_smoothing). One row per team of T invocations (see softmax.wgsl). A label outside [0, C) or
 // not an integer gives a NaN row loss (never an out-of-bounds read); the host validates labels it
 // knows (checkLabels). Stage 2, cross_entropy_mean.wgsl, averages the row losses.
+{{ENABLE}}
 struct Params { rows: u32, cols: u32, smoothing: f32, nan_bits: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -4,6 +4,7 @@
 // for backward. The mean is summed as x0 + Σ(x − x0)/C with x0 the row's first entry, so a row with
 // a large common offset loses no accuracy to it, and the variance as Σ(x − mean)²/C (two-pass: no
 // cancellation between Σx² and (Σx)²).
+{{ENABLE}}
 struct Params { rows: u32, cols: u32, eps: f32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -1,6 +1,7 @@
 // LayerNorm over the last axis, backward for x: with x̂ = (x − mean)·rstd and g = dy·gamma,
 // dx = rstd · (g − mean_C(g) − x̂ · mean_C(g·x̂)). One row per team of T invocations (see softmax.wgsl);
 // both row sums are reduced together as a vec2. dgamma and dbeta: layernorm_backward_partial.wgsl.
+{{ENABLE}}
 struct Params { rows: u32, cols: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -2,6 +2,7 @@
 // invocations (T = 1: one invocation per row, no barriers; T = WG: one workgroup per row).
 // Three sweeps over the row: the max, then e = exp(x − max) stored into y and summed, then y ·= 1/Σ.
 // −Infinity entries give exp(−inf) = 0; a row of only −Infinity gives NaN (0 · 1/0), as torch does.
+{{ENABLE}}
 struct Params { rows: u32, cols: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -1,5 +1,6 @@
 // Softmax over the last axis, backward: dx = y ∘ (dy − Σ_row dy ∘ y), one row per team of T
 // invocations (see softmax.wgsl).
+{{ENABLE}}
 struct Params { rows: u32, cols: u32 }
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> y: array<f32>;

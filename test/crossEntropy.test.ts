@@ -1,13 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from '../src/kernels/crossEntropy.js';
-import { setRowTeamSize } from '../src/kernels/softmax.js';
+import { rowPlan, setRowTeamSize, setRowVariant } from '../src/kernels/softmax.js';
+import { subgroupSize } from '../src/kernels/matmul.js';
 import { crossEntropyBackwardRef, crossEntropyRef } from '../src/kernels/ref/crossEntropy.js';
 import { randomArray, rng } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
 
 useGpu();
-afterEach(() => setRowTeamSize(null));
+afterEach(() => setRowVariant(null));
 
 // lse = m + log Σ exp(x − m): Σ of C terms in (0, 1] is good to ~√C·u relative in practice and exp,
 // log to a few ulp, so lse is off by ≲ 1e-6 absolute plus an ulp or two of |lse| (≤ 1e4 in the
@@ -61,6 +62,20 @@ describe('cross-entropy', () => {
     it(`matches the reference with team ${T}, workgroup ${WG}`, async () => {
       setRowTeamSize(T, WG);
       for (const [n, c] of [[1, 1], [7, 13], [19, 197], [3, 1000]] as const) await check(n, c, 0.1, T + c);
+    });
+  }
+
+  // Subgroup teams (one subgroup per row, reduced with subgroupMax/subgroupAdd): the default workgroup of 128 and
+  // 256 (several rows per workgroup, the last one partly past the end), on rows shorter and longer than a subgroup.
+  for (const variant of ['subgroup', 'subgroup/256']) {
+    it(`matches the reference with the row variant '${variant}' (or names what it needs)`, async () => {
+      setRowVariant(variant);
+      if (subgroupSize() === null) {
+        expect(() => rowPlan(7, 13)).toThrow(/needs the adapter's 'subgroups' feature with a fixed subgroup size/);
+        return;
+      }
+      expect(rowPlan(7, 13)).toMatchObject({ subgroup: true, T: subgroupSize() });
+      for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000], [70, 7]] as const) await check(rows, cols, 0.1, cols + 7);
     });
   }
 

@@ -1,13 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
 import { layerNormBackward, layerNormForward } from '../src/kernels/layernorm.js';
-import { setRowTeamSize } from '../src/kernels/softmax.js';
+import { rowPlan, setRowTeamSize, setRowVariant } from '../src/kernels/softmax.js';
+import { subgroupSize } from '../src/kernels/matmul.js';
 import { layerNormBackwardRef, layerNormRef } from '../src/kernels/ref/layernorm.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
 
 useGpu();
-afterEach(() => setRowTeamSize(null));
+afterEach(() => setRowVariant(null));
 
 const U = 2 ** -24; // f32 unit roundoff
 
@@ -73,6 +74,20 @@ describe('layernorm', () => {
     it(`matches the reference with team ${T}, workgroup ${WG}`, async () => {
       setRowTeamSize(T, WG);
       for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000]] as const) await check(rows, cols, T + cols);
+    });
+  }
+
+  // Subgroup teams (one subgroup per row, reduced with subgroupMax/subgroupAdd): the default workgroup of 128 and
+  // 256 (several rows per workgroup, the last one partly past the end), on rows shorter and longer than a subgroup.
+  for (const variant of ['subgroup', 'subgroup/256']) {
+    it(`matches the reference with the row variant '${variant}' (or names what it needs)`, async () => {
+      setRowVariant(variant);
+      if (subgroupSize() === null) {
+        expect(() => rowPlan(7, 13)).toThrow(/needs the adapter's 'subgroups' feature with a fixed subgroup size/);
+        return;
+      }
+      expect(rowPlan(7, 13)).toMatchObject({ subgroup: true, T: subgroupSize() });
+      for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000], [70, 7]] as const) await check(rows, cols, cols + 5);
     });
   }
 

@@ -1,12 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
-import { rowPlan, setRowTeamSize, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
+import { parseRowVariant, rowPlan, rowVariantName, setRowTeamSize, setRowVariant, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
+import { subgroupSize } from '../src/kernels/matmul.js';
 import { softmaxBackwardRef, softmaxForwardRef } from '../src/kernels/ref/softmax.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
 
 useGpu();
-afterEach(() => setRowTeamSize(null));
+afterEach(() => setRowVariant(null));
 
 // Forward: y = exp(x − m)/Σ. The Vulkan exp is accurate to 3 + 2|x| ulp, and x − m is rounded
 // (relative 6e-8 of |x − m|), so for the entries that carry the mass (x − m ≥ −20) y is good to
@@ -51,6 +52,20 @@ describe('softmax', () => {
       setRowTeamSize(T, WG);
       expect(rowPlan(10, 10)).toMatchObject({ T, WG });
       for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000]] as const) await check(rows, cols, T * 7 + cols);
+    });
+  }
+
+  // Subgroup teams (one subgroup per row, reduced with subgroupMax/subgroupAdd): the default workgroup of 128 and
+  // 256 (several rows per workgroup, the last one partly past the end), on rows shorter and longer than a subgroup.
+  for (const variant of ['subgroup', 'subgroup/256']) {
+    it(`matches the reference with the row variant '${variant}' (or names what it needs)`, async () => {
+      setRowVariant(variant);
+      if (subgroupSize() === null) {
+        expect(() => rowPlan(7, 13)).toThrow(/needs the adapter's 'subgroups' feature with a fixed subgroup size/);
+        return;
+      }
+      expect(rowPlan(7, 13)).toMatchObject({ subgroup: true, T: subgroupSize() });
+      for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000], [70, 7]] as const) await check(rows, cols, cols + 3);
     });
   }
 
@@ -100,6 +115,12 @@ describe('softmax', () => {
     expect(() => softmaxBackward(y, dy)).toThrow(/softmaxBackward: dy \[3, 2\] does not match y \[2, 3\]/);
     expect(() => softmaxForward(GpuArray.fromData([1], []))).toThrow(/softmaxForward: x must have at least one dimension, got \[\]/);
     expect(() => setRowTeamSize(3)).toThrow(/setRowTeamSize: 3 is not a power of two/);
+    expect(() => setRowVariant('team3')).toThrow(/row kernels: bad variant 'team3': team 3 is not a power of two in \[1, 256\]/);
+    expect(() => setRowVariant('team64/32')).toThrow(/bad variant 'team64\/32': workgroup 32 is smaller than the team 64/);
+    expect(() => setRowVariant('subgroup/100')).toThrow(/bad variant 'subgroup\/100': workgroup 100 is not a power of two/);
+    expect(() => setRowVariant('warp')).toThrow(/bad variant 'warp': expected team<T>, team<T>\/<WG>, subgroup or subgroup\/<WG>/);
+    expect(rowVariantName({ T: 1, WG: 64, subgroup: false })).toBe('team1/64');
+    expect(parseRowVariant('team128/128')).toEqual({ kind: 'team', T: 128, WG: 128 });
   });
 
   it('handles empty inputs', async () => {

@@ -45,7 +45,7 @@ program
 
 async function runSelfCheck(json: boolean, info?: unknown): Promise<boolean> {
   const { selfCheck } = await import('../kernels/selfcheck.js');
-  const results = await selfCheck(json ? undefined : (r) => console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.kernel.padEnd(18)} ${r.shape.padEnd(20)} error/tolerance ${r.worstRatio.toFixed(3)}`));
+  const results = await selfCheck(json ? undefined : (r) => console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.kernel.padEnd(26)} ${r.shape.padEnd(20)} error/tolerance ${r.worstRatio.toFixed(3)}`));
   const failed = results.filter((r) => !r.ok);
   output(json, { ...(info ? { info } : {}), selfcheck: results, passed: results.length - failed.length, failed: failed.length }, () =>
     failed.length ? `${failed.length} of ${results.length} kernel checks FAILED` : `all ${results.length} kernel checks passed`,

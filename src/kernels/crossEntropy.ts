@@ -4,7 +4,7 @@
 // Reference: ref/crossEntropy.ts. Row kernels use rowPlan() (see softmax.ts).
 import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
 import { GpuArray, fmt } from './memory.js';
-import { rowPlan } from './softmax.js';
+import { rowPipeline, rowPlan } from './softmax.js';
 
 export interface CrossEntropyOptions {
   /** ε in [0, 1]: the target is (1 − ε)·onehot + ε/C. Default 0. */
@@ -48,7 +48,7 @@ export function crossEntropyForward(logits: GpuArray, labels: GpuArray, opts: Cr
   const p = rowPlan(n, c);
   dispatch(
     op,
-    pipeline('cross_entropy', { WG: p.WG, T: p.T }),
+    rowPipeline('cross_entropy', p),
     [logits.buffer, labels.buffer, lse.buffer, rowLoss.buffer],
     packUniforms([['u32', n], ['u32', c], ['f32', eps], ['u32', NAN_BITS]]),
     p.groups,

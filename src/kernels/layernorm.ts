@@ -3,7 +3,7 @@
 // dbeta). Reference: ref/layernorm.ts. Row kernels use rowPlan() (see softmax.ts).
 import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
 import { GpuArray, fmt } from './memory.js';
-import { rowPlan } from './softmax.js';
+import { rowPipeline, rowPlan } from './softmax.js';
 
 const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
@@ -29,7 +29,7 @@ export function layerNormForward(x: GpuArray, gamma: GpuArray, beta: GpuArray, e
   if (x.size > 0) {
     const p = rowPlan(rows, cols);
     const u = packUniforms([['u32', rows], ['u32', cols], ['f32', eps]]);
-    dispatch(op, pipeline('layernorm', { WG: p.WG, T: p.T }), [x.buffer, gamma.buffer, beta.buffer, y.buffer, mean.buffer, rstd.buffer], u, p.groups);
+    dispatch(op, rowPipeline('layernorm', p), [x.buffer, gamma.buffer, beta.buffer, y.buffer, mean.buffer, rstd.buffer], u, p.groups);
   }
   return { y, mean, rstd };
 }
@@ -58,7 +58,7 @@ export function layerNormBackward(
   const dgamma = GpuArray.empty([cols], op);
   const dbeta = GpuArray.empty([cols], op);
   const p = rowPlan(rows, cols);
-  dispatch(op, pipeline('layernorm_backward', { WG: p.WG, T: p.T }), [x.buffer, gamma.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer], packUniforms([['u32', rows], ['u32', cols]]), p.groups);
+  dispatch(op, rowPipeline('layernorm_backward', p), [x.buffer, gamma.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer], packUniforms([['u32', rows], ['u32', cols]]), p.groups);
 
   const chunkRows = chunkRowsFor(rows);
   const chunks = Math.ceil(rows / chunkRows);

@@ -5,9 +5,9 @@ import { GpuArray, scope } from './memory.js';
 import { randomArray, toleranceRatio } from './ref/math.js';
 import { geluBackward, geluForward } from './gelu.js';
 import { geluBackwardRef, geluForwardRef } from './ref/gelu.js';
-import { matmul } from './matmul.js';
+import { matmul, subgroupSize } from './matmul.js';
 import { matmulRef } from './ref/matmul.js';
-import { softmaxForward } from './softmax.js';
+import { setRowVariant, softmaxForward } from './softmax.js';
 import { softmaxRef } from './ref/softmax.js';
 import { layerNormForward } from './layernorm.js';
 import { layerNormRef } from './ref/layernorm.js';
@@ -88,6 +88,35 @@ function cases(): Case[] {
         return [await y.read(), layerNormRef(x, g, b, cols, 1e-6).y];
       },
     });
+  }
+  // Subgroup row teams (one subgroup per row: the layout of subgroups over a workgroup is assumed, as in the subgroup
+  // matmul), where the adapter has a fixed subgroup size: a candidate of the row kernels' lab and tune.
+  if (subgroupSize()) {
+    for (const [rows, cols] of [[13, 197], [3, 1000]]) {
+      const withSubgroupTeams = async <T>(f: () => Promise<T>): Promise<T> => {
+        setRowVariant('subgroup');
+        try {
+          return await f();
+        } finally {
+          setRowVariant(null);
+        }
+      };
+      out.push({
+        kernel: 'softmax (subgroup teams)', shape: `${rows}×${cols}`, atol: 1e-7, rtol: 1e-5,
+        run: () => withSubgroupTeams(async () => {
+          const x = r(rows * cols, 4, -10, 10);
+          return [await softmaxForward(up(x, [rows, cols])).read(), softmaxRef(x, cols)];
+        }),
+      });
+      out.push({
+        kernel: 'layernorm (subgroup teams)', shape: `${rows}×${cols}`, atol: 1e-5, rtol: 1e-4,
+        run: () => withSubgroupTeams(async () => {
+          const x = r(rows * cols, 5, -3, 3), g = r(cols, 6), b = r(cols, 7);
+          const { y } = layerNormForward(up(x, [rows, cols]), up(g, [cols]), up(b, [cols]), 1e-6);
+          return [await y.read(), layerNormRef(x, g, b, cols, 1e-6).y];
+        }),
+      });
+    }
   }
   for (const n of [1, 7, 197, 1000]) {
     out.push({
