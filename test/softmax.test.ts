@@ -2,26 +2,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
 import { parseRowVariant, rowPlan, rowVariantName, setRowTeamSize, setRowVariant, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
 import { subgroupSize } from '../src/kernels/matmul.js';
-import { softmaxBackwardRef, softmaxForwardRef } from '../src/kernels/ref/softmax.js';
+import { SOFTMAX_TOLERANCE, softmaxBackwardRef, softmaxForwardRef } from '../src/kernels/ref/softmax.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
 
 useGpu();
 afterEach(() => setRowVariant(null));
 
-// Forward: y = exp(x − m)/Σ. The Vulkan exp is accurate to 3 + 2|x| ulp, and x − m is rounded
-// (relative 6e-8 of |x − m|), so for the entries that carry the mass (x − m ≥ −20) y is good to
-// ~45 ulp ≈ 5e-6 relative; Σ over C terms adds ≤ C·6e-8 relative in the worst case, but only
-// ~√C·6e-8 in practice. 2e-5 relative covers that with room. Tiny probabilities (x − m < −20,
-// y < 2e-9) may lose more relative accuracy, which the 1e-9 absolute term absorbs.
-const F_ATOL = 1e-9;
-const F_RTOL = 2e-5;
-// Backward: dx = y(dy − d) with d = Σ dy·y (|d| ≤ max|dy| = 1) accumulated in f32: d is off by
-// ≤ ~C·6e-8 worst case, ~1e-6 in practice for C ≤ 1e5, and dy − d can cancel, so the error is
-// absolute in units of y: atol 1e-6·max y is not expressible per element, so we use atol 2e-7 (y ≤ 1,
-// and for C ≥ 197 y ≲ 0.05) plus 2e-5 relative for the y and dy − d factors.
-const B_ATOL = 2e-7;
-const B_RTOL = 2e-5;
+// Tolerances and their reasoning: SOFTMAX_TOLERANCE beside the reference.
+const [F_ATOL, F_RTOL] = SOFTMAX_TOLERANCE.forward;
+const [B_ATOL, B_RTOL] = SOFTMAX_TOLERANCE.backward;
 
 async function check(rows: number, cols: number, seed: number, lo = -8, hi = 8, mutate?: (x: Float32Array) => void) {
   const xs = randomArray(rows * cols, seed, lo, hi);

@@ -109,6 +109,48 @@ bench
   });
 
 bench
+  .command('rows')
+  .description('the row kernels (softmax, layernorm) per variant at one shape: forward and backward time and GB/s, alternated in one process, each variant checked against float64 first')
+  .option('--op <op>', 'softmax or layernorm', 'softmax')
+  .option('--rows <n>', 'rows (default: ViT-B/16 shapes, 2 images (softmax) / 8 (layernorm) on a CPU adapter, 32 on a GPU)', intArg('--rows'))
+  .option('--cols <n>', 'columns (default: 197 for softmax, 768 for layernorm)', intArg('--cols'))
+  .option('--variant <names>', "comma-separated: 'library' (the adapter's choice), team<T>[/<WG>] (T invocations per row through workgroup memory; team1 = one per row, no barriers), subgroup[/<WG>] (one subgroup per row) (default: library and the adapter's candidates)")
+  .option('--runs <n>', 'alternating rounds', intArg('--runs'), 5)
+  .option('--json', 'one JSON object')
+  .action(async (o) => {
+    const { compareRowVariants, ROW_OPS, LIBRARY } = await import('../../bench/rows.js');
+    if (!(ROW_OPS as readonly string[]).includes(o.op)) throw new UsageError(`bench rows: --op must be one of ${ROW_OPS.join(', ')}, got '${o.op}'`);
+    const { parseRowVariant } = await import('../kernels/softmax.js');
+    const given = o.variant === undefined ? undefined : nameList('bench rows', '--variant', o.variant);
+    for (const v of given ?? []) {
+      if (v === LIBRARY) continue;
+      try {
+        parseRowVariant(v);
+      } catch (e) {
+        throw new UsageError(`bench rows: --variant: ${(e as Error).message}`);
+      }
+    }
+    const { initGpu, isSoftwareAdapter } = await import('../kernels/device.js');
+    await initGpu();
+    const { subgroupSize } = await import('../kernels/matmul.js');
+    const software = isSoftwareAdapter();
+    const variants = given ?? [LIBRARY, ...(software ? ['team1', 'team8'] : ['team32', 'team128', 'team256']), ...(subgroupSize() ? ['subgroup'] : [])];
+    const images = software ? (o.op === 'softmax' ? 2 : 8) : 32;
+    const rows = o.rows ?? (o.op === 'softmax' ? images * 12 * 197 : images * 197);
+    const cols = o.cols ?? (o.op === 'softmax' ? 197 : 768);
+    const { fmtNum } = await import('../../bench/format.js');
+    const r = await compareRowVariants({ op: o.op, rows, cols, variants, runs: o.runs });
+    const first = r.results[0].variant;
+    output(o.json, r, () =>
+      `${r.op} ${r.rows}×${r.cols} on ${r.adapter}: ${r.rounds} alternating rounds, ${r.clock}; each variant checked against float64 on ${r.checked_rows === r.rows ? 'every row' : `${r.checked_rows} of the rows (the first and the last)`}\n` +
+      table(
+        r.results.map((x) => [x.variant, x.plan, fmtNum(x.fwd_ms), fmtNum(x.fwd_gbps), fmtNum(x.fwd_vs_first), fmtNum(x.bwd_ms), fmtNum(x.bwd_gbps), fmtNum(x.bwd_vs_first)]),
+        ['variant', 'runs as', 'fwd ms', 'fwd GB/s', `fwd vs ${first}`, 'bwd ms', 'bwd GB/s', `bwd vs ${first}`],
+      ) + `\n(GB/s: the bytes an ideal kernel moves, x read and y written forward, two row tensors read and dx written backward; vs ${first}: > 1 is faster)`,
+    );
+  });
+
+bench
   .command('attention')
   .description('fused attention variants beside the explicit path (matmul → softmax → matmul) at one shape: forward and forward+backward time, each variant checked against the explicit path before it is timed')
   .option('--variant <names>', "comma-separated fused variants (rows, tiled, blocked, subgroup, subgroup-saved, flash, flash-ds, with @ blockings), or 'all' (default: the adapter's)")

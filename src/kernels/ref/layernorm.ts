@@ -1,6 +1,17 @@
 // Float64 reference for LayerNorm over the last axis (rows of length cols, row-major), as
 // torch.nn.LayerNorm: biased variance, eps inside the square root.
 
+/**
+ * [atol, rtol] of the f32 kernels' y and dx against this reference, for |x| ≤ 2 around a mean near 0, |gamma| ≤ 1.5,
+ * |dy| ≤ 1 and C ≤ ~5000 (the tests scale the absolute terms for rows with a large offset).
+ * Forward: mean and variance are f32 sums of C terms (two-pass, so no cancellation between Σx² and (Σx)²); inverseSqrt
+ * is good to 2 ulp. x̂ = (x − mean)·rstd is then off by a few ulp relative plus |mean error|·rstd absolute. With C ≤ 768
+ * the sums' error is ~√C·u ≈ 2e-6 relative in practice; y = x̂·gamma + beta with |y| up to ~6: 1e-5 absolute + 1e-5
+ * relative. Backward dx: two more row sums of C terms (|g| ≤ 1, |g·x̂| ≲ 3) divided by C, then rstd·(g − a − x̂b):
+ * absolute error ~ rstd·(C·u·3)/C per term at worst; 2e-5 absolute + 1e-5 relative.
+ */
+export const LAYERNORM_TOLERANCE = { y: [1e-5, 1e-5], dx: [2e-5, 1e-5] } as const;
+
 export interface LayerNormRefOut {
   y: Float64Array;
   mean: Float64Array;

@@ -1,5 +1,18 @@
 // Float64 reference for softmax over the last axis (rows of length cols, row-major).
 
+/**
+ * [atol, rtol] of the f32 kernels against this reference (inputs in about [-8, 8]; the tests and the row kernels' lab).
+ * Forward: y = exp(x − m)/Σ. The Vulkan exp is accurate to 3 + 2|x| ulp, and x − m is rounded (relative 6e-8 of
+ * |x − m|), so for the entries that carry the mass (x − m ≥ −20) y is good to ~45 ulp ≈ 5e-6 relative; Σ over C terms
+ * adds ≤ C·6e-8 relative in the worst case, but only ~√C·6e-8 in practice. 2e-5 relative covers that with room. Tiny
+ * probabilities (x − m < −20, y < 2e-9) may lose more relative accuracy, which the 1e-9 absolute term absorbs.
+ * Backward (against the reference applied to the kernel's own y): dx = y(dy − d) with d = Σ dy·y (|d| ≤ max|dy| = 1)
+ * accumulated in f32: d is off by ≤ ~C·6e-8 worst case, ~1e-6 in practice for C ≤ 1e5, and dy − d can cancel, so the
+ * error is absolute in units of y: 2e-7 absolute (y ≤ 1, and for C ≥ 197 y ≲ 0.05) plus 2e-5 relative for the y and
+ * dy − d factors.
+ */
+export const SOFTMAX_TOLERANCE = { forward: [1e-9, 2e-5], backward: [2e-7, 2e-5] } as const;
+
 export function softmaxForwardRef(x: ArrayLike<number>, cols: number): Float64Array {
   const y = new Float64Array(x.length);
   for (let r = 0; r * cols < x.length; r++) {

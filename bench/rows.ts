@@ -1,0 +1,142 @@
+// The row kernels' lab: softmax or layernorm variants (team sizes, subgroup teams; src/kernels/softmax.ts
+// parseRowVariant) on one shape, side by side in one process. Each variant is checked against the float64 reference
+// (forward and backward) before it is timed, then all are timed in alternating rounds — one forward and one backward
+// call of each variant per round — so that drift on a noisy machine falls on every variant alike.
+import { gpu, initGpu } from '../src/kernels/device.js';
+import { layerNormBackward, layerNormForward } from '../src/kernels/layernorm.js';
+import { GpuArray, scope } from '../src/kernels/memory.js';
+import { LAYERNORM_TOLERANCE, layerNormBackwardRef, layerNormRef } from '../src/kernels/ref/layernorm.js';
+import { randomArray, toleranceRatio } from '../src/kernels/ref/math.js';
+import { SOFTMAX_TOLERANCE, softmaxBackwardRef, softmaxForwardRef } from '../src/kernels/ref/softmax.js';
+import { parseRowVariant, rowPlan, rowVariantName, setRowVariant, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
+import { median, timeRuns } from './timing.js';
+
+export const ROW_OPS = ['softmax', 'layernorm'] as const;
+export type RowOp = (typeof ROW_OPS)[number];
+
+/** Bytes an ideal kernel moves: forward reads x and writes y; backward reads two row tensors and writes dx. */
+export const rowBytes = (rows: number, cols: number) => ({ forward: 2 * rows * cols * 4, backward: 3 * rows * cols * 4 });
+
+export interface RowCompareRow {
+  /** The name as given ('library' for the adapter's choice). */
+  variant: string;
+  /** What ran: team<T>/<WG> or subgroup/<WG>. */
+  plan: string;
+  fwd_ms: number;
+  bwd_ms: number;
+  fwd_gbps: number;
+  bwd_gbps: number;
+  /** The first row's time over this one's (> 1: faster than the first), forward and backward. */
+  fwd_vs_first: number;
+  bwd_vs_first: number;
+}
+
+export interface RowCompareResult {
+  op: RowOp;
+  adapter: string;
+  rows: number;
+  cols: number;
+  clock: string;
+  rounds: number;
+  /** Rows compared with the float64 reference (the first and last ones; every row of a small shape). */
+  checked_rows: number;
+  results: RowCompareRow[];
+}
+
+/** Elements of the reference check: the first and the last rows up to this many values (rows are independent). */
+const CHECK_VALUES = 1 << 21;
+
+/** 'library' (the adapter's own choice), or a row variant name. */
+export const LIBRARY = 'library';
+
+/**
+ * Time `variants` of softmax or layernorm on rows × cols. Inputs as in the tests (softmax x in [-8, 8]; layernorm x in
+ * [-2, 2], gamma in [-1.5, 1.5]); dy in [-1, 1].
+ */
+export async function compareRowVariants(opts: { op: RowOp; rows: number; cols: number; variants: string[]; runs?: number }): Promise<RowCompareResult> {
+  const { op, rows, cols } = opts;
+  if (!ROW_OPS.includes(op)) throw new RangeError(`bench rows: unknown op '${op}' (${ROW_OPS.join(', ')})`);
+  if (!(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1)) throw new RangeError(`bench ${op}: rows and cols must be positive integers, got ${rows}×${cols}`);
+  if (!opts.variants.length) throw new RangeError(`bench ${op}: no variants to compare`);
+  for (const v of opts.variants) if (v !== LIBRARY) parseRowVariant(v); // a bad name fails before any work
+  const runs = opts.runs ?? 5;
+  if (!(Number.isInteger(runs) && runs >= 1)) throw new RangeError(`bench ${op}: runs must be a positive integer, got ${runs}`);
+  await initGpu();
+  const g = gpu();
+  const n = rows * cols;
+  const isSoftmax = op === 'softmax';
+  const xs = isSoftmax ? randomArray(n, 1, -8, 8) : randomArray(n, 1, -2, 2);
+  const gs = randomArray(cols, 2, -1.5, 1.5);
+  const bs = randomArray(cols, 3);
+  const dys = randomArray(n, 4);
+  const x = GpuArray.fromData(xs, [rows, cols]);
+  const dy = GpuArray.fromData(dys, [rows, cols]);
+  const gamma = GpuArray.fromData(gs, [cols]);
+  const beta = GpuArray.fromData(bs, [cols]);
+  const eps = 1e-6;
+  // Rows checked: the first and the last `half` (all of them when that covers the shape).
+  const half = Math.max(1, Math.floor(CHECK_VALUES / 2 / cols));
+  const checked = rows <= 2 * half ? [[0, rows]] : [[0, half], [rows - half, rows]];
+  const part = (a: Float32Array, [r0, r1]: number[]) => a.subarray(r0 * cols, r1 * cols);
+  const worst = (got: Float32Array, ref: (range: number[]) => ArrayLike<number>, tol: readonly [number, number]) =>
+    Math.max(...checked.map((range) => toleranceRatio(part(got, range), ref(range), tol[0], tol[1])));
+
+  // Saved forward outputs for the backward (each variant's own).
+  const fwd = () => (isSoftmax ? { y: softmaxForward(x) } : layerNormForward(x, gamma, beta, eps));
+  const bwd = (f: ReturnType<typeof fwd>) =>
+    isSoftmax ? softmaxBackward(f.y, dy) : layerNormBackward(x, gamma, (f as ReturnType<typeof layerNormForward>).mean, (f as ReturnType<typeof layerNormForward>).rstd, dy).dx;
+  const use = (v: string) => setRowVariant(v === LIBRARY ? null : v);
+  const times = new Map<string, { f: number[]; b: number[]; fw: number[]; bw: number[]; plan: string; saved: ReturnType<typeof fwd> }>();
+  try {
+    for (const v of opts.variants) {
+      use(v);
+      const plan = rowVariantName(rowPlan(rows, cols));
+      const f = fwd();
+      const y = await f.y.read();
+      const dx = await scope(() => bwd(f)).read();
+      const errF = isSoftmax
+        ? worst(y, (r) => softmaxForwardRef(part(xs, r), cols), SOFTMAX_TOLERANCE.forward)
+        : worst(y, (r) => layerNormRef(part(xs, r), gs, bs, cols, eps).y, LAYERNORM_TOLERANCE.y);
+      // The backward against the reference applied to this variant's own y (softmax), or from x (layernorm).
+      const errB = isSoftmax
+        ? worst(dx, (r) => softmaxBackwardRef(part(y, r), part(dys, r), cols), SOFTMAX_TOLERANCE.backward)
+        : worst(dx, (r) => layerNormBackwardRef(part(xs, r), gs, part(dys, r), cols, eps).dx, LAYERNORM_TOLERANCE.dx);
+      if (!(errF <= 1 && errB <= 1)) {
+        for (const a of Object.values(f)) a.dispose();
+        throw new Error(`bench ${op}: variant ${v} (${plan}) disagrees with the float64 reference on ${rows}×${cols} (error/tolerance: forward ${errF.toPrecision(3)}, backward ${errB.toPrecision(3)})`);
+      }
+      times.set(v, { f: [], b: [], fw: [], bw: [], plan, saved: f });
+    }
+    for (let r = 0; r < runs; r++) {
+      for (const v of opts.variants) {
+        use(v);
+        const t = times.get(v)!;
+        // One warm-up call each (timeRuns' default is 2) in the first round only: the check above compiled the pipelines.
+        const tf = await timeRuns(() => scope(() => void fwd()), { runs: 1, warmup: r === 0 ? 1 : 0 });
+        const tb = await timeRuns(() => scope(() => void bwd(t.saved)), { runs: 1, warmup: r === 0 ? 1 : 0 });
+        t.fw.push(tf.wallMs);
+        t.bw.push(tb.wallMs);
+        if (tf.gpuMs !== null) t.f.push(tf.gpuMs);
+        if (tb.gpuMs !== null) t.b.push(tb.gpuMs);
+      }
+    }
+  } finally {
+    setRowVariant(null);
+    for (const t of times.values()) for (const a of Object.values(t.saved)) a.dispose();
+    for (const a of [x, dy, gamma, beta]) a.dispose();
+  }
+  // GPU time only when every variant has it for every round (else wall clock for all, so the ratios compare alike).
+  const gpuClock = [...times.values()].every((t) => t.f.length === runs && t.b.length === runs);
+  const bytes = rowBytes(rows, cols);
+  const results = opts.variants.map((v) => {
+    const t = times.get(v)!;
+    const fms = gpuClock ? median(t.f) : Math.min(...t.fw);
+    const bms = gpuClock ? median(t.b) : Math.min(...t.bw);
+    return { variant: v, plan: t.plan, fwd_ms: fms, bwd_ms: bms, fwd_gbps: bytes.forward / fms / 1e6, bwd_gbps: bytes.backward / bms / 1e6, fwd_vs_first: 0, bwd_vs_first: 0 };
+  });
+  for (const r of results) {
+    r.fwd_vs_first = results[0].fwd_ms / r.fwd_ms;
+    r.bwd_vs_first = results[0].bwd_ms / r.bwd_ms;
+  }
+  return { op, adapter: g.adapterKey, rows, cols, clock: gpuClock ? 'timestamp-query (median)' : 'wall clock (best)', rounds: runs, checked_rows: checked.reduce((s, [a, b]) => s + b - a, 0), results };
+}
