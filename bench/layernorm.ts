@@ -7,7 +7,7 @@ import { destroyGpu, gpu, initGpu } from '../src/kernels/device.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { layerNormBackward, layerNormForward } from '../src/kernels/layernorm.js';
 import { randomArray } from '../src/kernels/ref/math.js';
-import { rowPlan, setRowTeamSize } from '../src/kernels/softmax.js';
+import { rowPlan, rowVariantName, setRowTeamSize } from '../src/kernels/softmax.js';
 import { timeKernel } from './softmax.js';
 
 const gbps = (bytes: number, ms: number) => bytes / (ms * 1e6);
@@ -26,12 +26,14 @@ export async function benchLayerNorm(opts: { rows?: number; cols?: number; runs?
   const one = async (team: number | [number, number] | null) => {
     if (Array.isArray(team)) setRowTeamSize(team[0], team[1]);
     else setRowTeamSize(team);
-    const { T, WG } = rowPlan(rows, cols);
+    const { T, WG, subgroup } = rowPlan(rows, cols);
+    const plan = rowVariantName({ T, WG, subgroup });
     const fwd = await timeKernel(() => layerNormForward(x, gamma, beta, eps), runs);
     const bwd = await timeKernel(() => layerNormBackward(x, gamma, f.mean, f.rstd, dy), runs);
     return {
       T,
       WG,
+      plan,
       forward: { ms: fwd.ms, gbps: gbps(2 * rows * cols * 4, fwd.timed) },
       backward: { ms: bwd.ms, gbps: gbps(3 * rows * cols * 4, bwd.timed) },
     };

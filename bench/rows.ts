@@ -2,7 +2,8 @@
 // parseRowVariant) on one shape, side by side in one process. Each variant is checked against the float64 reference
 // (forward and backward) before it is timed, then all are timed in alternating rounds — one forward and one backward
 // call of each variant per round — so that drift on a noisy machine falls on every variant alike.
-import { gpu, initGpu } from '../src/kernels/device.js';
+import { gpu, initGpu, isSoftwareAdapter } from '../src/kernels/device.js';
+import { subgroupSize } from '../src/kernels/matmul.js';
 import { layerNormBackward, layerNormForward } from '../src/kernels/layernorm.js';
 import { GpuArray, scope } from '../src/kernels/memory.js';
 import { LAYERNORM_TOLERANCE, layerNormBackwardRef, layerNormRef } from '../src/kernels/ref/layernorm.js';
@@ -41,6 +42,8 @@ export interface RowCompareResult {
   /** Rows compared with the float64 reference (the first and last ones; every row of a small shape). */
   checked_rows: number;
   results: RowCompareRow[];
+  /** With keepGoing: the variants that failed their check (or could not run), not timed. */
+  failed: { variant: string; error: string }[];
 }
 
 /** Elements of the reference check: the first and the last rows up to this many values (rows are independent). */
@@ -50,10 +53,19 @@ const CHECK_VALUES = 1 << 21;
 export const LIBRARY = 'library';
 
 /**
+ * The variants the lab and the suite time beside the library's choice: on a CPU adapter one invocation per row and a
+ * team of 8 (the SIMD width); on a GPU teams of 32 to 256 invocations; one subgroup per row wherever the adapter has a
+ * fixed subgroup size.
+ */
+export function rowCandidates(): string[] {
+  return [...(isSoftwareAdapter() ? ['team1', 'team8'] : ['team32', 'team64', 'team128', 'team256']), ...(subgroupSize() ? ['subgroup'] : [])];
+}
+
+/**
  * Time `variants` of softmax or layernorm on rows × cols. Inputs as in the tests (softmax x in [-8, 8]; layernorm x in
  * [-2, 2], gamma in [-1.5, 1.5]); dy in [-1, 1].
  */
-export async function compareRowVariants(opts: { op: RowOp; rows: number; cols: number; variants: string[]; runs?: number }): Promise<RowCompareResult> {
+export async function compareRowVariants(opts: { op: RowOp; rows: number; cols: number; variants: string[]; runs?: number; keepGoing?: boolean }): Promise<RowCompareResult> {
   const { op, rows, cols } = opts;
   if (!ROW_OPS.includes(op)) throw new RangeError(`bench rows: unknown op '${op}' (${ROW_OPS.join(', ')})`);
   if (!(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1)) throw new RangeError(`bench ${op}: rows and cols must be positive integers, got ${rows}×${cols}`);
@@ -87,28 +99,39 @@ export async function compareRowVariants(opts: { op: RowOp; rows: number; cols: 
     isSoftmax ? softmaxBackward(f.y, dy) : layerNormBackward(x, gamma, (f as ReturnType<typeof layerNormForward>).mean, (f as ReturnType<typeof layerNormForward>).rstd, dy).dx;
   const use = (v: string) => setRowVariant(v === LIBRARY ? null : v);
   const times = new Map<string, { f: number[]; b: number[]; fw: number[]; bw: number[]; plan: string; saved: ReturnType<typeof fwd> }>();
+  /** Check variant v against the reference; a passing one keeps its forward outputs for the timed backward. */
+  const checkOne = async (v: string) => {
+    use(v);
+    const plan = rowVariantName(rowPlan(rows, cols));
+    const f = fwd();
+    const y = await f.y.read();
+    const dx = await scope(() => bwd(f)).read();
+    const errF = isSoftmax
+      ? worst(y, (r) => softmaxForwardRef(part(xs, r), cols), SOFTMAX_TOLERANCE.forward)
+      : worst(y, (r) => layerNormRef(part(xs, r), gs, bs, cols, eps).y, LAYERNORM_TOLERANCE.y);
+    // The backward against the reference applied to this variant's own y (softmax), or from x (layernorm).
+    const errB = isSoftmax
+      ? worst(dx, (r) => softmaxBackwardRef(part(y, r), part(dys, r), cols), SOFTMAX_TOLERANCE.backward)
+      : worst(dx, (r) => layerNormBackwardRef(part(xs, r), gs, part(dys, r), cols, eps).dx, LAYERNORM_TOLERANCE.dx);
+    if (!(errF <= 1 && errB <= 1)) {
+      for (const a of Object.values(f)) a.dispose();
+      throw new Error(`bench ${op}: variant ${v} (${plan}) disagrees with the float64 reference on ${rows}×${cols} (error/tolerance: forward ${errF.toPrecision(3)}, backward ${errB.toPrecision(3)})`);
+    }
+    times.set(v, { f: [], b: [], fw: [], bw: [], plan, saved: f });
+  };
+  const failed: { variant: string; error: string }[] = [];
   try {
     for (const v of opts.variants) {
-      use(v);
-      const plan = rowVariantName(rowPlan(rows, cols));
-      const f = fwd();
-      const y = await f.y.read();
-      const dx = await scope(() => bwd(f)).read();
-      const errF = isSoftmax
-        ? worst(y, (r) => softmaxForwardRef(part(xs, r), cols), SOFTMAX_TOLERANCE.forward)
-        : worst(y, (r) => layerNormRef(part(xs, r), gs, bs, cols, eps).y, LAYERNORM_TOLERANCE.y);
-      // The backward against the reference applied to this variant's own y (softmax), or from x (layernorm).
-      const errB = isSoftmax
-        ? worst(dx, (r) => softmaxBackwardRef(part(y, r), part(dys, r), cols), SOFTMAX_TOLERANCE.backward)
-        : worst(dx, (r) => layerNormBackwardRef(part(xs, r), gs, part(dys, r), cols, eps).dx, LAYERNORM_TOLERANCE.dx);
-      if (!(errF <= 1 && errB <= 1)) {
-        for (const a of Object.values(f)) a.dispose();
-        throw new Error(`bench ${op}: variant ${v} (${plan}) disagrees with the float64 reference on ${rows}×${cols} (error/tolerance: forward ${errF.toPrecision(3)}, backward ${errB.toPrecision(3)})`);
+      try {
+        await checkOne(v);
+      } catch (e) {
+        if (!opts.keepGoing) throw e;
+        failed.push({ variant: v, error: (e as Error).message });
       }
-      times.set(v, { f: [], b: [], fw: [], bw: [], plan, saved: f });
     }
+    const timed = opts.variants.filter((v) => times.has(v));
     for (let r = 0; r < runs; r++) {
-      for (const v of opts.variants) {
+      for (const v of timed) {
         use(v);
         const t = times.get(v)!;
         // One warm-up call each (timeRuns' default is 2) in the first round only: the check above compiled the pipelines.
@@ -126,9 +149,9 @@ export async function compareRowVariants(opts: { op: RowOp; rows: number; cols: 
     for (const a of [x, dy, gamma, beta]) a.dispose();
   }
   // GPU time only when every variant has it for every round (else wall clock for all, so the ratios compare alike).
-  const gpuClock = [...times.values()].every((t) => t.f.length === runs && t.b.length === runs);
+  const gpuClock = times.size > 0 && [...times.values()].every((t) => t.f.length === runs && t.b.length === runs);
   const bytes = rowBytes(rows, cols);
-  const results = opts.variants.map((v) => {
+  const results = opts.variants.filter((v) => times.has(v)).map((v) => {
     const t = times.get(v)!;
     const fms = gpuClock ? median(t.f) : Math.min(...t.fw);
     const bms = gpuClock ? median(t.b) : Math.min(...t.bw);
@@ -138,5 +161,5 @@ export async function compareRowVariants(opts: { op: RowOp; rows: number; cols: 
     r.fwd_vs_first = results[0].fwd_ms / r.fwd_ms;
     r.bwd_vs_first = results[0].bwd_ms / r.bwd_ms;
   }
-  return { op, adapter: g.adapterKey, rows, cols, clock: gpuClock ? 'timestamp-query (median)' : 'wall clock (best)', rounds: runs, checked_rows: checked.reduce((s, [a, b]) => s + b - a, 0), results };
+  return { op, adapter: g.adapterKey, rows, cols, clock: gpuClock ? 'timestamp-query (median)' : 'wall clock (best)', rounds: runs, checked_rows: checked.reduce((s, [a, b]) => s + b - a, 0), results, failed };
 }

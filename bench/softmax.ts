@@ -7,7 +7,7 @@ import { destroyGpu, gpu, initGpu } from '../src/kernels/device.js';
 import { GpuArray, scope } from '../src/kernels/memory.js';
 import { timeRuns } from './timing.js';
 import { randomArray } from '../src/kernels/ref/math.js';
-import { rowPlan, setRowTeamSize, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
+import { rowPlan, rowVariantName, setRowTeamSize, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
 
 /** Time fn (which records GPU work) with the shared timer; what fn allocates is freed each run. */
 export async function timeKernel(fn: () => unknown, runs: number) {
@@ -35,10 +35,11 @@ export async function benchSoftmax(opts: { rows?: number; cols?: number; runs?: 
   const one = async (team: number | [number, number] | null) => {
     if (Array.isArray(team)) setRowTeamSize(team[0], team[1]);
     else setRowTeamSize(team);
-    const { T, WG } = rowPlan(rows, cols);
+    const { T, WG, subgroup } = rowPlan(rows, cols);
+    const plan = rowVariantName({ T, WG, subgroup });
     const fwd = await timeKernel(() => softmaxForward(x), runs);
     const bwd = await timeKernel(() => softmaxBackward(y, dy), runs);
-    return { T, WG, forward: { ms: fwd.ms, gbps: gbps(bytesFwd, fwd.timed) }, backward: { ms: bwd.ms, gbps: gbps(bytesBwd, bwd.timed) } };
+    return { T, WG, plan, forward: { ms: fwd.ms, gbps: gbps(bytesFwd, fwd.timed) }, backward: { ms: bwd.ms, gbps: gbps(bytesBwd, bwd.timed) } };
   };
   try {
     const chosen = await one(null);

@@ -38,10 +38,31 @@ export interface SuiteOptions {
 type Obj = Record<string, unknown>;
 const num = (o: Obj, k: string) => (typeof o[k] === 'number' ? (o[k] as number) : NaN);
 
+/**
+ * Suite rows for the row-kernel variants (rowCandidates: team sizes, one subgroup per row) of softmax or layernorm at
+ * one shape, alternated in one process and each checked against float64 first: what the default leaves. A variant that
+ * fails its check is a row saying so, not a stop. The suite adds them on GPUs, beside the default's row.
+ */
+export async function rowVariantRows(op: 'softmax' | 'layernorm', r: number, c: number, o: { runs: number; pctB: (g: number) => number; variants?: string[] }): Promise<BenchRow[]> {
+  const { compareRowVariants, rowCandidates } = await import('./rows.js');
+  const res = await compareRowVariants({ op, rows: r, cols: c, variants: o.variants ?? rowCandidates(), runs: o.runs, keepGoing: true });
+  const out: BenchRow[] = [];
+  for (const x of res.results) {
+    out.push({ bench: op, case: `${r}×${c} forward`, variant: x.plan, metric: 'bandwidth', value: x.fwd_gbps, unit: 'GB/s', pctPeak: o.pctB(x.fwd_gbps) });
+    out.push({ bench: op, case: `${r}×${c} backward`, variant: x.plan, metric: 'bandwidth', value: x.bwd_gbps, unit: 'GB/s', pctPeak: o.pctB(x.bwd_gbps) });
+  }
+  for (const f of res.failed) out.push({ bench: op, case: `${r}×${c} forward and backward`, variant: f.variant, metric: 'error', value: NaN, unit: '', note: `not timed: ${f.error}` });
+  return out;
+}
+
 async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const pctF = (g: number) => (100 * g) / roof.peakGflops;
   const pctB = (g: number) => (100 * g) / roof.peakGBs;
+  // On GPUs: the other row-kernel variants at the same shape (rowVariantRows).
+  const rowVariants = async (op: 'softmax' | 'layernorm', r: number, c: number) => {
+    if (!isSoftwareAdapter() && !o.quick) rows.push(...(await rowVariantRows(op, r, c, { runs: o.runs ?? 5, pctB })));
+  };
   switch (name) {
     case 'matmul': {
       const { benchMatmul } = await import('./matmul.js');
@@ -95,8 +116,11 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
     }
     case 'softmax': {
       const { benchSoftmax } = await import('./softmax.js');
-      const r = (await benchSoftmax({ runs: o.runs ?? 5, peers: o.peers !== false })) as Obj;
-      const variant = `rows per team T=${r.T}, WG ${r.WG}`;
+      // ViT-B/16 attention rows: 2 images' on a CPU adapter; a training batch of 32 on a GPU (2 images' 3.7 MB is a
+      // few microseconds there: launch latency, not bandwidth).
+      const shape = isSoftwareAdapter() || o.quick ? {} : { rows: 32 * 12 * 197, cols: 197 };
+      const r = (await benchSoftmax({ runs: o.runs ?? 5, peers: o.peers !== false, ...shape })) as Obj;
+      const variant = `${r.plan} (default)`;
       for (const dir of ['forward', 'backward'] as const) {
         const g = num((r[dir] ?? {}) as Obj, 'gbps');
         const peer = dir === 'forward' ? (r.tfjs as Obj | undefined) : undefined;
@@ -108,16 +132,20 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
             : peer && typeof peer.error === 'string' ? { note: `tfjs-backend-webgpu peer did not run: ${peer.error}` } : {}),
         });
       }
+      await rowVariants('softmax', r.rows as number, r.cols as number);
       break;
     }
     case 'layernorm': {
       const { benchLayerNorm } = await import('./layernorm.js');
-      const r = (await benchLayerNorm({ runs: o.runs ?? 5 })) as Obj;
-      const variant = `rows per team T=${r.T}, WG ${r.WG}`;
+      // ViT-B/16's token rows: 8 images' on a CPU adapter, a batch of 32 on a GPU.
+      const shape = isSoftwareAdapter() || o.quick ? {} : { rows: 32 * 197, cols: 768 };
+      const r = (await benchLayerNorm({ runs: o.runs ?? 5, ...shape })) as Obj;
+      const variant = `${r.plan} (default)`;
       for (const dir of ['forward', 'backward'] as const) {
         const g = num((r[dir] ?? {}) as Obj, 'gbps');
         rows.push({ bench: 'layernorm', case: `${r.rows}×${r.cols} ${dir}`, variant, metric: 'bandwidth', value: g, unit: 'GB/s', pctPeak: pctB(g) });
       }
+      await rowVariants('layernorm', r.rows as number, r.cols as number);
       break;
     }
     case 'gelu': {

@@ -55,3 +55,29 @@ describe('bench rows', () => {
     expect(bad.stderr).toMatch(/^celluscan: bench rows: --variant: row kernels: bad variant 'team64\/32': workgroup 32 is smaller than the team 64\n$/);
   }, 120_000);
 });
+
+describe('suite rows for the row variants (what the suite adds on a GPU)', () => {
+  it('one bandwidth row per variant and direction, named as the variant runs, with its share of the peak', async () => {
+    const { rowVariantRows } = await import('../bench/suite.js');
+    const rows = await rowVariantRows('layernorm', 9, 100, { runs: 1, pctB: (g) => g * 10, variants: ['team1', 'team8/64'] });
+    expect(rows.map((r) => [r.bench, r.case, r.variant, r.unit])).toEqual([
+      ['layernorm', '9×100 forward', 'team1/64', 'GB/s'],
+      ['layernorm', '9×100 backward', 'team1/64', 'GB/s'],
+      ['layernorm', '9×100 forward', 'team8/64', 'GB/s'],
+      ['layernorm', '9×100 backward', 'team8/64', 'GB/s'],
+    ]);
+    for (const r of rows) expect(r.pctPeak).toBeCloseTo(r.value * 10, 9);
+  }, 120_000);
+
+  it('a variant that cannot run is a row saying why, and the others are still timed', async () => {
+    const { rowVariantRows } = await import('../bench/suite.js');
+    // a 4-wide workgroup holds no whole subgroup on any adapter with a fixed size ≥ 8 (and without one, subgroup teams cannot run)
+    const rows = await rowVariantRows('softmax', 5, 7, { runs: 1, pctB: (g) => g, variants: ['subgroup/4', 'team1'] });
+    expect(rows.map((r) => [r.case, r.variant, r.metric])).toEqual([
+      ['5×7 forward', 'team1/64', 'bandwidth'],
+      ['5×7 backward', 'team1/64', 'bandwidth'],
+      ['5×7 forward and backward', 'subgroup/4', 'error'],
+    ]);
+    expect(rows[2].note).toMatch(/^not timed: row kernels: variant 'subgroup\/4'(: the workgroup 4 is not a multiple of the subgroup size| needs the adapter's 'subgroups' feature)/);
+  }, 120_000);
+});

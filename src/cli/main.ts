@@ -118,7 +118,7 @@ bench
   .option('--runs <n>', 'alternating rounds', intArg('--runs'), 5)
   .option('--json', 'one JSON object')
   .action(async (o) => {
-    const { compareRowVariants, ROW_OPS, LIBRARY } = await import('../../bench/rows.js');
+    const { compareRowVariants, rowCandidates, ROW_OPS, LIBRARY } = await import('../../bench/rows.js');
     if (!(ROW_OPS as readonly string[]).includes(o.op)) throw new UsageError(`bench rows: --op must be one of ${ROW_OPS.join(', ')}, got '${o.op}'`);
     const { parseRowVariant } = await import('../kernels/softmax.js');
     const given = o.variant === undefined ? undefined : nameList('bench rows', '--variant', o.variant);
@@ -132,9 +132,8 @@ bench
     }
     const { initGpu, isSoftwareAdapter } = await import('../kernels/device.js');
     await initGpu();
-    const { subgroupSize } = await import('../kernels/matmul.js');
     const software = isSoftwareAdapter();
-    const variants = given ?? [LIBRARY, ...(software ? ['team1', 'team8'] : ['team32', 'team128', 'team256']), ...(subgroupSize() ? ['subgroup'] : [])];
+    const variants = given ?? [LIBRARY, ...rowCandidates()];
     const images = software ? (o.op === 'softmax' ? 2 : 8) : 32;
     const rows = o.rows ?? (o.op === 'softmax' ? images * 12 * 197 : images * 197);
     const cols = o.cols ?? (o.op === 'softmax' ? 197 : 768);
