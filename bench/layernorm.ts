@@ -26,7 +26,7 @@ export async function benchLayerNorm(opts: { rows?: number; cols?: number; runs?
   const one = async (team: number | [number, number] | null) => {
     if (Array.isArray(team)) setRowTeamSize(team[0], team[1]);
     else setRowTeamSize(team);
-    const { T, WG, subgroup } = rowPlan(rows, cols);
+    const { T, WG, subgroup } = rowPlan(rows, cols, 'layernorm');
     const plan = rowVariantName({ T, WG, subgroup });
     const fwd = await timeKernel(() => layerNormForward(x, gamma, beta, eps), runs);
     const bwd = await timeKernel(() => layerNormBackward(x, gamma, f.mean, f.rstd, dy), runs);

@@ -9,7 +9,8 @@ import { GpuArray, scope } from '../src/kernels/memory.js';
 import { LAYERNORM_TOLERANCE, layerNormBackwardRef, layerNormRef } from '../src/kernels/ref/layernorm.js';
 import { randomArray, toleranceRatio } from '../src/kernels/ref/math.js';
 import { SOFTMAX_TOLERANCE, softmaxBackwardRef, softmaxForwardRef } from '../src/kernels/ref/softmax.js';
-import { parseRowVariant, rowPlan, rowVariantName, setRowVariant, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
+import { isRowVariant, parseRowVariant, resolveRowVariant, rowPlan, rowVariantName, setRowVariant, softmaxBackward, softmaxForward, tableRowVariant } from '../src/kernels/softmax.js';
+import { cachedRowResult, saveRowResult, setRowChoice, tunedRowVariant, type RowTuneResult, type TunedRowKernel } from '../src/kernels/rowTuning.js';
 import { median, timeRuns } from './timing.js';
 
 export const ROW_OPS = ['softmax', 'layernorm'] as const;
@@ -102,7 +103,7 @@ export async function compareRowVariants(opts: { op: RowOp; rows: number; cols: 
   /** Check variant v against the reference; a passing one keeps its forward outputs for the timed backward. */
   const checkOne = async (v: string) => {
     use(v);
-    const plan = rowVariantName(rowPlan(rows, cols));
+    const plan = rowVariantName(rowPlan(rows, cols, op));
     const f = fwd();
     const y = await f.y.read();
     const dx = await scope(() => bwd(f)).read();
@@ -162,4 +163,72 @@ export async function compareRowVariants(opts: { op: RowOp; rows: number; cols: 
     r.bwd_vs_first = results[0].bwd_ms / r.bwd_ms;
   }
   return { op, adapter: g.adapterKey, rows, cols, clock: gpuClock ? 'timestamp-query (median)' : 'wall clock (best)', rounds: runs, checked_rows: checked.reduce((s, [a, b]) => s + b - a, 0), results, failed };
+}
+
+/**
+ * `celluscan tune`'s row step: time the table's choice ('library') and the candidates (rowCandidates) for one kernel
+ * at the model's shape — alternated, each checked against float64 first — and keep the fastest for this kernel and row
+ * length on this adapter, in memory and in the cache file; the table's choice stays unless another variant beats it by
+ * `margin` (ms per call: forward + backward for 'train', forward for 'infer'). A cached result for the same shape and
+ * mode answers without timing (unless `force`, or explicit `candidates`).
+ */
+export async function autotuneRows(opts: {
+  kernel: TunedRowKernel;
+  rows: number;
+  cols: number;
+  mode: 'train' | 'infer';
+  runs?: number;
+  force?: boolean;
+  margin?: number;
+  candidates?: string[];
+}): Promise<RowTuneResult> {
+  const { kernel, rows, cols, mode } = opts;
+  if (mode !== 'train' && mode !== 'infer') throw new RangeError(`autotuneRows: mode must be 'train' or 'infer', got '${String(mode)}'`);
+  const margin = opts.margin ?? 0.05;
+  if (!(margin >= 0 && margin <= 1)) throw new RangeError(`autotuneRows: margin must be in [0, 1], got ${margin}`);
+  if (opts.candidates !== undefined && !opts.candidates.length) throw new RangeError('autotuneRows: no candidates');
+  for (const v of opts.candidates ?? []) parseRowVariant(v);
+  await initGpu();
+  if (!opts.force && opts.candidates === undefined) {
+    const c = await cachedRowResult(kernel, cols);
+    if (c && c.rows === rows && c.mode === mode && (c.choice === LIBRARY || isRowVariant(c.choice))) {
+      setRowChoice(kernel, cols, c.choice);
+      return { ...c, fromCache: true };
+    }
+  }
+  // While timing, 'library' is the table's choice: a measured one from before is set aside (and put back on failure).
+  const before = tunedRowVariant(kernel, cols);
+  setRowChoice(kernel, cols, undefined);
+  let res: RowCompareResult;
+  try {
+    // A candidate that runs as the table's own plan would only time it twice.
+    const table = tableRowVariant(rows, cols);
+    const sameAsTable = (v: string) => {
+      try {
+        return resolveRowVariant(v) === table;
+      } catch {
+        return false; // cannot run here: timed as a failure, so the result says why
+      }
+    };
+    const candidates = (opts.candidates ?? rowCandidates()).filter((v) => !sameAsTable(v));
+    res = await compareRowVariants({ op: kernel, rows, cols, variants: [LIBRARY, ...candidates], runs: opts.runs ?? 5, keepGoing: true });
+  } catch (e) {
+    setRowChoice(kernel, cols, before);
+    throw e;
+  }
+  const cost = (x: RowCompareRow) => (mode === 'train' ? x.fwd_ms + x.bwd_ms : x.fwd_ms);
+  const timings = Object.fromEntries(res.results.map((x) => [x.variant, cost(x)]));
+  const failed = Object.fromEntries(res.failed.map((f) => [f.variant, f.error]));
+  if (!res.results.length) {
+    setRowChoice(kernel, cols, before);
+    throw new Error(`autotuneRows: no ${kernel} variant ran correctly at ${rows}×${cols}: ${res.failed.map((f) => `${f.variant}: ${f.error}`).join('; ')}`);
+  }
+  const ranked = [...res.results].sort((a, b) => cost(a) - cost(b));
+  const lib = res.results.find((x) => x.variant === LIBRARY);
+  // The table's choice stays unless another beats it by the margin.
+  const best = ranked[0];
+  const choice = lib && cost(best) > cost(lib) * (1 - margin) ? LIBRARY : best.variant;
+  const result: RowTuneResult = { adapter: res.adapter, kernel, rows, cols, mode, choice, library: tableRowVariant(rows, cols), timings, failed, clock: res.clock, fromCache: false };
+  await saveRowResult(result);
+  return result;
 }

@@ -35,7 +35,7 @@ export async function benchSoftmax(opts: { rows?: number; cols?: number; runs?: 
   const one = async (team: number | [number, number] | null) => {
     if (Array.isArray(team)) setRowTeamSize(team[0], team[1]);
     else setRowTeamSize(team);
-    const { T, WG, subgroup } = rowPlan(rows, cols);
+    const { T, WG, subgroup } = rowPlan(rows, cols, 'softmax');
     const plan = rowVariantName({ T, WG, subgroup });
     const fwd = await timeKernel(() => softmaxForward(x), runs);
     const bwd = await timeKernel(() => softmaxBackward(y, dy), runs);

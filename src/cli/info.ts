@@ -2,6 +2,8 @@
 import { describeMatmulChoice, formTransposes, isMatmulTuned, MATMUL_FORMS, matmulVariantFor, plainMinK } from '../kernels/autotune.js';
 import { WANTED_FEATURES, initGpu, keyLimits } from '../kernels/device.js';
 import { defaultAttentionRule, tunedAttentionChoices } from '../vit/attentionTuning.js';
+import { describeRowRule } from '../kernels/softmax.js';
+import { tunedRowChoices } from '../kernels/rowTuning.js';
 
 export async function adapterInfo() {
   const g = await initGpu();
@@ -22,6 +24,9 @@ export async function adapterInfo() {
       matmulTuned: isMatmulTuned(g.adapterKey),
       attentionDefault: defaultAttentionRule(g.adapterKey),
       attentionTuned: tunedAttentionChoices(g.adapterKey),
+      // softmax and layernorm: the table's rule, and what a tune measured per kernel and row length (kernel:cols)
+      rowsDefault: describeRowRule(g.adapterKey),
+      rowsTuned: tunedRowChoices(g.adapterKey),
     },
   };
 }
@@ -37,6 +42,8 @@ export function formatInfo(i: Awaited<ReturnType<typeof adapterInfo>>): string {
   const tunedAtt = Object.entries(k.attentionTuned).map(([shape, c]) => `${shape}: ${c}`);
   lines.push(`matmul        ${k.matmul} (${k.matmulTuned ? 'tuned: `celluscan tune`' : "this adapter's default"})`);
   lines.push(`attention     ${tunedAtt.length ? `tuned ${tunedAtt.join('; ')}; other shapes ` : ''}${k.attentionDefault} (default)`);
+  const tunedRows = Object.entries(k.rowsTuned).map(([key, v]) => `${key}: ${v}`);
+  lines.push(`row kernels   ${tunedRows.length ? `tuned ${tunedRows.join('; ')}; otherwise ` : ''}${k.rowsDefault} (default)`);
   lines.push('limits');
   for (const [k, v] of Object.entries(i.limits)) lines.push(`  ${k.padEnd(36)} ${v}`);
   return lines.join('\n');

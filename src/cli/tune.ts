@@ -11,10 +11,13 @@ export async function loadTunings(): Promise<void> {
   if (process.env.CELLUSCAN_TUNING === 'off') return;
   const { loadMatmulTuning, tuningCachePath } = await import('../kernels/autotune.js');
   const { loadAttentionTuning } = await import('../vit/attentionTuning.js');
+  const { loadRowTuning } = await import('../kernels/rowTuning.js');
+  const { isRowVariant } = await import('../kernels/softmax.js');
   // A cache that cannot be used must not stop a command: the table's choices stand, and one line says why.
   for (const [file, load] of [
     ['matmul-autotune.json', loadMatmulTuning],
     ['attention-autotune.json', loadAttentionTuning],
+    ['rows-autotune.json', () => loadRowTuning(isRowVariant)],
   ] as const) {
     try {
       await load();
@@ -70,11 +73,11 @@ export function register(program: Command): void {
   program
     .command('tune')
     .description(
-      "measure which matmul variant and which attention path are fastest on this adapter for a model's shapes, and cache the choices (every later command uses them)",
+      "measure which matmul variant, attention path and row-kernel variant (softmax, layernorm) are fastest on this adapter for a model's shapes, and cache the choices (every later command uses them)",
     )
     .option('--model <name>', 'a training preset (fashion-mnist, celluscan, …), fmnist, a ViT preset (vit_b_16, …), a .json config or a .safetensors model', 'fashion-mnist')
     .option('--batch <n>', "images per step the attention is timed at (default: the preset's batch; 32 for ViT presets, 8 for a .safetensors model)", intArg('--batch'))
-    .addOption(new Option('--only <what>', 'tune only one of them').choices(['matmul', 'attention']))
+    .addOption(new Option('--only <what>', 'tune only one of them').choices(['matmul', 'attention', 'rows']))
     .addOption(new Option('--mode <mode>', "what is timed: 'train' (attention forward+backward; the linear layer's three matmul products), 'infer' (forward only) or both (matmul as for train)").choices(['train', 'infer', 'both']).default('both'))
     .option('--attention-variants <names>', "comma-separated attention candidates: 'explicit' and fused variants with @ blockings (default: the adapter's)")
     .option('--runs <n>', 'timed runs per candidate after a warm-up run', intArg('--runs'), 3)
@@ -96,7 +99,7 @@ export function register(program: Command): void {
       say(`adapter ${g.adapterKey} (${g.info.description}); model ${model.label}: attention B${batch} H${c.num_heads} N${N} D${D}`);
       const result: Record<string, unknown> = { adapter: g.adapterKey, description: g.info.description, model: model.label };
       const lines: string[][] = [];
-      if (o.only !== 'attention') {
+      if (o.only === undefined || o.only === 'matmul') {
         say('matmul: timing the variants …');
         // The model's largest linear layer (MLP up, hidden → mlp) at the batch it runs at, in the forms it runs:
         // forward x·Wᵀ, and for training also dX = dY·W and dW = dYᵀ·X (one variant, and another for a form that runs
@@ -108,7 +111,7 @@ export function register(program: Command): void {
         const clock = m.clock === 'timestamp-query' ? ' (GPU time)' : '';
         lines.push(['matmul', (m.products ?? [m.shape.join('×')]).join(' + '), describeMatmulChoice(g.adapterKey), m.fromCache ? 'cached' : t.map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(2) + ' ms' : 'failed check'}`).join(', ') + clock]);
       }
-      if (o.only !== 'matmul') {
+      if (o.only === undefined || o.only === 'attention') {
         const candidates = o.attentionVariants ? String(o.attentionVariants).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined;
         const modes = o.mode === 'both' ? (['train', 'infer'] as const) : ([o.mode] as const);
         const att = [];
@@ -143,8 +146,33 @@ export function register(program: Command): void {
         }
         result.attention = att;
       }
-      const files = [o.only !== 'attention' ? await tuningCachePath('matmul-autotune.json') : undefined, o.only !== 'matmul' ? await tuningCachePath('attention-autotune.json') : undefined].filter(Boolean);
+      if (o.only === undefined || o.only === 'rows') {
+        // softmax over the attention scores (the explicit path's; [B·H·N, N]) and layernorm over the tokens ([B·N, D]),
+        // forward + backward unless --mode infer.
+        const { autotuneRows } = await import('../../bench/rows.js');
+        const rowsMode = o.mode === 'infer' ? 'infer' : 'train';
+        const rowResults = [];
+        for (const [kernel, rows, cols] of [['softmax', batch * c.num_heads * N, N], ['layernorm', batch * N, c.hidden_dim]] as const) {
+          say(`${kernel} ${rows}×${cols} (${rowsMode}): timing the row variants …`);
+          const r = await autotuneRows({ kernel, rows, cols, mode: rowsMode, runs: o.runs, force: o.force });
+          rowResults.push(r);
+          const t = Object.entries(r.timings).sort((a, b) => a[1] - b[1]);
+          const clock = r.clock.startsWith('timestamp') ? ' (GPU time)' : '';
+          lines.push([
+            `${kernel} ${rowsMode}`,
+            `${rows}×${cols}`,
+            r.choice === 'library' ? `${r.library} (default)` : r.choice,
+            r.fromCache ? 'cached' : [...t.map(([k, v]) => `${k === 'library' ? `${r.library} (default)` : k} ${v.toFixed(3)} ms`), ...Object.entries(r.failed).map(([k, v]) => `${k} failed: ${v}`)].join(', ') + clock,
+          ]);
+        }
+        result.rows = rowResults;
+      }
+      const files = [
+        o.only === undefined || o.only === 'matmul' ? await tuningCachePath('matmul-autotune.json') : undefined,
+        o.only === undefined || o.only === 'attention' ? await tuningCachePath('attention-autotune.json') : undefined,
+        o.only === undefined || o.only === 'rows' ? await tuningCachePath('rows-autotune.json') : undefined,
+      ].filter(Boolean);
       result.files = files;
-      output(o.json, result, () => `${table(lines, ['what', 'shape', 'choice', 'timings (best ms per call: wall clock, or GPU time where marked)'])}\ncached in ${files.join(', ')} (re-measure with --force)`);
+      output(o.json, result, () => `${table(lines, ['what', 'shape', 'choice', 'timings (ms per call: wall clock, or GPU time where marked)'])}\ncached in ${files.join(', ')} (re-measure with --force)`);
     });
 }

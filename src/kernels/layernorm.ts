@@ -27,7 +27,7 @@ export function layerNormForward(x: GpuArray, gamma: GpuArray, beta: GpuArray, e
   const mean = GpuArray.empty([rows], op);
   const rstd = GpuArray.empty([rows], op);
   if (x.size > 0) {
-    const p = rowPlan(rows, cols);
+    const p = rowPlan(rows, cols, 'layernorm');
     const u = packUniforms([['u32', rows], ['u32', cols], ['f32', eps]]);
     dispatch(op, rowPipeline('layernorm', p), [x.buffer, gamma.buffer, beta.buffer, y.buffer, mean.buffer, rstd.buffer], u, p.groups);
   }
@@ -57,7 +57,7 @@ export function layerNormBackward(
   if (x.size === 0) return { dx, dgamma: GpuArray.zeros([cols]), dbeta: GpuArray.zeros([cols]) };
   const dgamma = GpuArray.empty([cols], op);
   const dbeta = GpuArray.empty([cols], op);
-  const p = rowPlan(rows, cols);
+  const p = rowPlan(rows, cols, 'layernorm');
   dispatch(op, rowPipeline('layernorm_backward', p), [x.buffer, gamma.buffer, mean.buffer, rstd.buffer, dy.buffer, dx.buffer], packUniforms([['u32', rows], ['u32', cols]]), p.groups);
 
   const chunkRows = chunkRowsFor(rows);

@@ -10,6 +10,7 @@ import { gpu } from './device.js';
 import { dispatch, grid2d, packUniforms, pipeline } from './launch.js';
 import { GpuArray, fmt } from './memory.js';
 import { subgroupSize } from './matmul.js';
+import { tunedRowVariant, type TunedRowKernel } from './rowTuning.js';
 
 export interface RowPlan {
   /** Invocations per row. */
@@ -67,6 +68,16 @@ export function parseRowVariant(name: string): RowVariant {
   return { kind: 'team', T, WG };
 }
 
+/** Whether a name parses as a row variant (a tuning cache written by another build may name one this build lacks). */
+export function isRowVariant(name: string): boolean {
+  try {
+    parseRowVariant(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The name of a plan's variant, as parseRowVariant reads it: 'team1/64', 'subgroup/128'. */
 export function rowVariantName(p: Pick<RowPlan, 'T' | 'WG' | 'subgroup'>): string {
   return p.subgroup ? `subgroup/${p.WG}` : `team${p.T}/${p.WG}`;
@@ -118,10 +129,46 @@ function resolve(v: RowVariant): { T: number; WG: number; subgroup: boolean } {
   return { T: S, WG, subgroup: true };
 }
 
-/** How the row kernels split rows × cols over workgroups on the current adapter. */
-export function rowPlan(rows: number, cols: number): RowPlan {
-  const c = resolve(forced ?? choose(rows, cols));
+/** The variant rowPlan uses: a forced one, else the measured one for this kernel and row length, else the table's. */
+function variantFor(rows: number, cols: number, kernel?: TunedRowKernel): RowVariant {
+  if (forced) return forced;
+  const tuned = kernel ? tunedRowVariant(kernel, cols) : undefined;
+  if (tuned) {
+    try {
+      const v = parseRowVariant(tuned);
+      resolve(v); // runs on this adapter (a cache is per adapter description, so it should)
+      return v;
+    } catch {
+      /* not runnable here: the table's choice */
+    }
+  }
+  return choose(rows, cols);
+}
+
+/**
+ * How the row kernels split rows × cols over workgroups on the current adapter. `kernel`: the tuned kernel this plan
+ * is for (its measured choice for this row length applies; `celluscan tune`, src/kernels/rowTuning.ts).
+ */
+export function rowPlan(rows: number, cols: number, kernel?: TunedRowKernel): RowPlan {
+  const c = resolve(variantFor(rows, cols, kernel));
   return { ...c, groups: grid2d(Math.ceil(rows / (c.WG / c.T))) };
+}
+
+/** The table's rule on this adapter, in words (for `info`). */
+export function describeRowRule(adapterKey = gpu().adapterKey): string {
+  return CPU_ADAPTERS.has(adapterKey)
+    ? 'team1 (one invocation per row; a team of up to 16 for fewer than 32 rows of 2048+)'
+    : 'a team of about cols/8 invocations (32 to 256) per row';
+}
+
+/** What a variant name runs as on this adapter (e.g. 'subgroup' → 'subgroup/128'); throws where it cannot run. */
+export function resolveRowVariant(name: string): string {
+  return rowVariantName(resolve(parseRowVariant(name)));
+}
+
+/** The table's variant for rows × cols on this adapter (what rowPlan runs without a forced or measured choice). */
+export function tableRowVariant(rows: number, cols: number): string {
+  return rowVariantName({ ...resolve(choose(rows, cols)) });
 }
 
 /** The pipeline of row kernel `name` (a shader that includes shaders/lib/row_team.wgsl) for plan p. */
@@ -145,7 +192,7 @@ export function softmaxForward(x: GpuArray): GpuArray {
   const [rows, cols] = rowsOf(op, x);
   const y = GpuArray.empty(x.shape, op);
   if (x.size === 0) return y;
-  const p = rowPlan(rows, cols);
+  const p = rowPlan(rows, cols, 'softmax');
   dispatch(op, rowPipeline('softmax', p), [x.buffer, y.buffer], packUniforms([['u32', rows], ['u32', cols]]), p.groups);
   return y;
 }
@@ -159,7 +206,7 @@ export function softmaxBackward(y: GpuArray, dy: GpuArray): GpuArray {
   const [rows, cols] = rowsOf(op, y);
   const dx = GpuArray.empty(y.shape, op);
   if (y.size === 0) return dx;
-  const p = rowPlan(rows, cols);
+  const p = rowPlan(rows, cols, 'softmax');
   dispatch(op, rowPipeline('softmax_backward', p), [y.buffer, dy.buffer, dx.buffer], packUniforms([['u32', rows], ['u32', cols]]), p.groups);
   return dx;
 }

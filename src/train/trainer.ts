@@ -481,14 +481,21 @@ async function runTraining(
   const { gpu } = await import('../kernels/device.js');
   const { describeMatmulChoice } = await import('../kernels/autotune.js');
   const { describeAttentionChoice } = await import('../vit/attentionTuning.js');
+  const { tunedRowChoices } = await import('../kernels/rowTuning.js');
   const kernels = {
     adapter: gpu().adapterKey,
     matmul: describeMatmulChoice(gpu().adapterKey),
     // Attention dropout needs the probabilities: the explicit path then, whatever the choice.
     attention_train: config.attention_dropout > 0 ? 'explicit (attention dropout)' : describeAttentionChoice(model.attentionChoice('train')),
     attention_eval: describeAttentionChoice(model.attentionChoice('infer')),
+    // softmax / layernorm variants a tune measured for this adapter (kernel:cols → variant); the table's elsewhere
+    rows_tuned: tunedRowChoices(gpu().adapterKey),
   };
-  say(`kernels on ${kernels.adapter}: matmul ${kernels.matmul}; attention ${kernels.attention_train} (training), ${kernels.attention_eval} (evaluation)`);
+  const tunedRows = Object.entries(kernels.rows_tuned).map(([k, v]) => `${k} ${v}`);
+  say(
+    `kernels on ${kernels.adapter}: matmul ${kernels.matmul}; attention ${kernels.attention_train} (training), ${kernels.attention_eval} (evaluation)` +
+      (tunedRows.length ? `; row kernels tuned: ${tunedRows.join(', ')}` : ''),
+  );
 
   const state = {
     step: ck?.state.step ?? 0,
