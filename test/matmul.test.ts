@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneMatmul, measuredKOfLabels, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
@@ -293,6 +293,33 @@ describe('matmul', () => {
     } finally {
       restoreMatmulChoice(key, saved);
     }
+  });
+
+  it("a tune that timed x·Wᵀ at the K rule's threshold decides that form: the rule is not applied on top of its choice", () => {
+    const key = gpu().adapterKey;
+    const saved = matmulChoice(key);
+    setMatmulVariant(key, undefined);
+    const rule = plainMinK(key).tB;
+    const table = matmulVariantFor(key, false, true);
+    try {
+      // the tune kept the table's variant, timed only below the threshold: the rule still covers larger K
+      setMatmulVariant(key, table, {}, ['tB'], measuredKOfLabels(['6304×3072×768 tB']));
+      expect(plainMinK(key).tB).toBe(rule);
+      if (rule !== undefined) {
+        // timed at the threshold (its candidates held the table's variant through the copy) and kept the direct one
+        setMatmulVariant(key, table, {}, ['tB'], measuredKOfLabels([`6304×768×${rule} tB`, '6304×3072×768 tB']));
+        expect(plainMinK(key).tB).toBeUndefined();
+        expect(matmulVariantForProduct(key, false, true, rule * 2)).toBe(table);
+        // and the choice survives a save and restore
+        const c = matmulChoice(key);
+        expect(c?.measuredK).toEqual({ tB: rule });
+        restoreMatmulChoice(key, c);
+        expect(plainMinK(key).tB).toBeUndefined();
+      }
+    } finally {
+      restoreMatmulChoice(key, saved);
+    }
+    expect(measuredKOfLabels(['6304×768×3072 tB', '10×20×30', '3072×768×6304 tA', '1×1×4096 tB', 'junk'])).toEqual({ tB: 4096, plain: 30, tA: 6304 });
   });
 
   it(`the ${PLAIN_SUFFIX} suffix parses onto any variant, survives the shape adjustment, and names the kernel that runs`, () => {

@@ -93,6 +93,12 @@ export interface TunedChoice {
    * default table's variant for the form, if it has one. Absent: the choice covers every form (a user's override).
    */
   decided?: MatmulForm[];
+  /**
+   * The largest K the tune timed per form (its candidates include the table's variant through the plain-layout copy):
+   * where that reaches the default table's K rule (DEFAULT_PLAIN_MIN_K), the tune's choice for the form stands as
+   * measured and the rule is not applied on top of it.
+   */
+  measuredK?: Partial<Record<MatmulForm, number>>;
 }
 const tuned = new Map<string, TunedChoice>();
 
@@ -133,8 +139,9 @@ export function matmulVariantForProduct(adapterKey: string, transA: boolean, tra
 
 /**
  * The K rule in force for an adapter (DEFAULT_PLAIN_MIN_K): for the forms that run the default table's variant — a tune
- * that kept it (it times a model's first MLP product, not every K) keeps the rule; one that chose another drops it,
- * and so does a variant set for every form (`bench vit --matmul subgroup` runs subgroup, copies nowhere).
+ * that kept it below the rule's K (it times a model's first MLP product, not every K) keeps the rule; one that chose
+ * another variant, or timed the form at the rule's K or above (TunedChoice.measuredK), drops it, and so does a variant
+ * set for every form (`bench vit --matmul subgroup` runs subgroup, copies nowhere).
  */
 export function plainMinK(adapterKey: string): Partial<Record<MatmulForm, number>> {
   const t = tuned.get(adapterKey);
@@ -144,6 +151,8 @@ export function plainMinK(adapterKey: string): Partial<Record<MatmulForm, number
   const out: Partial<Record<MatmulForm, number>> = {};
   for (const f of MATMUL_FORMS) {
     const inForce = matmulVariantFor(adapterKey, ...formTransposes(f));
+    const measured = t?.measuredK?.[f];
+    if (rule[f] !== undefined && measured !== undefined && measured >= rule[f]) continue; // the tune timed such K: its choice stands
     if (rule[f] !== undefined && inForce === (table[f] ?? tableMatmulVariant(adapterKey))) out[f] = rule[f];
   }
   return out;
@@ -151,14 +160,14 @@ export function plainMinK(adapterKey: string): Partial<Record<MatmulForm, number
 
 /** Put back a choice matmulChoice() returned (undefined: back to the default table's). */
 export function restoreMatmulChoice(adapterKey: string, saved: TunedChoice | undefined): void {
-  if (saved) setMatmulVariant(adapterKey, saved.variant, saved.forms, saved.decided);
+  if (saved) setMatmulVariant(adapterKey, saved.variant, saved.forms, saved.decided, saved.measuredK);
   else setMatmulVariant(adapterKey, undefined);
 }
 
 /** The choice tuned or set for this adapter in this process (undefined: the default table's). */
 export function matmulChoice(adapterKey: string): TunedChoice | undefined {
   const t = tuned.get(adapterKey);
-  return t && { ...t, forms: { ...t.forms }, ...(t.decided ? { decided: [...t.decided] } : {}) };
+  return t && { ...t, forms: { ...t.forms }, ...(t.decided ? { decided: [...t.decided] } : {}), ...(t.measuredK ? { measuredK: { ...t.measuredK } } : {}) };
 }
 
 /**
@@ -197,14 +206,32 @@ export function isMatmulTuned(adapterKey: string): boolean {
  * Override (or with undefined, forget) the choice for an adapter in this process; `forms`: other variants per form;
  * `decided`: the forms it was measured on (others keep the table's form variants; default: every form).
  */
-export function setMatmulVariant(adapterKey: string, variant: string | undefined, forms: Partial<Record<MatmulForm, string>> = {}, decided?: readonly MatmulForm[]): void {
+export function setMatmulVariant(
+  adapterKey: string,
+  variant: string | undefined,
+  forms: Partial<Record<MatmulForm, string>> = {},
+  decided?: readonly MatmulForm[],
+  measuredK?: Partial<Record<MatmulForm, number>>,
+): void {
   if (variant === undefined) tuned.delete(adapterKey);
-  else tuned.set(adapterKey, { variant, forms: { ...forms }, ...(decided ? { decided: [...decided] } : {}) });
+  else tuned.set(adapterKey, { variant, forms: { ...forms }, ...(decided ? { decided: [...decided] } : {}), ...(measuredK ? { measuredK: { ...measuredK } } : {}) });
 }
 
 /** The transpose forms of products named by productLabel ('6304×3072×768 tB'). */
 export function formsOfLabels(labels: readonly string[]): MatmulForm[] {
   return [...new Set(labels.map((l) => matmulForm(/ tA\b/.test(l), / tB\b/.test(l))))];
+}
+
+/** The largest K per transpose form among products named by productLabel ('6304×3072×768 tB': K = 768). */
+export function measuredKOfLabels(labels: readonly string[]): Partial<Record<MatmulForm, number>> {
+  const out: Partial<Record<MatmulForm, number>> = {};
+  for (const l of labels) {
+    const m = /^\d+×\d+×(\d+)/.exec(l);
+    if (!m) continue;
+    const f = matmulForm(/ tA\b/.test(l), / tB\b/.test(l));
+    out[f] = Math.max(out[f] ?? 0, Number(m[1]));
+  }
+  return out;
 }
 
 export interface AutotuneResult {
@@ -332,7 +359,7 @@ export async function loadMatmulTuning(): Promise<string | undefined> {
   const e = (await readCache()).entries[g.adapterKey];
   const forms = knownForms(e?.forms);
   if (e && e.description === g.info.description && knownVariant(e.variant) && forms) {
-    setMatmulVariant(g.adapterKey, e.variant, forms, cachedForms(e));
+    setMatmulVariant(g.adapterKey, e.variant, forms, cachedForms(e), measuredKOfLabels(e.products ?? []));
     return e.variant;
   }
   return undefined;
@@ -441,7 +468,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
     const same = (!opts.shape && !opts.products) || cachedLabels.join('; ') === labels.join('; ');
     const forms = knownForms(c?.forms);
     if (c && same && c.description === g.info.description && knownVariant(c.variant) && forms) {
-      setMatmulVariant(g.adapterKey, c.variant, forms, cachedForms(c));
+      setMatmulVariant(g.adapterKey, c.variant, forms, cachedForms(c), measuredKOfLabels(cachedLabels));
       return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, productTimings: c.productTimings, forms, clock: c.clock, fromCache: true };
     }
   }
@@ -562,7 +589,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
   }
   const variant = Object.entries(timings).sort((x, y) => x[1] - y[1])[0][0];
   const forms = formChoices(products, labels, productTimings, variant);
-  setMatmulVariant(g.adapterKey, variant, forms, formsOfLabels(labels));
+  setMatmulVariant(g.adapterKey, variant, forms, formsOfLabels(labels), measuredKOfLabels(labels));
   const cache = await readCache();
   const first = products[0];
   // 'mixed': some calls could not be read by timestamps and were timed by wall clock (times less comparable)
