@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
 import { checkLabels, crossEntropyBackward, crossEntropyForward } from '../src/kernels/crossEntropy.js';
-import { rowPlan, setRowTeamSize, setRowVariant } from '../src/kernels/softmax.js';
-import { subgroupSize } from '../src/kernels/matmul.js';
+import { setRowTeamSize, setRowVariant } from '../src/kernels/softmax.js';
 import { crossEntropyBackwardRef, crossEntropyRef } from '../src/kernels/ref/crossEntropy.js';
 import { randomArray, rng } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
+import { subgroupTeamTests } from './rowTeams.js';
 
 useGpu();
 afterEach(() => setRowVariant(null));
@@ -65,19 +65,7 @@ describe('cross-entropy', () => {
     });
   }
 
-  // Subgroup teams (one subgroup per row, reduced with subgroupMax/subgroupAdd): the default workgroup of 128 and
-  // 256 (several rows per workgroup, the last one partly past the end), on rows shorter and longer than a subgroup.
-  for (const variant of ['subgroup', 'subgroup/256']) {
-    it(`matches the reference with the row variant '${variant}' (or names what it needs)`, async () => {
-      setRowVariant(variant);
-      if (subgroupSize() === null) {
-        expect(() => rowPlan(7, 13)).toThrow(/needs the adapter's 'subgroups' feature with a fixed subgroup size/);
-        return;
-      }
-      expect(rowPlan(7, 13)).toMatchObject({ subgroup: true, T: subgroupSize() });
-      for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000], [70, 7]] as const) await check(rows, cols, 0.1, cols + 7);
-    });
-  }
+  subgroupTeamTests((n, c, seed) => check(n, c, 0.1, seed));
 
   it('is stable for 1e4-magnitude logits, and scales by dloss', async () => {
     await check(7, 13, 0, 5, -1e4, 1e4, 2.5);

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
 import { layerNormBackward, layerNormForward } from '../src/kernels/layernorm.js';
-import { rowPlan, setRowTeamSize, setRowVariant } from '../src/kernels/softmax.js';
-import { subgroupSize } from '../src/kernels/matmul.js';
+import { setRowTeamSize, setRowVariant } from '../src/kernels/softmax.js';
 import { LAYERNORM_TOLERANCE, layerNormBackwardRef, layerNormRef } from '../src/kernels/ref/layernorm.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
+import { subgroupTeamTests } from './rowTeams.js';
 
 useGpu();
 afterEach(() => setRowVariant(null));
@@ -70,19 +70,7 @@ describe('layernorm', () => {
     });
   }
 
-  // Subgroup teams (one subgroup per row, reduced with subgroupMax/subgroupAdd): the default workgroup of 128 and
-  // 256 (several rows per workgroup, the last one partly past the end), on rows shorter and longer than a subgroup.
-  for (const variant of ['subgroup', 'subgroup/256']) {
-    it(`matches the reference with the row variant '${variant}' (or names what it needs)`, async () => {
-      setRowVariant(variant);
-      if (subgroupSize() === null) {
-        expect(() => rowPlan(7, 13)).toThrow(/needs the adapter's 'subgroups' feature with a fixed subgroup size/);
-        return;
-      }
-      expect(rowPlan(7, 13)).toMatchObject({ subgroup: true, T: subgroupSize() });
-      for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000], [70, 7]] as const) await check(rows, cols, cols + 5);
-    });
-  }
+  subgroupTeamTests((rows, cols, seed) => check(rows, cols, seed));
 
   it('works on higher-rank inputs', async () => {
     const xs = randomArray(2 * 3 * 5, 9, -3, 3);

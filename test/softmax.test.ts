@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
 import { parseRowVariant, rowPlan, rowVariantName, setRowTeamSize, setRowVariant, softmaxBackward, softmaxForward } from '../src/kernels/softmax.js';
-import { subgroupSize } from '../src/kernels/matmul.js';
 import { SOFTMAX_TOLERANCE, softmaxBackwardRef, softmaxForwardRef } from '../src/kernels/ref/softmax.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
+import { subgroupTeamTests } from './rowTeams.js';
 
 useGpu();
 afterEach(() => setRowVariant(null));
@@ -45,19 +45,7 @@ describe('softmax', () => {
     });
   }
 
-  // Subgroup teams (one subgroup per row, reduced with subgroupMax/subgroupAdd): the default workgroup of 128 and
-  // 256 (several rows per workgroup, the last one partly past the end), on rows shorter and longer than a subgroup.
-  for (const variant of ['subgroup', 'subgroup/256']) {
-    it(`matches the reference with the row variant '${variant}' (or names what it needs)`, async () => {
-      setRowVariant(variant);
-      if (subgroupSize() === null) {
-        expect(() => rowPlan(7, 13)).toThrow(/needs the adapter's 'subgroups' feature with a fixed subgroup size/);
-        return;
-      }
-      expect(rowPlan(7, 13)).toMatchObject({ subgroup: true, T: subgroupSize() });
-      for (const [rows, cols] of [[1, 1], [7, 13], [19, 197], [3, 1000], [70, 7]] as const) await check(rows, cols, cols + 3);
-    });
-  }
+  subgroupTeamTests((rows, cols, seed) => check(rows, cols, seed));
 
   it('is stable for 1e4-magnitude logits and -Infinity entries', async () => {
     await check(7, 13, 5, -1e4, 1e4);
