@@ -199,10 +199,10 @@ export async function autotuneRows(opts: {
   // While timing, 'library' is the table's choice: a measured one from before is set aside (and put back on failure).
   const before = tunedRowVariant(kernel, cols);
   setRowChoice(kernel, cols, undefined);
+  const table = tableRowVariant(rows, cols);
   let res: RowCompareResult;
   try {
     // A candidate that runs as the table's own plan would only time it twice.
-    const table = tableRowVariant(rows, cols);
     const sameAsTable = (v: string) => {
       try {
         return resolveRowVariant(v) === table;
@@ -228,7 +228,7 @@ export async function autotuneRows(opts: {
   // The table's choice stays unless another beats it by the margin.
   const best = ranked[0];
   const choice = lib && cost(best) > cost(lib) * (1 - margin) ? LIBRARY : best.variant;
-  const result: RowTuneResult = { adapter: res.adapter, kernel, rows, cols, mode, choice, library: tableRowVariant(rows, cols), timings, failed, clock: res.clock, fromCache: false };
+  const result: RowTuneResult = { adapter: res.adapter, kernel, rows, cols, mode, choice, library: table, timings, failed, clock: res.clock, fromCache: false };
   await saveRowResult(result);
   return result;
 }

@@ -129,20 +129,18 @@ function resolve(v: RowVariant): { T: number; WG: number; subgroup: boolean } {
   return { T: S, WG, subgroup: true };
 }
 
-/** The variant rowPlan uses: a forced one, else the measured one for this kernel and row length, else the table's. */
-function variantFor(rows: number, cols: number, kernel?: TunedRowKernel): RowVariant {
-  if (forced) return forced;
+/** What rowPlan runs: a forced variant, else the measured one for this kernel and row length, else the table's. */
+function planFor(rows: number, cols: number, kernel?: TunedRowKernel): { T: number; WG: number; subgroup: boolean } {
+  if (forced) return resolve(forced);
   const tuned = kernel ? tunedRowVariant(kernel, cols) : undefined;
   if (tuned) {
     try {
-      const v = parseRowVariant(tuned);
-      resolve(v); // runs on this adapter (a cache is per adapter description, so it should)
-      return v;
+      return resolve(parseRowVariant(tuned)); // runs on this adapter (a cache is per adapter description, so it should)
     } catch {
       /* not runnable here: the table's choice */
     }
   }
-  return choose(rows, cols);
+  return resolve(choose(rows, cols));
 }
 
 /**
@@ -150,7 +148,7 @@ function variantFor(rows: number, cols: number, kernel?: TunedRowKernel): RowVar
  * is for (its measured choice for this row length applies; `celluscan tune`, src/kernels/rowTuning.ts).
  */
 export function rowPlan(rows: number, cols: number, kernel?: TunedRowKernel): RowPlan {
-  const c = resolve(variantFor(rows, cols, kernel));
+  const c = planFor(rows, cols, kernel);
   return { ...c, groups: grid2d(Math.ceil(rows / (c.WG / c.T))) };
 }
 
@@ -168,7 +166,7 @@ export function resolveRowVariant(name: string): string {
 
 /** The table's variant for rows × cols on this adapter (what rowPlan runs without a forced or measured choice). */
 export function tableRowVariant(rows: number, cols: number): string {
-  return rowVariantName({ ...resolve(choose(rows, cols)) });
+  return rowVariantName(resolve(choose(rows, cols)));
 }
 
 /** The pipeline of row kernel `name` (a shader that includes shaders/lib/row_team.wgsl) for plan p. */
