@@ -232,7 +232,16 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
   return rows;
 }
 
-export async function runSuite(names: readonly BenchName[], o: SuiteOptions = {}, log: (s: string) => void = () => {}) {
+/**
+ * Runs the named benches in order. `afterEach` sees the result so far after every bench (the CLI records it then, so a
+ * run stopped part-way — a time limit on a borrowed GPU — keeps what it measured).
+ */
+export async function runSuite(
+  names: readonly BenchName[],
+  o: SuiteOptions = {},
+  log: (s: string) => void = () => {},
+  afterEach?: (soFar: SuiteResult) => Promise<void>,
+) {
   await initGpu();
   const roof = await measureRoofline({ quick: o.quick });
   log(`adapter ${gpu().adapterKey}: measured peak ${roof.peakGflops.toFixed(1)} GFLOP/s, ${roof.peakGBs.toFixed(2)} GB/s (${roof.clock})`);
@@ -249,9 +258,12 @@ export async function runSuite(names: readonly BenchName[], o: SuiteOptions = {}
       if (process.argv.includes("--debug")) console.error((e as Error).stack);
       log(`  ${n}: not measured: ${(e as Error).message}`);
     }
+    if (afterEach) await afterEach(snapshot());
   }
-  const result: SuiteResult = { adapter: gpu().adapterKey, adapterInfo: gpu().info, date: new Date().toISOString(), roofline: roof, rows, errors };
-  return result;
+  return snapshot();
+  function snapshot(): SuiteResult {
+    return { adapter: gpu().adapterKey, adapterInfo: gpu().info, date: new Date().toISOString(), roofline: roof, rows: [...rows], errors: [...errors] };
+  }
 }
 
 /** A recorded run: the suite's in Node, or `bench browser`'s in a page (then `runtime` names the browser). */

@@ -9,7 +9,7 @@
 #
 # On the other machine:  bash scripts/device-bench.sh  (or by hand: xz -d every OUT/app/**/*.xz, then
 #   xz -dc OUT/node.xz > /tmp/node && chmod +x /tmp/node && /tmp/node OUT/app/dist/celluscan.mjs bench)
-# Results land in OUT/app/dist/results/ (bench/results' layout). Dawn needs a Vulkan loader (libvulkan.so.1) and the
+# Results land in OUT/app/dist/results/ (bench/results' layout; scripts/device-bench.sh records into its own $OUT). Dawn needs a Vulkan loader (libvulkan.so.1) and the
 # GPU's Vulkan driver there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,9 @@ cp node_modules/webgpu/index.js node_modules/webgpu/package.json "$out/app/node_
 xz -T0 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node > "$out/app/node_modules/webgpu/dist/linux-x64/dawn.node.xz"
 cp -r node_modules/@resvg/resvg-js node_modules/@resvg/resvg-js-linux-x64-gnu "$out/app/node_modules/@resvg/"
 cp tools/*.py "$out/app/tools/"
+# The GPU results recorded so far: scripts/device-bench.sh merges the new run's rows into them (a bench the run does
+# not reach keeps its last recorded rows).
+mkdir -p "$out/app/dist/results"; cp bench/results/nvidia-*.json "$out/app/dist/results/" 2>/dev/null || true
 # ONNX Runtime (not a dependency: `npm install --no-save --ignore-scripts onnxruntime-node@1.30.0`): its JS, the
 # package it re-exports, and the linux-x64 binding with its library. Without it the bench's ORT row says so.
 ort=node_modules/onnxruntime-node

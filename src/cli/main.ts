@@ -71,8 +71,11 @@ const bench = program
     if (o.resultsDir !== undefined && !o.record) throw new UsageError('bench: --results-dir and --no-record contradict each other');
     const bad = names.filter((n) => !(BENCHMARKS as readonly string[]).includes(n));
     if (bad.length) throw new UsageError(`bench: unknown benchmark ${bad.join(', ')} (choose from all, ${BENCHMARKS.join(', ')})`);
-    const result = await runSuite(names as never, { quick: o.quick, runs: o.runs, peers: o.peers }, o.json ? () => {} : (s) => console.log(s));
-    const files = o.record ? await recordSuite(result, { dir: o.resultsDir }) : [];
+    // Recorded after every bench, not only at the end: a run cut short keeps the benches it finished (each write is
+    // atomic and merges with the file's rows of benches this run has not reached).
+    let files: string[] = [];
+    const record = o.record ? async (soFar: Parameters<typeof recordSuite>[0]) => void (files = await recordSuite(soFar, { dir: o.resultsDir })) : undefined;
+    const result = await runSuite(names as never, { quick: o.quick, runs: o.runs, peers: o.peers }, o.json ? () => {} : (s) => console.log(s), record);
     output(o.json, { ...result, files }, () => (files.length ? `recorded ${files.join(', ')}` : ''));
   });
 
