@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { autotuneMatmul, measuredKOfLabels, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
-import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
+import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, splitKOf, splitKParts, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { matmulRef } from '../src/kernels/ref/matmul.js';
 import { randomArray, rng } from '../src/kernels/ref/math.js';
@@ -250,6 +250,68 @@ describe('matmul', () => {
     });
   }
 
+  // ':k<S>' (split-K): a 2-D Aᵀ·B as S chunk products over K plus a reduce. K with many divisors, a prime K (no split),
+  // S above K, every other form (the base kernel as it is), batched and biased products (not split), alpha in each chunk.
+  for (const variant of ['tiled-vec4:k4', 'blocked@3x2/4x8:k8', 'subgroup:k3']) {
+    it(`${variant}: split-K where A is transposed and B is not, the base kernel elsewhere; vs float64`, async () => {
+      let seed = 160;
+      for (const [transA, transB] of TRANS) {
+        for (const [M, N, K] of [[13, 20, 36], [132, 136, 44], [1, 7, 1], [7, 1, 13], [20, 12, 197], [8, 8, 100]] as [number, number, number][]) {
+          await check(variant, { M, N, K, transA, transB }, seed++);
+        }
+        await check(variant, { M: 33, N: 20, K: 48, transA, transB, ints: true, alpha: 0.25 }, seed++);
+        await check(variant, { M: 12, N: 16, K: 24, transA, transB, bias: true }, seed++);
+        await check(variant, { batch: [2, 3], M: 7, N: 20, K: 8, transA, transB, ints: true }, seed++);
+      }
+      const base = variant.replace(/:k\d+$/, '');
+      const S = Number(variant.match(/:k(\d+)$/)![1]);
+      const labels = (transA: boolean, transB: boolean, K: number, bias = false) => {
+        const [A, B] = [GpuArray.zeros(transA ? [K, 36] : [36, K]), GpuArray.zeros(transB ? [20, K] : [K, 20])];
+        const Bias = bias ? GpuArray.zeros([20]) : undefined;
+        const l = passLabels(() => matmul(A, B, { variant, transA, transB, bias: Bias }).dispose());
+        for (const x of [A, B, Bias]) x?.dispose();
+        return l;
+      };
+      const fam = (K: number, tA: boolean, tB: boolean) => resolveMatmulKernel(base, 36, 20, K, tA, tB).family;
+      // K = 48: S chunks of 48/S (S = 3, 4, 8 all divide it), one batched product, then the reduce over the chunks
+      expect(labels(true, false, 48)).toEqual([`matmul ${fam(48 / S, true, false)} ${S}×36×20×${48 / S} tA`, 'sum']);
+      // K = 44 with S = 8: the largest divisor of 44 not above 8 is 4; K = 13 (prime): no split
+      expect(labels(true, false, 44)[0]).toBe(`matmul ${fam(44 / splitKParts(44, S), true, false)} ${splitKParts(44, S)}×36×20×${44 / splitKParts(44, S)} tA`);
+      expect(labels(true, false, 13)).toEqual([`matmul ${fam(13, true, false)} 36×20×13 tA`]);
+      // other forms and a bias: the base kernel, one pass
+      expect(labels(false, false, 48)).toEqual([`matmul ${fam(48, false, false)} 36×20×48`]);
+      expect(labels(false, true, 48)).toEqual([`matmul ${fam(48, false, true)} 36×20×48 tB`]);
+      expect(labels(true, false, 48, true)).toEqual([`matmul ${fam(48, true, false)} 36×20×48 tA`]);
+    });
+  }
+
+  it("':k<S>' parses onto any variant but ':plain', names its chunks' kernel, and is never given a plain-layout copy", () => {
+    expect(parseMatmulVariant('tiled-vec4:k8')).toMatchObject({ family: 'tiled-vec4', tm: 8, tn: 8, splitK: 8 });
+    expect(parseMatmulVariant('blocked@3x2/4x8:k2')).toMatchObject({ family: 'blocked', tm: 3, tn: 2, splitK: 2 });
+    expect(splitKOf('tiled')).toBeNull();
+    expect(() => parseMatmulVariant('tiled:k1')).toThrow(/^matmul: bad variant 'tiled:k1': ':k<S>' takes S in 2..64$/);
+    expect(() => parseMatmulVariant('tiled:k65')).toThrow(/S in 2..64/);
+    expect(() => parseMatmulVariant('tiled:plain:k4')).toThrow(/':plain' and ':k<S>' exclude each other/);
+    expect(() => parseMatmulVariant('tiled:k4:plain')).toThrow(/':plain' and ':k<S>' exclude each other/);
+    expect(() => parseMatmulVariant('tiled@99x1/1x1:k4')).toThrow(/^matmul: bad variant 'tiled@99x1\/1x1:k4': TM, TN in 1..16/);
+    expect(() => parseMatmulVariant('nope:k4')).toThrow(/unknown variant 'nope:k4'/);
+    expect([splitKParts(6304, 8), splitKParts(6304, 3), splitKParts(197, 8), splitKParts(3, 8), splitKParts(1, 4)]).toEqual([8, 2, 1, 3, 1]);
+    expect(variantForShape('subgroup:k4', 4, 3, 8)).toBe('blocked-vec4:k4');
+    // the chunk (K / parts) decides the kernel: tiled-vec4's Aᵀ·B needs only M and N multiples of 4
+    expect(resolveMatmulKernel('tiled-vec4:k4', 36, 20, 48, true, false)).toMatchObject({ family: 'tiled-vec4', splitK: 4 });
+    expect(resolveMatmulKernel('tiled-vec4:k4', 36, 20, 48, false, true)).not.toHaveProperty('splitK');
+    expect(resolveMatmulKernel('tiled-vec4:k4', 36, 20, 13, true, false)).not.toHaveProperty('splitK');
+    // the lavapipe K rule adds no copy to a split-K choice
+    const key = gpu().adapterKey;
+    const saved = matmulChoice(key);
+    try {
+      setMatmulVariant(key, 'blocked', { tA: 'blocked:k4', tB: 'blocked' });
+      expect(matmulVariantForProduct(key, true, false, 1 << 20)).toBe('blocked:k4');
+    } finally {
+      restoreMatmulChoice(key, saved);
+    }
+  });
+
   it('the adapter\'s choice of a plain-layout variant for a form: copies, then a blocking fitted to the copies\' product', async () => {
     const key = gpu().adapterKey;
     const saved = matmulChoice(key);
@@ -453,18 +515,19 @@ describe('matmul', () => {
       expect(matmulVariantFor('nvidia-h100')).toBe(DEFAULT_MATMUL_VARIANTS.nvidia);
       expect(matmulVariantFor('nvidia')).toBe(DEFAULT_MATMUL_VARIANTS.nvidia);
       for (const v of Object.values(DEFAULT_MATMUL_VARIANTS)) expect(MATMUL_VARIANTS).toContain(v.split('@')[0]);
-      // per form: NVIDIA's x·Bᵀ through a plain-layout copy; the other forms and other adapters keep the adapter's variant
-      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('blocked-vec4:plain');
-      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('blocked-vec4');
+      // per form: NVIDIA's Aᵀ·B split over K; the other forms and other adapters keep the adapter's variant
+      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('tiled-vec4:k8');
+      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('tiled-vec4');
+      expect(matmulVariantFor('nvidia-h100', false, false)).toBe('tiled-vec4');
       expect(matmulVariantFor('llvmpipe', false, true)).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
       expect(matmulVariantFor('some-new-gpu', false, true)).toBe('tiled');
-      expect(describeMatmulChoice('nvidia-h100')).toBe('blocked-vec4 (tB: blocked-vec4:plain)');
+      expect(describeMatmulChoice('nvidia-h100')).toBe('tiled-vec4 (tA: tiled-vec4:k8)');
       expect(describeMatmulChoice('llvmpipe')).toBe(`${DEFAULT_MATMUL_VARIANTS.llvmpipe} (tB with K ≥ 2048: ${DEFAULT_MATMUL_VARIANTS.llvmpipe}:plain)`);
       // the K rule: lavapipe's x·Wᵀ through a copy from K = 2048 (vit_b_16's second MLP Linear), not below, not other forms
       expect(matmulVariantForProduct('llvmpipe', false, true, 3072)).toBe('subgroup:plain');
       expect(matmulVariantForProduct('llvmpipe', false, true, 768)).toBe('subgroup');
       expect(matmulVariantForProduct('llvmpipe', true, false, 3072)).toBe('subgroup');
-      expect(matmulVariantForProduct('nvidia-h100', false, true, 64)).toBe('blocked-vec4:plain');
+      expect(matmulVariantForProduct('nvidia-h100', true, false, 64)).toBe('tiled-vec4:k8');
       expect(matmulVariantForProduct('some-new-gpu', false, true, 4096)).toBe('tiled');
       // a tune that kept the table's variant for the form keeps the rule (it timed one K); one that chose another drops it
       setMatmulVariant('llvmpipe', 'subgroup', {}, ['plain', 'tB']);
@@ -481,14 +544,16 @@ describe('matmul', () => {
       expect(matmulVariantFor('nvidia-h100', false, true)).toBe('tiled');
       // a tune measured on some forms decides those; the others keep the table's form variants, else its variant
       setMatmulVariant('nvidia-h100', 'tiled', {}, ['plain']);
-      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('blocked-vec4:plain');
-      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('tiled');
-      expect(describeMatmulChoice('nvidia-h100')).toBe('tiled (tB: blocked-vec4:plain)');
-      setMatmulVariant('nvidia-h100', 'tiled', { tA: 'blocked' }, ['plain', 'tB', 'tA']);
+      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('tiled-vec4:k8');
       expect(matmulVariantFor('nvidia-h100', false, true)).toBe('tiled');
+      expect(describeMatmulChoice('nvidia-h100')).toBe('tiled (tA: tiled-vec4:k8)');
+      setMatmulVariant('nvidia-h100', 'tiled', { tA: 'blocked' }, ['plain', 'tB', 'tA']);
+      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('blocked');
       expect(describeMatmulChoice('nvidia-h100')).toBe('tiled (tA: blocked)');
+      setMatmulVariant('nvidia-h100', 'tiled', {}, ['plain', 'tB', 'tA']);
+      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('tiled');
       setMatmulVariant('nvidia-h100', undefined);
-      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('blocked-vec4:plain');
+      expect(matmulVariantFor('nvidia-h100', true, false)).toBe('tiled-vec4:k8');
       expect(formsOfLabels(['6304×3072×768 tB', '6304×768×3072', '768×3072×6304 tA', '5×5×5 tA tB'])).toEqual(['tB', 'plain', 'tA', 'tAtB']);
     });
 
@@ -562,20 +627,21 @@ describe('matmul', () => {
       const file = join(cacheDir, 'celluscan', 'matmul-autotune.json');
       mkdirSync(join(cacheDir, 'celluscan'), { recursive: true });
       const entry = { adapter: g.adapterKey, description: g.info.description, variant: 'blocked', timings: {}, shape: [1, 1, 1] };
-      writeFileSync(file, JSON.stringify({ version: 3, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
+      writeFileSync(file, JSON.stringify({ version: 4, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled:k4' } } } }));
       setMatmulVariant(g.adapterKey, undefined);
       expect(await loadMatmulTuning()).toBe('blocked');
-      expect(matmulVariantFor(g.adapterKey, true, false)).toBe('tiled');
+      expect(matmulVariantFor(g.adapterKey, true, false)).toBe('tiled:k4');
       expect(matmulVariantFor(g.adapterKey, false, true)).toBe('blocked');
-      // A version-1 file (products timed together, before tiled-vec4 and the per-form choice) and a version-2 one
-      // (before the ':plain' candidates and the per-form table, which it would hide) are stale: no cache.
-      for (const version of [1, 2]) {
+      // A version-1 file (products timed together, before tiled-vec4 and the per-form choice), a version-2 one
+      // (before the ':plain' candidates and the per-form table, which it would hide) and a version-3 one (before the
+      // split-K candidates and the measured NVIDIA table) are stale: no cache.
+      for (const version of [1, 2, 3]) {
         writeFileSync(file, JSON.stringify({ version, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
       }
       for (const forms of [{ tX: 'tiled' }, { tA: 'warp' }, 'tiled']) {
-        writeFileSync(file, JSON.stringify({ version: 3, entries: { [g.adapterKey]: { ...entry, forms } } }));
+        writeFileSync(file, JSON.stringify({ version: 4, entries: { [g.adapterKey]: { ...entry, forms } } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
       }
@@ -657,8 +723,8 @@ describe('matmul', () => {
       const g = gpu();
       setMatmulVariant(g.adapterKey, undefined);
       const table = matmulVariantFor(g.adapterKey);
-      for (const entry of [{ description: g.info.description }, { description: g.info.description, variant: 'blocked-vec4@3x3/1x1' }, { description: g.info.description, variant: 42 }]) {
-        writeFileSync(file, JSON.stringify({ version: 3, entries: { [g.adapterKey]: entry } }));
+      for (const entry of [{ description: g.info.description }, { description: g.info.description, variant: 'blocked-vec4@3x3/1x1' }, { description: g.info.description, variant: 'tiled:k1' }, { description: g.info.description, variant: 42 }]) {
+        writeFileSync(file, JSON.stringify({ version: 4, entries: { [g.adapterKey]: entry } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
         expect(matmulVariantFor(g.adapterKey)).toBe(table);

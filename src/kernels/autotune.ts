@@ -4,7 +4,7 @@
 // or a result already tuned/loaded in this process.
 import { gpu, isSoftwareAdapter } from './device.js';
 import { sync } from './encoder.js';
-import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, subgroupSize } from './matmul.js';
+import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, splitKOf, subgroupSize } from './matmul.js';
 import { setPassHook } from './launch.js';
 import { GpuArray } from './memory.js';
 import { PassTimer } from './passTimer.js';
@@ -15,29 +15,32 @@ import { randomArray, toleranceRatio } from './ref/math.js';
  * Defaults per adapter. lavapipe (CPU Vulkan) runs barriers slowly and per-lane loads as gathers: the subgroup kernel,
  * which shares A through shuffles, is fastest there (bench/results/llvmpipe.md). So it is on SwiftShader, the
  * browser's adapter without a GPU (subgroup size 4): 1.8–3.4 GFLOP/s against 0.22–0.28 for blocked-vec4, the earlier
- * default, at 512³ and a small ViT's Linear products (`celluscan bench browser`, bench/results/swiftshader-matmul.md). On an NVIDIA H200 (Dawn/Vulkan, 2026-11-26) blocked-vec4
- * ran 4096³ at 23.1 TFLOP/s by GPU time, tiled 17.9, blocked 12.6 (bench/results/nvidia-h200.md); 'nvidia'
- * covers every NVIDIA key (nvidia-h100, …) until one is measured apart. Other GPUs: workgroup-memory tiling.
+ * default, at 512³ and a small ViT's Linear products (`celluscan bench browser`, bench/results/swiftshader-matmul.md). On an NVIDIA H200 (Dawn/Vulkan):
+ * tiled-vec4, which two `tune` runs of the ninth session chose for vit_b_16's products at batch 32 (GPU time, the
+ * MLP's three products: tiled-vec4 3.96 / 3.97 ms against blocked-vec4 6.95 / 6.97, blocked-vec4 with a plain-layout
+ * copy of Bᵀ 4.38 / 4.39, tiled 5.29 / 5.30), and whose products in the tuned training step ran at 18–31 TFLOP/s
+ * (bench/results/nvidia-h200-notes.md); 'nvidia' covers every NVIDIA key (nvidia-h100, …) until one is measured
+ * apart. Other GPUs: workgroup-memory tiling.
  */
 export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
   llvmpipe: 'subgroup',
   swiftshader: 'subgroup',
-  nvidia: 'blocked-vec4',
+  nvidia: 'tiled-vec4',
   default: 'tiled',
 };
 
 /**
  * Defaults per adapter and transpose form, where a form runs another variant than DEFAULT_MATMUL_VARIANTS' (a `tune`
- * result replaces both). NVIDIA, x·Bᵀ (every forward Linear's x·Wᵀ, attention's Q·Kᵀ): blocked-vec4 reads Bᵀ's rows
- * strided across lanes, and the H200 run of 2026-11-26 points at that form: the vit_b_16 forward (all its Linear
- * products x·Wᵀ) ran at ~6 TFLOP/s of matmul (1.12 TFLOP in 186 ms), while the training step's backward (dY·W plain,
- * dYᵀ·X transposed A: 2.24 TFLOP in the other ~165 ms of a 350 ms step) ran at ~14, and the plain MLP product at
- * 18.5–23.1. So the form runs as a copy of Bᵀ to its plain layout plus the plain product (PLAIN_SUFFIX): the copy is
- * ~1 % of a Linear's traffic (the weight), ~10 % of a Q·Kᵀ's. Chosen by that inference, not yet timed on a GPU: the
- * next GPU run's `tune` and suite rows time it against plain blocked-vec4 in that form.
+ * result replaces both). NVIDIA, Aᵀ·B (every Linear's dW = dYᵀ·X): split over K in 8 (':k8', matmul.ts
+ * SPLIT_K_PATTERN). On the H200 (2026-11-26) the MLP's 3072×768×6304 dW took 1.47 ms as tiled-vec4 (144 workgroups of
+ * 128×128 for 132 SMs), 1.16 as ':k4' and 1.01 as ':k8'; in the tuned vit_b_16 training step at batch 32 the four dW
+ * products of a block went from 58.3 ms (7.4–22 TFLOP/s) to 37.4 (18.6–30.8), the step from 189.5 to 169.8 ms of GPU
+ * time, and the step's throughput from 0.47× to 0.52× PyTorch's eager fp32 on the same card.
+ * (The x·Bᵀ entry of the seventh session, blocked-vec4 through a plain-layout copy, was an inference from one run;
+ * tiled-vec4 reads Bᵀ along k with vec4s and ran the forward's x·Wᵀ at 28–30 TFLOP/s, so it is gone.)
  */
 export const DEFAULT_MATMUL_FORMS: Record<string, Partial<Record<MatmulForm, string>>> = {
-  nvidia: { tB: 'blocked-vec4:plain' },
+  nvidia: { tA: 'tiled-vec4:k8' },
 };
 
 /**
@@ -61,11 +64,20 @@ export const GPU_MATMUL_SHAPES = [
 export const GPU_PLAIN_CANDIDATES = ['blocked-vec4:plain', 'tiled:plain'];
 
 /**
+ * GPU candidates that split a transposed-A product over K (':k<S>', matmul.ts SPLIT_K_PATTERN): tried where the tune's
+ * products include one (a Linear's dW = dYᵀ·X). On the H200 (2026-11-26, tuned vit_b_16 training step at batch 32) the
+ * four dW products of each block ran at 7.4–22 TFLOP/s as 36–144 workgroups of 128×128, 58 ms of a 190 ms step, where
+ * the forward's 1200-workgroup x·Wᵀ ran at 30. Not on CPU adapters, where a few workgroups already fill the cores.
+ */
+export const GPU_SPLIT_K_CANDIDATES = ['tiled-vec4:k4', 'tiled-vec4:k8', 'blocked-vec4:k4', 'blocked-vec4:k8'];
+
+/**
  * Bump when the kernels change enough that cached timings are stale. 2: per-form choices, tiled-vec4, the padded
  * tiled kernel (a version-1 entry timed the products together and never tried them). 3: the ':plain' candidates and
- * the per-form default table (a version-2 entry never tried them, and would hide the table's forms).
+ * the per-form default table (a version-2 entry never tried them, and would hide the table's forms). 4: the split-K
+ * candidates (GPU_SPLIT_K_CANDIDATES) and the NVIDIA table measured on the H200.
  */
-const CACHE_VERSION = 3;
+const CACHE_VERSION = 4;
 
 /** A product's transpose form: plain A·B, Aᵀ·B ('tA', a Linear's dW = dYᵀ·X), A·Bᵀ ('tB', its forward x·Wᵀ), Aᵀ·Bᵀ. */
 export type MatmulForm = 'plain' | 'tA' | 'tB' | 'tAtB';
@@ -134,7 +146,8 @@ export function matmulVariantForProduct(adapterKey: string, transA: boolean, tra
   // measured with the subgroup kernel: not where it runs as another kernel (no fixed subgroup size)
   if (parseMatmulVariant(v).family === 'subgroup' && !subgroupSize()) return v;
   const minK = plainMinK(adapterKey)[matmulForm(transA, transB)];
-  return minK !== undefined && K >= minK && !v.endsWith(PLAIN_SUFFIX) ? v + PLAIN_SUFFIX : v;
+  // (a split-K variant was chosen for its own way of running the form: no copy is added to it)
+  return minK !== undefined && K >= minK && !v.endsWith(PLAIN_SUFFIX) && !splitKOf(v) ? v + PLAIN_SUFFIX : v;
 }
 
 /**
@@ -489,7 +502,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         // the table's variant through the plain-layout copy, on every adapter (DEFAULT_PLAIN_MIN_K: it wins some
         // shapes on lavapipe too)
         ...(transposed ? [tableMatmulVariant(g.adapterKey) + PLAIN_SUFFIX] : []),
-        ...(software ? [] : [...GPU_MATMUL_SHAPES, ...(transposed ? GPU_PLAIN_CANDIDATES : [])]),
+        ...(software ? [] : [...GPU_MATMUL_SHAPES, ...(transposed ? GPU_PLAIN_CANDIDATES : []), ...(products.some((p) => p.transA && !p.transB) ? GPU_SPLIT_K_CANDIDATES : [])]),
       ]),
     ];
   const runs = opts.runs ?? 3;
