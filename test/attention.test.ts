@@ -98,7 +98,7 @@ describe('attention', () => {
     expect(defaultAttentionVariant('llvmpipe', true)).toBe('subgroup-saved');
     expect(defaultAttentionVariant('llvmpipe', false)).toBe('rows');
     expect(defaultAttentionVariant('swiftshader', false)).toBe('rows');
-    expect(defaultAttentionVariant('nvidia-h100')).toBe('blocked');
+    expect(defaultAttentionVariant('nvidia-h100')).toBe('flash');
   });
 
   for (const variant of ATTENTION_VARIANTS) {

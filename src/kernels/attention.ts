@@ -72,13 +72,14 @@ const ROWS_BK = 16;
  * On software adapters (lavapipe/llvmpipe, SwiftShader), where barriers are slow: 'subgroup-saved' when the device has
  * subgroups of a fixed size (lavapipe: SG 8; its forward is the 'subgroup' one, 1.1–1.4× the explicit path at B1–2
  * H12 N197 D64; with the scores kept for the backward, forward+backward 1.08–1.25× the explicit path in the suite
- * (default 2×4 / 2×2 blocking) where 'subgroup', recomputing them, was 0.6–0.8×: bench/results/llvmpipe-attention.md), else 'rows'. 'blocked' on
- * GPUs (on an NVIDIA H200 at B32 H12 N197 D64, forward / forward+backward: blocked 2.62 / 12.6 ms, rows 2.59 / 30.7,
- * tiled 3.66 / 20.3: bench/results/nvidia-h200.md; 'subgroup' was not yet measured on a GPU). `subgroups`: whether
+ * (default 2×4 / 2×2 blocking) where 'subgroup', recomputing them, was 0.6–0.8×: bench/results/llvmpipe-attention.md), else 'rows'. 'flash' on
+ * GPUs (an NVIDIA H200 at B32 H12 N197 D64, forward / forward+backward, 2026-11-26: flash 0.446 / 2.00 ms, subgroup
+ * 1.84 / 9.65, flash-ds 1.70 / 6.54, blocked 2.63 / 12.7, tiled 3.66 / 20.0, rows 6.23 / 31.9; the explicit path
+ * 0.410 / 1.57, which is why a model there runs it: vit/attentionTuning.ts; bench/results/nvidia-h200.md). `subgroups`: whether
  * that adapter has fixed-size subgroups (known for the current device only).
  */
 export function defaultAttentionVariant(adapterKey = gpu().adapterKey, subgroups?: boolean): AttentionVariant {
-  if (!isSoftwareAdapterKey(adapterKey)) return 'blocked';
+  if (!isSoftwareAdapterKey(adapterKey)) return 'flash';
   return (subgroups ?? (adapterKey === gpu().adapterKey && subgroupSize() !== null)) ? 'subgroup-saved' : 'rows';
 }
 

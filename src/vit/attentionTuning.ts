@@ -34,8 +34,8 @@ export interface AttentionChoice {
  *   (1.23×) and 533 vs 715 ms forward (1.34×); 1.08–1.27× at batch 1 (bench/results/llvmpipe-attention.md).
  * - everything else: the explicit path. On lavapipe at the from-scratch models' small shapes (N 17 or 50, D 16)
  *   the answer flips with the batch and is within ~20 % either way; on an NVIDIA H200 at B32 H12 N197 D64 the
- *   explicit path took 0.55 ms forward and 1.40 ms forward+backward against the best fused variant then (`blocked`)
- *   2.62 / 12.6 ms (bench/results/nvidia-h200.md), and the later `flash` kernel has not been timed on a GPU.
+ *   explicit path took 0.410 ms forward and 1.57 ms forward+backward against the best fused variant (`flash`) 0.446 /
+ *   2.00 ms (bench/results/nvidia-h200.md, 2026-11-26), and `tune` kept it there (2.0 against 2.6 ms per train call).
  * `celluscan tune` measures the candidates at a model's own shape and batch on the adapter at hand.
  */
 export function defaultAttentionChoice(N: number, D: number, mode: AttentionMode, adapterKey = gpu().adapterKey): { path: AttentionPath; variant?: string } {
