@@ -65,7 +65,7 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
   };
   switch (name) {
     case 'matmul': {
-      const { benchMatmul } = await import('./matmul.js');
+      const { benchMatmul, compareMatmulVariants } = await import('./matmul.js');
       const { MATMUL_VARIANTS } = await import('../src/kernels/matmul.js');
       // 1024³ is ~1 s per product on a CPU adapter; a GPU needs 4096³ (137 GFLOP) to leave launch overhead behind.
       const software = isSoftwareAdapter();
@@ -74,41 +74,44 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       // The library's variant on this adapter (the table's, or a tuned one such as 'subgroup@2x4/0x4') is always
       // among them; tfjs runs beside it.
       const libraryVariant = matmulVariantFor(roof.adapter);
-      const variants = [...new Set([...(software ? MATMUL_VARIANTS : [...MATMUL_VARIANTS, ...GPU_MATMUL_SHAPES]), libraryVariant])];
-      for (const variant of variants) {
-        if (variant === 'naive' && !o.quick && software) continue; // ~minutes at 1024³ on a CPU
-        const r = (await benchMatmul({ m: size, n: size, k: size, variant, runs: o.runs ?? 3, peers: o.peers !== false && variant === libraryVariant })) as Obj;
-        // The kernel's own rate is GPU time (timestamp queries) where the adapter has them: the wall-clock run also holds
-        // the read-back of C, which on a GPU is most of it (64 MiB at 4096²). tfjs can only be timed by wall clock, so
-        // the peer ratio compares wall-clock runs (dispatch + read-back) on both sides.
-        const wall = num(r, 'gflops');
-        const gpuG = num(r, 'gpu_gflops');
-        const g = Number.isFinite(gpuG) ? gpuG : wall;
-        const peer = r.tfjs as Obj | undefined;
+      const variants = [...new Set([...(software ? MATMUL_VARIANTS : [...MATMUL_VARIANTS, ...GPU_MATMUL_SHAPES]), libraryVariant])].filter(
+        (v) => !(v === 'naive' && !o.quick && software), // ~minutes at 1024³ on a CPU
+      );
+      // Every variant in alternating rounds (compareMatmulVariants), not one after another: on the H200 (2026-11-26) the
+      // same kernel on the same product read 4× apart when timed minutes apart in one suite (tiled-vec4 at 4096³: 8.6
+      // and 35 TFLOP/s), the library's row matching the tune and the training profile and the others not.
+      const cmp = await compareMatmulVariants({ m: size, n: size, k: size, variants, runs: o.runs ?? 3 });
+      const gpuClock = cmp.clock.startsWith('timestamp');
+      for (const c of cmp.rows) {
+        // tfjs beside the library's variant: wall-clock runs with the read-back of C on both sides (tfjs has no GPU timer)
+        const r = o.peers !== false && c.variant === libraryVariant ? ((await benchMatmul({ m: size, n: size, k: size, variant: c.variant, runs: o.runs ?? 3, peers: true })) as Obj) : undefined;
+        const peer = r?.tfjs as Obj | undefined;
+        const wall = r ? num(r, 'gflops') : NaN;
         rows.push({
-          bench: 'matmul', case: `${size}³`, variant, metric: Number.isFinite(gpuG) ? 'throughput (GPU time)' : 'throughput (wall clock)', value: g, unit: 'GFLOP/s', pctPeak: pctF(g),
+          bench: 'matmul', case: `${size}³`, variant: c.variant, metric: gpuClock ? 'throughput (GPU time)' : 'throughput (wall clock)', value: c.gflops, unit: 'GFLOP/s', pctPeak: pctF(c.gflops),
           ...(peer && typeof peer.gflops === 'number'
             ? { peer: 'tfjs-backend-webgpu', peerValue: peer.gflops as number, ratio: wall / (peer.gflops as number), note: `ratio from wall-clock runs incl. read-back of C on both sides: ours ${fmtNum(wall)} GFLOP/s` }
             : {}),
         });
       }
       // On GPUs: the products vit_b_16's MLP layer runs at batch 32 (6304 rows), in its three forms — forward x·Wᵀ,
-      // backward dY·W and dYᵀ·X — for the library's variant, the other GPU families and the plain-layout variants
-      // (transposed operand copied, then the plain product; the copy's pass is in the time): whether the transposed
-      // forms keep the plain product's rate (a Linear layer never runs the plain 4096³ form above). ~30 GFLOP each.
+      // backward dY·W and dYᵀ·X — for the library's variant, the other GPU families, the plain-layout variants
+      // (transposed operand copied, then the plain product; the copy's pass is in the time) and the split-K ones (dYᵀ·X
+      // only: elsewhere they are their base kernel): whether the transposed forms keep the plain product's rate (a
+      // Linear layer never runs the plain 4096³ form above). ~30 GFLOP each, the variants alternated per product.
       if (!software && !o.quick) {
-        const { linearProducts, productLabel, GPU_PLAIN_CANDIDATES, matmulVariantForProduct } = await import('../src/kernels/autotune.js');
+        const { linearProducts, productLabel, GPU_PLAIN_CANDIDATES, GPU_SPLIT_K_CANDIDATES, matmulVariantForProduct } = await import('../src/kernels/autotune.js');
         const { parseMatmulVariant } = await import('../src/kernels/matmul.js');
         const forms = linearProducts(32 * 197, 768, 3072, true);
         // The library's variant for each form (a tune can choose one per form) and the other GPU families.
-        for (const variant of [...new Set([...forms.map((p) => matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k)), 'blocked-vec4', 'tiled', 'tiled-vec4', ...GPU_PLAIN_CANDIDATES])]) {
-          for (const p of forms) {
-            // a plain-layout variant is its base kernel on the plain product: timed on the transposed forms only
-            if (parseMatmulVariant(variant).plain && !p.transA && !p.transB) continue;
-            const r = (await benchMatmul({ m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, variant, runs: o.runs ?? 3 })) as Obj;
-            const gpuG = num(r, 'gpu_gflops');
-            const g = Number.isFinite(gpuG) ? gpuG : num(r, 'gflops');
-            rows.push({ bench: 'matmul', case: `vit_b_16 MLP b32: ${productLabel(p)}`, variant, metric: Number.isFinite(gpuG) ? 'throughput (GPU time)' : 'throughput (wall clock)', value: g, unit: 'GFLOP/s', pctPeak: pctF(g) });
+        const all = [...new Set([...forms.map((p) => matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k)), 'blocked-vec4', 'tiled', 'tiled-vec4', ...GPU_PLAIN_CANDIDATES, ...GPU_SPLIT_K_CANDIDATES])];
+        for (const p of forms) {
+          const library = matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k);
+          // a plain-layout variant is its base kernel on the plain product, a split-K one outside dYᵀ·X: not timed there
+          const vs = all.filter((v) => v === library || ((p.transA || p.transB || !parseMatmulVariant(v).plain) && (!parseMatmulVariant(v).splitK || (p.transA && !p.transB))));
+          const c = await compareMatmulVariants({ m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, variants: vs, runs: o.runs ?? 3 });
+          for (const r of c.rows) {
+            rows.push({ bench: 'matmul', case: `vit_b_16 MLP b32: ${productLabel(p)}`, variant: r.variant === library ? `${r.variant} (library)` : r.variant, metric: c.clock.startsWith('timestamp') ? 'throughput (GPU time)' : 'throughput (wall clock)', value: r.gflops, unit: 'GFLOP/s', pctPeak: pctF(r.gflops) });
           }
         }
       }
