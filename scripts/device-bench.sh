@@ -27,13 +27,13 @@ xz -dc .devpack/node.xz > /tmp/node && chmod +x /tmp/node
 # The native libraries travel compressed (scripts/pack-node-bundle.sh): unpack each beside its .xz.
 find .devpack/app -name '*.xz' | while read -r f; do xz -dc "$f" > "${f%.xz}.tmp" && mv "${f%.xz}.tmp" "${f%.xz}"; done
 export XDG_RUNTIME_DIR=/tmp CELLUSCAN_PYTHON=$(command -v python3)
-# The tuning cache in the working tree (git-ignored, not carried): it survives between calls on a warm machine, so
-# the 10-minute-per-call limit can be met with two calls, e.g.
-#   PROFILE=1 SKIP_PARITY=1 BENCHES=none bash scripts/device-bench.sh     (info, selfcheck, the vit matmul A/B, tune,
-#                                                                           profiles: ~4-5 min on the H200; the steps'
-#                                                                           limits add up to 60+90+90+240+2·180 s, so
-#                                                                           give the call timeout_s 600, or TUNE_TIMEOUT=180)
-#   TUNE=0 SKIP_PARITY=1 bash scripts/device-bench.sh                     (the suite, with the tuned choices)
+# The tuning cache in the working tree (git-ignored, not carried): it survives between calls on a warm machine. One
+# call can do it all within the device tool's 10 minutes (the ninth session's, on the H200: 294 s), e.g.
+#   DEADLINE=530 PROFILE=1 PROFILE_WHAT=forward SKIP_PARITY=1 BENCHES="train attention matmul vit softmax layernorm gelu" \
+#     bash scripts/device-bench.sh                                  (timeout_s 590: info, selfcheck, the vit matmul A/B,
+#                                                                     tune, the forward profile, then the suite in what
+#                                                                     is left; the benches most wanted first)
+# or two: PROFILE=1 SKIP_PARITY=1 BENCHES=none …, then TUNE=0 SKIP_PARITY=1 … (the suite, with the tuned choices).
 export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$root/.devcache}
 cd .devpack/app
 cs() { /tmp/node dist/celluscan.mjs "$@"; }
