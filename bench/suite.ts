@@ -108,7 +108,10 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
         for (const p of forms) {
           const library = matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k);
           // a plain-layout variant is its base kernel on the plain product, a split-K one outside dYᵀ·X: not timed there
-          const vs = all.filter((v) => v === library || ((p.transA || p.transB || !parseMatmulVariant(v).plain) && (!parseMatmulVariant(v).splitK || (p.transA && !p.transB))));
+          const vs = all.filter((v) => {
+            const { plain, splitK } = parseMatmulVariant(v);
+            return v === library || ((p.transA || p.transB || !plain) && (!splitK || (p.transA && !p.transB)));
+          });
           const c = await compareMatmulVariants({ m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, variants: vs, runs: o.runs ?? 3 });
           for (const r of c.rows) {
             rows.push({ bench: 'matmul', case: `vit_b_16 MLP b32: ${productLabel(p)}`, variant: r.variant === library ? `${r.variant} (library)` : r.variant, metric: c.clock.startsWith('timestamp') ? 'throughput (GPU time)' : 'throughput (wall clock)', value: r.gflops, unit: 'GFLOP/s', pctPeak: pctF(r.gflops) });

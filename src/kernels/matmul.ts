@@ -412,14 +412,16 @@ function matmulWith(a: GpuArray, b: GpuArray, opts: MatmulOptions, auto?: string
   const chosen = opts.variant ?? auto ?? matmulVariantForProduct(g.adapterKey, transA, transB, K);
   parseMatmulVariant(chosen); // a bad name fails here, before any copy or allocation
   if (d.batch * d.M * N === 0) return GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
+  // The product of x and y by a suffixed variant's base (':plain', ':k<S>'): a named variant runs as named; the adapter's
+  // choice is fitted to that product (variantForShape).
+  const byBase = (x: GpuArray, y: GpuArray, base: string, o: MatmulOptions = opts) => (opts.variant === undefined ? matmulWith(x, y, o, base) : matmulWith(x, y, { ...o, variant: base }));
   if ((transA || transB) && chosen.endsWith(PLAIN_SUFFIX)) {
     const base = chosen.slice(0, -PLAIN_SUFFIX.length);
     const a2 = transA ? transpose(a) : a;
     try {
       const b2 = transB ? transpose(b) : b;
       try {
-        // a named variant runs as named; the adapter's choice is fitted to the copies' product (variantForShape)
-        return opts.variant === undefined ? matmulWith(a2, b2, { ...opts, transA: false, transB: false }, base) : matmulWith(a2, b2, { ...opts, transA: false, transB: false, variant: base });
+        return byBase(a2, b2, base, { ...opts, transA: false, transB: false });
       } finally {
         if (b2 !== b) b2.dispose();
       }
@@ -432,12 +434,12 @@ function matmulWith(a: GpuArray, b: GpuArray, opts: MatmulOptions, auto?: string
     // ':k<S>': a 2-D Aᵀ·B (A [K, M], B [K, N]) as `parts` products over consecutive K chunks, one batched call of the
     // base variant into [parts, M, N], then summed (alpha applied in each chunk's store: the sum is linear)
     const parts = transA && !transB && a.rank === 2 && b.rank === 2 && !bias ? splitKParts(K, split.parts) : 1;
-    if (parts === 1) return opts.variant === undefined ? matmulWith(a, b, opts, split.base) : matmulWith(a, b, { ...opts, variant: split.base });
+    if (parts === 1) return byBase(a, b, split.base);
     const a3 = a.view([parts, K / parts, M]);
     const b3 = b.view([parts, K / parts, N]);
     let partial: GpuArray;
     try {
-      partial = opts.variant === undefined ? matmulWith(a3, b3, opts, split.base) : matmulWith(a3, b3, { ...opts, variant: split.base });
+      partial = byBase(a3, b3, split.base);
     } finally {
       a3.dispose();
       b3.dispose();
