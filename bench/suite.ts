@@ -96,22 +96,20 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       }
       // On GPUs: the products vit_b_16's MLP layer runs at batch 32 (6304 rows), in its three forms — forward x·Wᵀ,
       // backward dY·W and dYᵀ·X — for the library's variant, the other GPU families, the plain-layout variants
-      // (transposed operand copied, then the plain product; the copy's pass is in the time) and the split-K ones (dYᵀ·X
-      // only: elsewhere they are their base kernel): whether the transposed forms keep the plain product's rate (a
+      // (transposed operand copied, then the plain product; the copy's pass is in the time) and the split-K ones (where
+      // they split: dYᵀ·X and the 768-wide dY·W): whether the transposed forms keep the plain product's rate (a
       // Linear layer never runs the plain 4096³ form above). ~30 GFLOP each, the variants alternated per product.
       if (!software && !o.quick) {
         const { linearProducts, productLabel, GPU_PLAIN_CANDIDATES, GPU_SPLIT_K_CANDIDATES, matmulVariantForProduct } = await import('../src/kernels/autotune.js');
-        const { parseMatmulVariant } = await import('../src/kernels/matmul.js');
+        const { parseMatmulVariant, splitKOf, splitKPlan } = await import('../src/kernels/matmul.js');
         const forms = linearProducts(32 * 197, 768, 3072, true);
         // The library's variant for each form (a tune can choose one per form) and the other GPU families.
         const all = [...new Set([...forms.map((p) => matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k)), 'blocked-vec4', 'tiled', 'tiled-vec4', ...GPU_PLAIN_CANDIDATES, ...GPU_SPLIT_K_CANDIDATES])];
         for (const p of forms) {
           const library = matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k);
-          // a plain-layout variant is its base kernel on the plain product, a split-K one outside dYᵀ·X: not timed there
-          const vs = all.filter((v) => {
-            const { plain, splitK } = parseMatmulVariant(v);
-            return v === library || ((p.transA || p.transB || !plain) && (!splitK || (p.transA && !p.transB)));
-          });
+          // a plain-layout variant is its base kernel on the plain product, a split-K one where it does not split
+          // (splitKPlan: enough workgroups already): not timed there
+          const vs = all.filter((v) => v === library || ((p.transA || p.transB || !parseMatmulVariant(v).plain) && (!splitKOf(v) || splitKPlan(v, p.m, p.n, p.k, p.transA, p.transB))));
           const c = await compareMatmulVariants({ m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB, variants: vs, runs: o.runs ?? 3 });
           for (const r of c.rows) {
             rows.push({ bench: 'matmul', case: `vit_b_16 MLP b32: ${productLabel(p)}`, variant: r.variant === library ? `${r.variant} (library)` : r.variant, metric: c.clock.startsWith('timestamp') ? 'throughput (GPU time)' : 'throughput (wall clock)', value: r.gflops, unit: 'GFLOP/s', pctPeak: pctF(r.gflops) });

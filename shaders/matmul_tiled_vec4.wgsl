@@ -104,19 +104,25 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg:
   let t = wg.z + P.z0;
   let m0 = wg.y * BM;
   let n0 = wg.x * BN;
-  let aBase = t * P.M * P.K / 4u;
-  let bBase = t * P.K * P.N * P.bBatched / 4u;
+  // Split-K (P.KC > 0, a multiple of BK): one product, whose layer t of workgroups sums k in [t·KC, t·KC + KC) into
+  // layer t of c — the partials, which the launcher sums. Tiles never straddle two chunks, so the loads' bounds stay
+  // those of the matrix. Otherwise layer t is product t of the batch, over all of K.
+  let split = P.KC > 0u;
+  let kBegin = select(0u, t * P.KC, split);
+  let kEnd = select(P.K, min(P.K, kBegin + P.KC), split);
+  let aBase = select(t * P.M * P.K / 4u, 0u, split);
+  let bBase = select(t * P.K * P.N * P.bBatched / 4u, 0u, split);
   let tx = lid.x;
   let ty = lid.y;
   let li = ty * WGX + tx;
   // the first tile's vec4s in registers ra{l}, rb{l} (named, not an indexed array: see tiledVec4Body)
 {{PRELOAD}}
 {{DECL}}
-  for (var k0 = 0u; k0 < P.K; k0 += BK) {
+  for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
 {{STAGE}}
     workgroupBarrier();
     // the next tile's loads are issued now and wait in registers while this tile's FMAs run
-    if (k0 + BK < P.K) {
+    if (k0 + BK < kEnd) {
 {{PREFETCH}}
     }
 {{INNER}}

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { autotuneMatmul, measuredKOfLabels, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
-import { matmul, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, splitKOf, splitKParts, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
+import { matmul, matmulGrid, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, SPLIT_K_TARGET_WORKGROUPS, splitKOf, splitKParts, splitKPlan, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
 import { GpuArray } from '../src/kernels/memory.js';
 import { matmulRef } from '../src/kernels/ref/matmul.js';
 import { randomArray, rng } from '../src/kernels/ref/math.js';
@@ -250,10 +250,11 @@ describe('matmul', () => {
     });
   }
 
-  // ':k<S>' (split-K): a 2-D Aᵀ·B as S chunk products over K plus a reduce. K with many divisors, a prime K (no split),
-  // S above K, every other form (the base kernel as it is), batched and biased products (not split), alpha in each chunk.
+  // ':k<S>' (split-K): a 2-D Aᵀ·B as S chunk products over K plus a reduce in any family; the other forms in one
+  // tiled-vec4 dispatch whose workgroup layers take chunks of K (the bias in layer 0). K with many divisors, a prime K,
+  // S above K, unaligned shapes (tiled-vec4 falls back to tiled: no split), a batch folded into the rows, biases, alpha.
   for (const variant of ['tiled-vec4:k4', 'blocked@3x2/4x8:k8', 'subgroup:k3']) {
-    it(`${variant}: split-K where A is transposed and B is not, the base kernel elsewhere; vs float64`, async () => {
+    it(`${variant}: split-K where it applies, the base kernel elsewhere; vs float64`, async () => {
       let seed = 160;
       for (const [transA, transB] of TRANS) {
         for (const [M, N, K] of [[13, 20, 36], [132, 136, 44], [1, 7, 1], [7, 1, 13], [20, 12, 197], [8, 8, 100]] as [number, number, number][]) {
@@ -261,7 +262,9 @@ describe('matmul', () => {
         }
         await check(variant, { M: 33, N: 20, K: 48, transA, transB, ints: true, alpha: 0.25 }, seed++);
         await check(variant, { M: 12, N: 16, K: 24, transA, transB, bias: true }, seed++);
+        await check(variant, { M: 12, N: 16, K: 36, transA, transB, bias: true, alpha: 0.5 }, seed++);
         await check(variant, { batch: [2, 3], M: 7, N: 20, K: 8, transA, transB, ints: true }, seed++);
+        await check(variant, { batch: [4], M: 17, N: 12, K: 12, shareB: true, transA, transB, bias: true }, seed++);
       }
       const base = variant.replace(/:k\d+$/, '');
       const S = Number(variant.match(/:k(\d+)$/)![1]);
@@ -273,17 +276,43 @@ describe('matmul', () => {
         return l;
       };
       const fam = (K: number, tA: boolean, tB: boolean) => resolveMatmulKernel(base, 36, 20, K, tA, tB).family;
-      // K = 48: S chunks of 48/S (S = 3, 4, 8 all divide it), one batched product, then the reduce over the chunks
+      // Aᵀ·B, K = 48: S chunks of 48/S (S = 3, 4, 8 all divide it), one batched product, then the reduce over the chunks
       expect(labels(true, false, 48)).toEqual([`matmul ${fam(48 / S, true, false)} ${S}×36×20×${48 / S} tA`, 'sum']);
-      // K = 44 with S = 8: the largest divisor of 44 not above 8 is 4; K = 13 (prime): no split
+      // K = 44 with S = 8: the largest divisor of 44 not above 8 is 4; K = 13 (prime): no split; a bias: no split
       expect(labels(true, false, 44)[0]).toBe(`matmul ${fam(44 / splitKParts(44, S), true, false)} ${splitKParts(44, S)}×36×20×${44 / splitKParts(44, S)} tA`);
       expect(labels(true, false, 13)).toEqual([`matmul ${fam(13, true, false)} 36×20×13 tA`]);
-      // other forms and a bias: the base kernel, one pass
-      expect(labels(false, false, 48)).toEqual([`matmul ${fam(48, false, false)} 36×20×48`]);
-      expect(labels(false, true, 48)).toEqual([`matmul ${fam(48, false, true)} 36×20×48 tB`]);
       expect(labels(true, false, 48, true)).toEqual([`matmul ${fam(48, true, false)} 36×20×48 tA`]);
+      // the other forms: tiled-vec4 splits K = 48 into chunks of ⌈48/S/8⌉·8 = 16 (3 layers), bias or not; others do not
+      for (const [tA, tB, bias] of [[false, false, false], [false, true, false], [false, true, true]] as const) {
+        const unsplit = `matmul ${fam(48, tA, tB)} 36×20×48${tB ? ' tB' : ''}`;
+        expect(labels(tA, tB, 48, bias)).toEqual(base === 'tiled-vec4' ? [`${unsplit} split-K 3`, 'sum'] : [unsplit]);
+      }
+      // tiled-vec4 on an unaligned K runs as tiled there: no split
+      expect(labels(false, true, 13)).toEqual([`matmul ${fam(13, false, true)} 36×20×13 tB`]);
     });
   }
+
+  it('a split-K variant splits only products with few workgroups, and only as far as the target', () => {
+    // vit_b_16 at batch 32 under tiled-vec4:k8 (128×128 blocks): dW 144 workgroups → 8 chunks, 36 → 8; the 768-wide
+    // outputs (300) → 4 chunks of 768; the 3072-wide ones (1200 ≥ SPLIT_K_TARGET_WORKGROUPS) are left whole
+    expect(splitKPlan('tiled-vec4:k8', 3072, 768, 6304, true, false)).toEqual({ how: 'chunks', parts: 8, kc: 788 });
+    expect(splitKPlan('tiled-vec4:k8', 768, 768, 6304, true, false)).toEqual({ how: 'chunks', parts: 8, kc: 788 });
+    expect(splitKPlan('tiled-vec4:k8', 6304, 768, 3072, false, true)).toEqual({ how: 'kc', parts: 4, kc: 768 });
+    expect(splitKPlan('tiled-vec4:k8', 6304, 768, 3072)).toEqual({ how: 'kc', parts: 4, kc: 768 });
+    expect(splitKPlan('tiled-vec4:k2', 6304, 768, 3072)).toEqual({ how: 'kc', parts: 2, kc: 1536 });
+    expect(splitKPlan('tiled-vec4:k8', 6304, 3072, 768, false, true)).toBeNull();
+    expect(matmulGrid(parseMatmulVariant('tiled-vec4'), 6304, 3072)).toEqual([24, 50]);
+    expect(SPLIT_K_TARGET_WORKGROUPS).toBeLessThan(24 * 50);
+    // blocked-vec4 (blocks of 16 rows × 64 columns) has 2304 workgroups for the MLP's dW: not split; 4 for a 64×64 one:
+    // split in 8 as Aᵀ·B, not in the other forms (only tiled-vec4 takes chunks per layer of workgroups)
+    expect(matmulGrid(parseMatmulVariant('blocked-vec4'), 3072, 768)).toEqual([12, 192]);
+    expect(splitKPlan('blocked-vec4:k8', 3072, 768, 6304, true, false)).toBeNull();
+    expect(splitKPlan('blocked-vec4:k8', 64, 64, 6304, true, false)).toEqual({ how: 'chunks', parts: 8, kc: 788 });
+    expect(splitKPlan('blocked-vec4:k8', 64, 64, 6304)).toBeNull();
+    expect(splitKPlan('tiled-vec4', 64, 64, 6304)).toBeNull();
+    expect(resolveMatmulKernel('tiled-vec4:k8', 6304, 768, 3072)).toMatchObject({ family: 'tiled-vec4', splitK: 4 });
+    expect(resolveMatmulKernel('tiled-vec4:k8', 6304, 3072, 768)).not.toHaveProperty('splitK');
+  });
 
   it("':k<S>' parses onto any variant but ':plain', names its chunks' kernel, and is never given a plain-layout copy", () => {
     expect(parseMatmulVariant('tiled-vec4:k8')).toMatchObject({ family: 'tiled-vec4', tm: 8, tn: 8, splitK: 8 });
@@ -299,8 +328,9 @@ describe('matmul', () => {
     expect(variantForShape('subgroup:k4', 4, 3, 8)).toBe('blocked-vec4:k4');
     // the chunk (K / parts) decides the kernel: tiled-vec4's Aᵀ·B needs only M and N multiples of 4
     expect(resolveMatmulKernel('tiled-vec4:k4', 36, 20, 48, true, false)).toMatchObject({ family: 'tiled-vec4', splitK: 4 });
-    expect(resolveMatmulKernel('tiled-vec4:k4', 36, 20, 48, false, true)).not.toHaveProperty('splitK');
+    expect(resolveMatmulKernel('tiled-vec4:k4', 36, 20, 48, false, true)).toMatchObject({ family: 'tiled-vec4', splitK: 3 });
     expect(resolveMatmulKernel('tiled-vec4:k4', 36, 20, 13, true, false)).not.toHaveProperty('splitK');
+    expect(resolveMatmulKernel('blocked:k4', 36, 20, 48, false, true)).not.toHaveProperty('splitK');
     // the lavapipe K rule adds no copy to a split-K choice
     const key = gpu().adapterKey;
     const saved = matmulChoice(key);
@@ -627,21 +657,21 @@ describe('matmul', () => {
       const file = join(cacheDir, 'celluscan', 'matmul-autotune.json');
       mkdirSync(join(cacheDir, 'celluscan'), { recursive: true });
       const entry = { adapter: g.adapterKey, description: g.info.description, variant: 'blocked', timings: {}, shape: [1, 1, 1] };
-      writeFileSync(file, JSON.stringify({ version: 4, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled:k4' } } } }));
+      writeFileSync(file, JSON.stringify({ version: 5, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled:k4' } } } }));
       setMatmulVariant(g.adapterKey, undefined);
       expect(await loadMatmulTuning()).toBe('blocked');
       expect(matmulVariantFor(g.adapterKey, true, false)).toBe('tiled:k4');
       expect(matmulVariantFor(g.adapterKey, false, true)).toBe('blocked');
       // A version-1 file (products timed together, before tiled-vec4 and the per-form choice), a version-2 one
-      // (before the ':plain' candidates and the per-form table, which it would hide) and a version-3 one (before the
-      // split-K candidates and the measured NVIDIA table) are stale: no cache.
-      for (const version of [1, 2, 3]) {
+      // (before the ':plain' candidates and the per-form table, which it would hide), a version-3 one (before the
+      // split-K candidates and the measured NVIDIA table) and a version-4 one (split-K on dW only) are stale: no cache.
+      for (const version of [1, 2, 3, 4]) {
         writeFileSync(file, JSON.stringify({ version, entries: { [g.adapterKey]: { ...entry, forms: { tA: 'tiled' } } } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
       }
       for (const forms of [{ tX: 'tiled' }, { tA: 'warp' }, 'tiled']) {
-        writeFileSync(file, JSON.stringify({ version: 4, entries: { [g.adapterKey]: { ...entry, forms } } }));
+        writeFileSync(file, JSON.stringify({ version: 5, entries: { [g.adapterKey]: { ...entry, forms } } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
       }
@@ -724,7 +754,7 @@ describe('matmul', () => {
       setMatmulVariant(g.adapterKey, undefined);
       const table = matmulVariantFor(g.adapterKey);
       for (const entry of [{ description: g.info.description }, { description: g.info.description, variant: 'blocked-vec4@3x3/1x1' }, { description: g.info.description, variant: 'tiled:k1' }, { description: g.info.description, variant: 42 }]) {
-        writeFileSync(file, JSON.stringify({ version: 4, entries: { [g.adapterKey]: entry } }));
+        writeFileSync(file, JSON.stringify({ version: 5, entries: { [g.adapterKey]: entry } }));
         setMatmulVariant(g.adapterKey, undefined);
         expect(await loadMatmulTuning()).toBeUndefined();
         expect(matmulVariantFor(g.adapterKey)).toBe(table);

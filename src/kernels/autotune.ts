@@ -64,20 +64,23 @@ export const GPU_MATMUL_SHAPES = [
 export const GPU_PLAIN_CANDIDATES = ['blocked-vec4:plain', 'tiled:plain'];
 
 /**
- * GPU candidates that split a transposed-A product over K (':k<S>', matmul.ts SPLIT_K_PATTERN): tried where the tune's
- * products include one (a Linear's dW = dYᵀ·X). On the H200 (2026-11-26, tuned vit_b_16 training step at batch 32) the
- * four dW products of each block ran at 7.4–22 TFLOP/s as 36–144 workgroups of 128×128, 58 ms of a 190 ms step, where
- * the forward's 1200-workgroup x·Wᵀ ran at 30. Not on CPU adapters, where a few workgroups already fill the cores.
+ * GPU candidates that split products with few workgroups over K (':k<S>', matmul.ts SPLIT_K_PATTERN and splitKPlan).
+ * On the H200 (2026-11-26, tuned vit_b_16 training step at batch 32) the four dW products of each block ran at
+ * 7.4–22 TFLOP/s as 36–144 workgroups of 128×128, 58 ms of a 190 ms step, where the forward's 1200-workgroup x·Wᵀ ran
+ * at 30; tiled-vec4:k8 took the MLP's dW from 1.47 to 1.01 ms. The 768-wide outputs (300 workgroups, 18–20 TFLOP/s:
+ * the MLP-up tune's plain product among them) split in the other forms since; not yet timed on a GPU. Not on CPU
+ * adapters, where a few workgroups already fill the cores.
  */
-export const GPU_SPLIT_K_CANDIDATES = ['tiled-vec4:k4', 'tiled-vec4:k8', 'blocked-vec4:k4', 'blocked-vec4:k8'];
+export const GPU_SPLIT_K_CANDIDATES = ['tiled-vec4:k2', 'tiled-vec4:k4', 'tiled-vec4:k8', 'blocked-vec4:k8'];
 
 /**
  * Bump when the kernels change enough that cached timings are stale. 2: per-form choices, tiled-vec4, the padded
  * tiled kernel (a version-1 entry timed the products together and never tried them). 3: the ':plain' candidates and
  * the per-form default table (a version-2 entry never tried them, and would hide the table's forms). 4: the split-K
- * candidates (GPU_SPLIT_K_CANDIDATES) and the NVIDIA table measured on the H200.
+ * candidates (GPU_SPLIT_K_CANDIDATES) and the NVIDIA table measured on the H200. 5: split-K in every form
+ * (tiled-vec4), bounded by the workgroups: a version-4 entry timed ':k<S>' on dW only.
  */
-const CACHE_VERSION = 4;
+const CACHE_VERSION = 5;
 
 /** A product's transpose form: plain A·B, Aᵀ·B ('tA', a Linear's dW = dYᵀ·X), A·Bᵀ ('tB', its forward x·Wᵀ), Aᵀ·Bᵀ. */
 export type MatmulForm = 'plain' | 'tA' | 'tB' | 'tAtB';
@@ -502,7 +505,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
         // the table's variant through the plain-layout copy, on every adapter (DEFAULT_PLAIN_MIN_K: it wins some
         // shapes on lavapipe too)
         ...(transposed ? [tableMatmulVariant(g.adapterKey) + PLAIN_SUFFIX] : []),
-        ...(software ? [] : [...GPU_MATMUL_SHAPES, ...(transposed ? GPU_PLAIN_CANDIDATES : []), ...(products.some((p) => p.transA && !p.transB) ? GPU_SPLIT_K_CANDIDATES : [])]),
+        ...(software ? [] : [...GPU_MATMUL_SHAPES, ...(transposed ? GPU_PLAIN_CANDIDATES : []), ...GPU_SPLIT_K_CANDIDATES]),
       ]),
     ];
   const runs = opts.runs ?? 3;

@@ -33,14 +33,16 @@ export interface MatmulOptions {
 export const PLAIN_SUFFIX = ':plain';
 
 /**
- * A variant name ending in ':k<S>' (S in 2..64, e.g. 'tiled-vec4:k8') runs each product whose A is transposed and B is
- * not — a Linear's weight gradient dW = dYᵀ·X, whose output (out × in) is small beside its K (batch·tokens) — as S
- * partial products over consecutive chunks of K, summed by one reduce pass ("split-K"). Both operands are stored
- * k-major there ([K, M] and [K, N]), so a chunk of K is a contiguous block of each and the partials are one batched
- * product of the base kernel, with no kernel of its own. It buys workgroups: vit_b_16's dW products at batch 32 are
- * 36–144 blocks of 128×128 (an H200 has 132 SMs), measured at 7.4–22 TFLOP/s on the H200 against 30 for a product
- * with 1200 blocks. S is lowered to the largest divisor of K not above it (1: no split); other forms, batched or
- * biased products run the base variant as it is. Exclusive with PLAIN_SUFFIX (which makes every product plain).
+ * A variant name ending in ':k<S>' (S in 2..64, e.g. 'tiled-vec4:k8') splits a product with few workgroups over K
+ * ("split-K"): up to S partial products over consecutive chunks of K, summed by one reduce pass (splitKPlan says how
+ * far: only below SPLIT_K_TARGET_WORKGROUPS). It buys workgroups where the output is small beside K: vit_b_16's weight
+ * gradients dW = dYᵀ·X at batch 32 are 36–144 blocks of 128×128 (an H200 has 132 SMs), measured at 7.4–22 TFLOP/s on
+ * the H200 against 30 for a product with 1200 blocks; its 768-wide outputs (300 blocks) ran at 18–20.
+ * - Aᵀ·B (dW), any family: both operands are stored k-major ([K, M], [K, N]), so a chunk of K is a contiguous block of
+ *   each and the partials are one batched product of the base kernel. The chunks divide K; not with a bias.
+ * - The other forms where the base runs as tiled-vec4: one dispatch whose workgroup layers each sum a chunk of K
+ *   (a multiple of its k step) into layer t of the partials (the bias in layer 0); other families run unsplit.
+ * Batched products run the base variant as it is. Exclusive with PLAIN_SUFFIX (which makes every product plain).
  */
 export const SPLIT_K_PATTERN = /^(.*):k(\d+)$/;
 
@@ -73,7 +75,7 @@ export interface MatmulConfig {
   wgy: number;
   /** PLAIN_SUFFIX: transposed operands are copied to their plain layout and the product runs without transposes. */
   plain?: boolean;
-  /** ':k<S>': S, the most K chunks a transposed-A product is split into (SPLIT_K_PATTERN). */
+  /** ':k<S>': S, the most K chunks a product is split into (SPLIT_K_PATTERN); from resolveMatmulKernel, the chunks used. */
   splitK?: number;
 }
 
@@ -291,12 +293,12 @@ export function tiledVec4Body(tm: number, tn: number, wgx: number, wgy: number):
   const stage: string[] = [];
   const prefetch: string[] = [];
   for (let l = 0; l < la; l++) {
-    preload.push(`var ra${l} = loadA(aBase, m0, 0u, li + ${l * nt}u);`);
+    preload.push(`var ra${l} = loadA(aBase, m0, kBegin, li + ${l * nt}u);`);
     stage.push(`storeA(li + ${l * nt}u, ra${l});`);
     prefetch.push(`ra${l} = loadA(aBase, m0, k0 + BK, li + ${l * nt}u);`);
   }
   for (let l = 0; l < lb; l++) {
-    preload.push(`var rb${l} = loadB(bBase, n0, 0u, li + ${l * nt}u);`);
+    preload.push(`var rb${l} = loadB(bBase, n0, kBegin, li + ${l * nt}u);`);
     stage.push(`storeB(li + ${l * nt}u, rb${l});`);
     prefetch.push(`rb${l} = loadB(bBase, n0, k0 + BK, li + ${l * nt}u);`);
   }
@@ -326,17 +328,73 @@ export function tiledVec4Body(tm: number, tn: number, wgx: number, wgy: number):
   return { PRELOAD: ind(preload, 2), STAGE: ind(stage, 4), PREFETCH: ind(prefetch, 6), DECL: ind(decl, 2), INNER: ind(inner, 4), STORE: ind(store, 2) };
 }
 
+/** Workgroups (x, y) of one product of M × N outputs under a resolved config (`sg`: the device's subgroup size). */
+export function matmulGrid(cfg: MatmulConfig, M: number, N: number, sg: number | null = subgroupSize()): [number, number] {
+  switch (cfg.family) {
+    case 'naive':
+      return [Math.ceil(N / 8), Math.ceil(M / 8)];
+    case 'tiled':
+    case 'tiled-vec4':
+      return [Math.ceil(N / (cfg.tn * cfg.wgx)), Math.ceil(M / (cfg.tm * cfg.wgy))];
+    case 'subgroup':
+      return [Math.ceil(N / (sg! * cfg.tn)), Math.ceil(M / (cfg.tm * sg! * cfg.wgy))];
+    default:
+      return [Math.ceil(Math.ceil(N / cfg.tn) / cfg.wgx), Math.ceil(Math.ceil(M / cfg.tm) / cfg.wgy)];
+  }
+}
+
+/**
+ * A ':k<S>' variant splits a product only while it has fewer workgroups than this, and into no more parts than bring it
+ * to about this many: ~8 per SM of an H100 or H200 (132 SMs), where a tiled-vec4 workgroup of 128×128 outputs fits
+ * about twice per SM — four waves or more, so a last partial wave costs at most a quarter. vit_b_16's products at
+ * batch 32: dW 36–144 workgroups (split 8 ways), the 768-wide outputs 300 (4 ways), the rest 900–1200 (not split).
+ */
+export const SPLIT_K_TARGET_WORKGROUPS = 1024;
+
+/** How a ':k<S>' variant runs a product (splitKPlan): the number of K chunks and the chunk length. */
+export interface SplitKPlan {
+  /** 'chunks': Aᵀ·B as a batched product over contiguous blocks of K (any family, parts dividing K); 'kc': one
+   * tiled-vec4 dispatch whose workgroup layers each sum a chunk of kc (a multiple of its k step, 8). */
+  how: 'chunks' | 'kc';
+  parts: number;
+  kc: number;
+}
+
+/**
+ * The split a ':k<S>' variant makes of one unbatched M × N × K product, or null where it runs unsplit: S is an upper
+ * bound, lowered to what brings the workgroups to SPLIT_K_TARGET_WORKGROUPS (none where they are that many already).
+ * Aᵀ·B splits in any family (parts: the largest divisor of K not above that); the other forms only where the base
+ * runs as tiled-vec4 (its kernel takes a chunk per layer of workgroups), into chunks of a multiple of 8.
+ */
+export function splitKPlan(variant: string, M: number, N: number, K: number, transA = false, transB = false): SplitKPlan | null {
+  const split = splitKOf(variant);
+  if (!split) return null;
+  const cfg = resolveMatmulKernel(variantForShape(split.base, M, N), M, N, K, transA, transB);
+  const [gx, gy] = matmulGrid(cfg, M, N);
+  const want = Math.min(split.parts, Math.ceil(SPLIT_K_TARGET_WORKGROUPS / (gx * gy)));
+  if (want < 2) return null;
+  if (transA && !transB) {
+    const parts = splitKParts(K, want);
+    return parts > 1 ? { how: 'chunks', parts, kc: K / parts } : null;
+  }
+  if (cfg.family !== 'tiled-vec4') return null;
+  const kc = Math.ceil(K / want / 8) * 8;
+  const parts = Math.ceil(K / kc);
+  return parts > 1 ? { how: 'kc', parts, kc } : null;
+}
+
 /**
  * The kernel a variant actually runs for this problem on this device: blocked-vec4 falls back to blocked and
  * tiled-vec4 to tiled when their vec4 loads would be misaligned, subgroup to tiled-vec4 (aligned) or blocked without a
  * fixed subgroup size.
  */
 export function resolveMatmulKernel(variant: string, M: number, N: number, K: number, transA = false, transB = false): MatmulConfig {
-  // ':k<S>': the base kernel runs each chunk's product (of K / parts), where the split applies
+  // ':k<S>': the base kernel, on each chunk's product where the split applies (splitKPlan); splitK: the parts
   const split = splitKOf(variant);
   if (split) {
-    const parts = transA && !transB ? splitKParts(K, split.parts) : 1;
-    return parts > 1 ? { ...resolveMatmulKernel(split.base, M, N, K / parts, transA, transB), splitK: parts } : resolveMatmulKernel(split.base, M, N, K, transA, transB);
+    const plan = splitKPlan(variant, M, N, K, transA, transB);
+    if (!plan) return resolveMatmulKernel(split.base, M, N, K, transA, transB);
+    return { ...resolveMatmulKernel(split.base, M, N, plan.how === 'chunks' ? plan.kc : K, transA, transB), splitK: plan.parts };
   }
   // with PLAIN_SUFFIX the kernel multiplies the copies, without transposes
   if (variant.endsWith(PLAIN_SUFFIX)) return { ...resolveMatmulKernel(variant.slice(0, -PLAIN_SUFFIX.length), M, N, K), plain: true };
@@ -430,65 +488,73 @@ function matmulWith(a: GpuArray, b: GpuArray, opts: MatmulOptions, auto?: string
     }
   }
   const split = splitKOf(chosen);
+  // ':k<S>' (splitKPlan): unbatched products without a bias in the 'chunks' way, the 'kc' one with or without
+  let kcPlan: SplitKPlan | null = null;
   if (split) {
-    // ':k<S>': a 2-D Aᵀ·B (A [K, M], B [K, N]) as `parts` products over consecutive K chunks, one batched call of the
-    // base variant into [parts, M, N], then summed (alpha applied in each chunk's store: the sum is linear)
-    const parts = transA && !transB && a.rank === 2 && b.rank === 2 && !bias ? splitKParts(K, split.parts) : 1;
-    if (parts === 1) return byBase(a, b, split.base);
-    const a3 = a.view([parts, K / parts, M]);
-    const b3 = b.view([parts, K / parts, N]);
-    let partial: GpuArray;
-    try {
-      partial = byBase(a3, b3, split.base);
-    } finally {
-      a3.dispose();
-      b3.dispose();
+    const plan = batch === 1 ? splitKPlan(chosen, M, N, K, transA, transB) : null;
+    if (plan?.how === 'chunks' && a.rank === 2 && b.rank === 2 && !bias) {
+      // a 2-D Aᵀ·B (A [K, M], B [K, N]) as `parts` products over consecutive K chunks, one batched call of the base
+      // variant into [parts, M, N], then summed (alpha applied in each chunk's store: the sum is linear)
+      const a3 = a.view([plan.parts, plan.kc, M]);
+      const b3 = b.view([plan.parts, plan.kc, N]);
+      let partial: GpuArray;
+      try {
+        partial = byBase(a3, b3, split.base);
+      } finally {
+        a3.dispose();
+        b3.dispose();
+      }
+      try {
+        return sum(partial, [0]);
+      } finally {
+        partial.dispose();
+      }
     }
-    try {
-      return sum(partial, [0]);
-    } finally {
-      partial.dispose();
-    }
+    if (plan?.how !== 'kc') return byBase(a, b, split.base);
+    kcPlan = plan;
   }
   const variant = opts.variant ?? variantForShape(chosen, M, N);
-  const out = GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
+  // with a 'kc' split: the partials [parts, M, N] (workgroup layer t sums k in [t·kc, t·kc + kc); the bias in layer 0)
+  const out = kcPlan ? GpuArray.empty([kcPlan.parts, M, N], 'matmul partials') : GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
   const cfg = resolveMatmulKernel(variant, M, N, K, transA, transB);
   const sg = subgroupSize();
   const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
-  let gx: number;
-  let gy: number;
   let generated: (() => Record<string, string>) | undefined;
   const shader = `matmul_${cfg.family.replace('-', '_')}`;
-  if (cfg.family === 'naive') {
-    gx = Math.ceil(N / 8);
-    gy = Math.ceil(M / 8);
-  } else if (cfg.family === 'tiled') {
+  if (cfg.family === 'tiled') {
     const bk = tiledBK(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
     Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk, PAD: tiledPad(bk) });
     generated = () => tiledBody(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy, bk);
-    gx = Math.ceil(N / (cfg.tn * cfg.wgx));
-    gy = Math.ceil(M / (cfg.tm * cfg.wgy));
   } else if (cfg.family === 'tiled-vec4') {
     Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, SA4: tiledVec4Stride(cfg.tm * cfg.wgy), SB4: tiledVec4Stride(cfg.tn * cfg.wgx) });
     generated = () => tiledVec4Body(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
-    gx = Math.ceil(N / (cfg.tn * cfg.wgx));
-    gy = Math.ceil(M / (cfg.tm * cfg.wgy));
   } else if (cfg.family === 'subgroup') {
     Object.assign(defs, { SG: sg!, RM: cfg.tm * sg!, CN: cfg.tn * sg!, WGY: cfg.wgy });
     generated = () => subgroupBody(cfg.tm, cfg.tn, sg!);
-    gx = Math.ceil(N / (sg! * cfg.tn));
-    gy = Math.ceil(M / (cfg.tm * sg! * cfg.wgy));
-  } else {
+  } else if (cfg.family !== 'naive') {
     Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy });
-    gx = Math.ceil(Math.ceil(N / cfg.tn) / cfg.wgx);
-    gy = Math.ceil(Math.ceil(M / cfg.tm) / cfg.wgy);
   }
+  const [gx, gy] = matmulGrid(cfg, M, N, sg);
   const p = pipeline(shader, defs, 'main', generated);
   const buffers = [a.buffer, b.buffer, (bias ?? a).buffer, out.buffer];
   const maxZ = g.limits.maxComputeWorkgroupsPerDimension;
+  const label = `matmul ${cfg.family} ${batch > 1 ? `${batch}×` : ''}${M}×${N}×${K}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`;
+  if (kcPlan) {
+    // (parts ≤ 64 layers: one dispatch)
+    dispatch(`${label} split-K ${kcPlan.parts}`, p, buffers, packUniforms([['u32', M], ['u32', N], ['u32', K], ['u32', 0], ['u32', 0], ['f32', alpha], ['u32', kcPlan.kc]]), [gx, gy, kcPlan.parts]);
+    try {
+      const summed = sum(out, [0]);
+      if (fmt(summed.shape) === fmt([...d.batchShape, d.M, N])) return summed;
+      const shaped = summed.view([...d.batchShape, d.M, N]); // a folded batch
+      summed.dispose();
+      return shaped;
+    } finally {
+      out.dispose();
+    }
+  }
   for (let z0 = 0; z0 < batch; z0 += maxZ) {
-    const u = packUniforms([['u32', M], ['u32', N], ['u32', K], ['u32', d.bBatched ? 1 : 0], ['u32', z0], ['f32', alpha]]);
-    dispatch(`matmul ${cfg.family} ${batch > 1 ? `${batch}×` : ''}${M}×${N}×${K}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`, p, buffers, u, [gx, gy, Math.min(maxZ, batch - z0)]);
+    const u = packUniforms([['u32', M], ['u32', N], ['u32', K], ['u32', d.bBatched ? 1 : 0], ['u32', z0], ['f32', alpha], ['u32', 0]]);
+    dispatch(label, p, buffers, u, [gx, gy, Math.min(maxZ, batch - z0)]);
   }
   return out;
 }

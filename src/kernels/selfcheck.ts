@@ -72,6 +72,21 @@ function cases(): Case[] {
       },
     });
   }
+  // Split-K (':k<S>', the dW form's default on NVIDIA and a GPU tune candidate in every form): each form in tiled-vec4
+  // with few workgroups, so the K chunks and the reduce run (a bias, added in one chunk's layer only, where allowed).
+  for (const [transA, transB] of [[false, false], [false, true], [true, false]] as const) {
+    const [m, k, n] = [36, 200, 20];
+    out.push({
+      kernel: 'matmul tiled-vec4:k4', shape: `${m}×${k}×${n}${transA ? ' tA' : transB ? ' tB' : ''}`, atol: 1e-5 * Math.max(1, k / 100), rtol: 1e-4,
+      run: async () => {
+        const a = r(m * k, 10), b = r(k * n, 11), bias = transA ? undefined : r(n, 12);
+        const aS = transA ? [k, m] : [m, k];
+        const bS = transB ? [n, k] : [k, n];
+        const y = matmul(up(a, aS), up(b, bS), { transA, transB, variant: 'tiled-vec4:k4', bias: bias && up(bias, [n]) });
+        return [await y.read(), matmulRef(a, aS, b, bS, { transA, transB, bias })];
+      },
+    });
+  }
   for (const [rows, cols] of [[1, 1], [7, 13], [13, 197], [3, 1000]]) {
     out.push({
       kernel: 'softmax', shape: `${rows}×${cols}`, atol: 1e-7, rtol: 1e-5,
