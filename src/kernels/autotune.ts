@@ -321,6 +321,37 @@ export async function readTuningFile<T extends { version: number }>(fileName: st
   return empty();
 }
 
+/**
+ * A tuning cache of results by adapter and by key (a shape, a kernel and row length): the file holds
+ * `{ version, entries: { [adapter key]: { description, [field]: { [key]: result } } } }`. Results written under another
+ * adapter description (another driver or card behind the same key) are not this adapter's; a missing, stale or
+ * malformed file reads as empty. `adapter` is the current one's key and description (gpu()).
+ */
+export function keyedTuningCache<T>(fileName: string, version: number, field: string) {
+  type Entry = { description: string } & Record<string, unknown>;
+  type File = { version: number; entries: Record<string, Entry> };
+  const read = async (): Promise<File> => {
+    const c = await readTuningFile<File>(fileName, version, () => ({ version, entries: {} }));
+    return c.entries && typeof c.entries === 'object' ? c : { version, entries: {} };
+  };
+  const itemsOf = (e: Entry | undefined, description: string): Record<string, T> => {
+    const items = e && e.description === description ? e[field] : undefined;
+    return items && typeof items === 'object' ? (items as Record<string, T>) : {};
+  };
+  return {
+    /** This adapter's results by key (empty when none, or written for another description). */
+    async results(adapter: { key: string; description: string }): Promise<Record<string, T>> {
+      return itemsOf((await read()).entries[adapter.key], adapter.description);
+    },
+    /** Store one result under `key` for this adapter, keeping its others (those of another description are dropped). */
+    async save(adapter: { key: string; description: string }, key: string, result: T): Promise<void> {
+      const c = await read();
+      c.entries[adapter.key] = { description: adapter.description, [field]: { ...itemsOf(c.entries[adapter.key], adapter.description), [key]: result } };
+      await writeTuningFile(fileName, c);
+    },
+  };
+}
+
 /** Write a tuning cache file atomically (temporary file + rename); a read-only home only costs a re-tune next time. */
 export async function writeTuningFile(fileName: string, content: unknown): Promise<void> {
   const n = await nodeFs(fileName);

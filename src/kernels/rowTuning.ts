@@ -3,7 +3,7 @@
 // measured choice for a kernel and row length when there is one, else the per-adapter table. As with matmul and
 // attention, nothing tunes by itself: a command loads the cache when it starts the GPU (src/cli/tune.ts loadTunings).
 import { gpu } from './device.js';
-import { readTuningFile, writeTuningFile } from './autotune.js';
+import { keyedTuningCache } from './autotune.js';
 
 /** The row kernels a tune chooses for (forward and backward share the choice); cross-entropy keeps the table's. */
 export const TUNED_ROW_KERNELS = ['softmax', 'layernorm'] as const;
@@ -30,12 +30,9 @@ export interface RowTuneResult {
 
 const CACHE_VERSION = 1;
 export const ROW_CACHE_FILE = 'rows-autotune.json';
-
-interface CacheFile {
-  version: number;
-  /** adapter key → { description, choices: `${kernel}:${cols}` → result } */
-  entries: Record<string, { description: string; choices: Record<string, RowTuneResult> }>;
-}
+/** On disk: adapter key → { description, choices: `${kernel}:${cols}` → result } (keyedTuningCache). */
+const cache = keyedTuningCache<RowTuneResult>(ROW_CACHE_FILE, CACHE_VERSION, 'choices');
+const here = () => ({ key: gpu().adapterKey, description: gpu().info.description });
 
 /** adapter key → `${kernel}:${cols}` → variant name (never 'library': that is the absence of an entry). */
 const tuned = new Map<string, Map<string, string>>();
@@ -65,28 +62,15 @@ export function clearRowChoices(): void {
   tuned.clear();
 }
 
-const emptyCache = (): CacheFile => ({ version: CACHE_VERSION, entries: {} });
-async function readCache(): Promise<CacheFile> {
-  const c = await readTuningFile<CacheFile>(ROW_CACHE_FILE, CACHE_VERSION, emptyCache);
-  return c.entries && typeof c.entries === 'object' ? c : emptyCache();
-}
-
 /** The cached result for a kernel and row length on this adapter (same adapter description), if any. */
 export async function cachedRowResult(kernel: TunedRowKernel, cols: number): Promise<RowTuneResult | undefined> {
-  const g = gpu();
-  const e = (await readCache()).entries[g.adapterKey];
-  return e && e.description === g.info.description ? e.choices?.[rowChoiceKey(kernel, cols)] : undefined;
+  return (await cache.results(here()))[rowChoiceKey(kernel, cols)];
 }
 
 /** Record a measured result in memory and in the cache file. */
 export async function saveRowResult(r: RowTuneResult): Promise<void> {
-  const g = gpu();
-  setRowChoice(r.kernel, r.cols, r.choice, g.adapterKey);
-  const cache = await readCache();
-  const entry = cache.entries[g.adapterKey]?.description === g.info.description ? cache.entries[g.adapterKey] : { description: g.info.description, choices: {} };
-  entry.choices = { ...(entry.choices ?? {}), [rowChoiceKey(r.kernel, r.cols)]: { ...r, fromCache: false } };
-  cache.entries[g.adapterKey] = entry;
-  await writeTuningFile(ROW_CACHE_FILE, cache);
+  setRowChoice(r.kernel, r.cols, r.choice, gpu().adapterKey);
+  await cache.save(here(), rowChoiceKey(r.kernel, r.cols), { ...r, fromCache: false });
 }
 
 /**
@@ -95,10 +79,8 @@ export async function saveRowResult(r: RowTuneResult): Promise<void> {
  */
 export async function loadRowTuning(valid: (variant: string) => boolean): Promise<number> {
   const g = gpu();
-  const e = (await readCache()).entries[g.adapterKey];
-  if (!e || e.description !== g.info.description || !e.choices || typeof e.choices !== 'object') return 0;
   let n = 0;
-  for (const r of Object.values(e.choices)) {
+  for (const r of Object.values(await cache.results(here()))) {
     if (!r || !(TUNED_ROW_KERNELS as readonly string[]).includes(r.kernel) || !Number.isInteger(r.cols) || typeof r.choice !== 'string') continue;
     if (r.choice !== 'library' && !valid(r.choice)) continue;
     setRowChoice(r.kernel, r.cols, r.choice, g.adapterKey);

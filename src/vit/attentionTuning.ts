@@ -7,7 +7,7 @@
 import * as ops from '../autograd/ops.js';
 import { noGrad, Tensor } from '../autograd/tensor.js';
 import { ATTENTION_VARIANTS, defaultAttentionVariant } from '../kernels/attention.js';
-import { readTuningFile, timeCandidate, writeTuningFile } from '../kernels/autotune.js';
+import { keyedTuningCache, timeCandidate } from '../kernels/autotune.js';
 import { gpu, hasGpu, isSoftwareAdapter } from '../kernels/device.js';
 import { sync } from '../kernels/encoder.js';
 import { subgroupSize } from '../kernels/matmul.js';
@@ -144,16 +144,9 @@ export interface AttentionTuneResult {
   fromCache: boolean;
 }
 
-interface CacheFile {
-  version: number;
-  /** adapter key → { description, shapes: shape key → result } */
-  entries: Record<string, { description: string; shapes: Record<string, AttentionTuneResult> }>;
-}
-const emptyCache = (): CacheFile => ({ version: CACHE_VERSION, entries: {} });
-async function readCache(): Promise<CacheFile> {
-  const c = await readTuningFile<CacheFile>(CACHE_FILE, CACHE_VERSION, emptyCache);
-  return c.entries && typeof c.entries === 'object' ? c : emptyCache();
-}
+/** On disk: adapter key → { description, shapes: shape key → result } (keyedTuningCache). */
+const cache = keyedTuningCache<AttentionTuneResult>(CACHE_FILE, CACHE_VERSION, 'shapes');
+const here = () => ({ key: gpu().adapterKey, description: gpu().info.description });
 
 /** The fused candidates worth timing on this adapter (the default one first). */
 export function defaultAttentionCandidates(): string[] {
@@ -171,10 +164,8 @@ export function defaultAttentionCandidates(): string[] {
  */
 export async function loadAttentionTuning(): Promise<number> {
   const g = gpu();
-  const e = (await readCache()).entries[g.adapterKey];
-  if (!e || e.description !== g.info.description || !e.shapes || typeof e.shapes !== 'object') return 0;
   let n = 0;
-  for (const r of Object.values(e.shapes)) {
+  for (const r of Object.values(await cache.results(here()))) {
     const m = /^N(\d+) D(\d+) (train|infer)$/.exec(r?.shape ?? '');
     if (!m || !r.choice) continue;
     try {
@@ -253,8 +244,7 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
   // A cached result answers only the question it measured: the same batch and heads (the ranking changes with the
   // batch), with the default candidates.
   if (!opts.force && opts.candidates === undefined) {
-    const e = (await readCache()).entries[g.adapterKey];
-    const c = e && e.description === g.info.description ? e.shapes?.[shapeKey] : undefined;
+    const c = (await cache.results(here()))[shapeKey];
     if (c?.choice && c.batch === B && c.heads === H) {
       try {
         setAttentionChoice(g.adapterKey, N, D, mode, c.choice);
@@ -308,10 +298,6 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
   const choice = pick === 'explicit' ? { path: 'explicit' as const } : { path: 'fused' as const, variant: pick };
   setAttentionChoice(g.adapterKey, N, D, mode, choice);
   const result: AttentionTuneResult = { adapter: g.adapterKey, shape: shapeKey, mode, batch: B, heads: H, choice, timings, failed, fromCache: false };
-  const cache = await readCache();
-  const entry = cache.entries[g.adapterKey]?.description === g.info.description ? cache.entries[g.adapterKey] : { description: g.info.description, shapes: {} };
-  entry.shapes = { ...(entry.shapes ?? {}), [shapeKey]: result };
-  cache.entries[g.adapterKey] = entry;
-  await writeTuningFile(CACHE_FILE, cache);
+  await cache.save(here(), shapeKey, result);
   return result;
 }
