@@ -104,7 +104,7 @@ export async function benchMatmul(opts: BenchMatmulOptions): Promise<object> {
     ...(transB ? { transB } : {}),
     variant,
     /** The kernel that ran (a variant can fall back, e.g. blocked-vec4 on unaligned shapes). */
-    kernel: resolveMatmulKernel(variant, m, n, k, transA, transB).family,
+    kernel: kernelRan(variant, m, n, k, transA, transB, batch, !!opts.sharedB),
     adapter: g.adapterKey,
     device: g.info.description,
     gflops: flops / t.bestWallMs / 1e6,
@@ -149,6 +149,15 @@ export interface MatmulCompareResult {
   checked: 'operands' | 'small shapes';
   rounds: number;
   rows: MatmulCompareRow[];
+}
+
+/** The kernel a variant runs for this product, with the copy or the split-K it makes ('tiled-vec4 (split-K 4)'). */
+function kernelRan(variant: string, m: number, n: number, k: number, transA: boolean, transB: boolean, batch: number, sharedB: boolean): string {
+  // matmul() runs a batch over a shared B with an untransposed A as one product of batch·m rows; other batches unsplit
+  const folded = batch > 1 && sharedB && !transA;
+  const cfg = resolveMatmulKernel(variant, folded ? batch * m : m, n, k, transA, transB);
+  const copy = cfg.plain && (transA || transB) ? ' (plain copy)' : '';
+  return cfg.family + copy + (cfg.splitK && (batch === 1 || folded) ? ` (split-K ${cfg.splitK})` : '');
 }
 
 /** Products up to this many multiply-adds are checked against the float64 reference on the timed operands (~1–2 s of JS). */
@@ -209,7 +218,7 @@ export async function compareMatmulVariants(opts: BenchMatmulOptions & { variant
     const t = times.get(v)!;
     const gpuMs = gpuClock ? median(t.gpu) : null;
     const ms = gpuMs ?? Math.min(...t.wall);
-    return { variant: v, kernel: resolveMatmulKernel(v, m, n, k, transA, transB).family + (parseMatmulVariant(v).plain && (transA || transB) ? ' (plain copy)' : ''), median_ms: median(t.wall), best_ms: Math.min(...t.wall), gpu_ms: gpuMs, gflops: flops / ms / 1e6, vs_first: 0 };
+    return { variant: v, kernel: kernelRan(v, m, n, k, transA, transB, batch, !!opts.sharedB), median_ms: median(t.wall), best_ms: Math.min(...t.wall), gpu_ms: gpuMs, gflops: flops / ms / 1e6, vs_first: 0 };
   });
   for (const r of rows) r.vs_first = (rows[0].gpu_ms ?? rows[0].best_ms) / (r.gpu_ms ?? r.best_ms);
   const shape = `${batch > 1 ? `${batch}×` : ''}${m}×${n}×${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${opts.sharedB ? ' (b shared)' : ''}`;

@@ -25,6 +25,11 @@ describe('bench matmul', () => {
       expect(x.gflops).toBeCloseTo((2 * 7 * 17 * 13 * 16) / ms(x) / 1e6, 9);
     }
     expect(r.clock).toBe(r.rows.every((x) => x.gpu_ms !== null) ? 'timestamp-query (median)' : 'wall clock (best)');
+    // the kernel column names a split-K where one runs: Aᵀ·B in 4 chunks of 12; the batched product above runs unsplit
+    const split = await compareMatmulVariants({ m: 20, n: 12, k: 48, transA: true, variants: ['blocked:k4', 'tiled-vec4:k4'], runs: 1 });
+    expect(split.rows.map((x) => x.kernel)).toEqual(['blocked (split-K 4)', 'tiled-vec4 (split-K 4)']);
+    const batched = await compareMatmulVariants({ m: 20, n: 12, k: 48, batch: 2, transA: true, variants: ['blocked:k4'], runs: 1 });
+    expect(batched.rows[0].kernel).toBe('blocked');
     await expect(compareMatmulVariants({ m: 4, n: 4, k: 4, variants: ['subgroup', 'warp'] })).rejects.toThrow(/unknown variant 'warp'/);
     await expect(compareMatmulVariants({ m: 4, n: 4, k: 4, variants: [] })).rejects.toThrow(/no variants/);
   }, 240_000);
