@@ -1,0 +1,39 @@
+// The benchmark suite's runner (bench/suite.ts runSuite): what a caller sees after each bench, so that a run cut short
+// (a time limit on a borrowed GPU) keeps the benches it finished, and how a partial run merges into a recorded file.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { recordSuite, runSuite, type SuiteResult } from '../bench/suite.js';
+import { useGpu } from './gpu.js';
+
+useGpu();
+
+describe('bench suite', () => {
+  it('hands the result so far to afterEach after every bench, each a snapshot; the recorded file merges them', async () => {
+    const seen: SuiteResult[] = [];
+    const dir = mkdtempSync(join(tmpdir(), 'suite-'));
+    try {
+      const files: string[][] = [];
+      const result = await runSuite(['gelu', 'softmax'], { quick: true, runs: 1, peers: false }, () => {}, async (s) => {
+        seen.push(s);
+        files.push(await recordSuite(s, { dir, name: 'partial' }));
+      });
+      expect(seen.map((s) => [...new Set(s.rows.map((r) => r.bench))])).toEqual([['gelu'], ['gelu', 'softmax']]);
+      // snapshots: a later bench does not change what an earlier call was given
+      expect(seen[0].rows.every((r) => r.bench === 'gelu')).toBe(true);
+      expect(result.rows).toEqual(seen[1].rows);
+      // after the first bench the file held gelu's rows alone; after the second, both (atomic rewrites of one file)
+      expect(files[0]).toEqual(files[1]);
+      const recorded = JSON.parse(readFileSync(join(dir, 'partial.json'), 'utf8')) as SuiteResult;
+      expect(recorded.rows.map((r) => `${r.bench} ${r.case} ${r.variant}`)).toEqual(result.rows.map((r) => `${r.bench} ${r.case} ${r.variant}`));
+      // a later run of one bench replaces that bench's rows and keeps the others'
+      await recordSuite({ ...seen[0], rows: seen[0].rows.map((r) => ({ ...r, value: -1 })) }, { dir, name: 'partial' });
+      const merged = JSON.parse(readFileSync(join(dir, 'partial.json'), 'utf8')) as SuiteResult;
+      expect(merged.rows.filter((r) => r.bench === 'gelu').every((r) => r.value === -1)).toBe(true);
+      expect(merged.rows.filter((r) => r.bench === 'softmax').length).toBe(result.rows.filter((r) => r.bench === 'softmax').length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
