@@ -104,9 +104,10 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
         const { parseMatmulVariant, splitKOf, splitKPlan } = await import('../src/kernels/matmul.js');
         const forms = linearProducts(32 * 197, 768, 3072, true);
         // The library's variant for each form (a tune can choose one per form) and the other GPU families.
-        const all = [...new Set([...forms.map((p) => matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k)), 'blocked-vec4', 'tiled', 'tiled-vec4', ...GPU_PLAIN_CANDIDATES, ...GPU_SPLIT_K_CANDIDATES])];
-        for (const p of forms) {
-          const library = matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k);
+        const libraries = forms.map((p) => matmulVariantForProduct(roof.adapter, !!p.transA, !!p.transB, p.k));
+        const all = [...new Set([...libraries, 'blocked-vec4', 'tiled', 'tiled-vec4', ...GPU_PLAIN_CANDIDATES, ...GPU_SPLIT_K_CANDIDATES])];
+        for (const [i, p] of forms.entries()) {
+          const library = libraries[i];
           // a plain-layout variant is its base kernel on the plain product, a split-K one where it does not split
           // (splitKPlan: enough workgroups already): not timed there
           const vs = all.filter((v) => v === library || ((p.transA || p.transB || !parseMatmulVariant(v).plain) && (!splitKOf(v) || splitKPlan(v, p.m, p.n, p.k, p.transA, p.transB))));

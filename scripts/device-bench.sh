@@ -10,8 +10,9 @@
 # Each step has its own time limit, so one that hangs cannot take the rest with it.
 set -uo pipefail
 # The device tool brings back at most 8 files from $OUT, and nothing a call's time limit cut off before it was copied:
-# every output is written under $W, and $OUT/out.tgz is re-packed (atomically) after each step and every 20 s during
-# the suite, so a run stopped at any point returns what it had. FINAL_OUT is where the tarball goes.
+# every output is written under a working $OUT (/tmp/device-bench-out), and the tool's $OUT (kept as FINAL_OUT) gets
+# out.tgz, re-packed (atomically) after each step and every 20 s during the suite: a run stopped at any point returns
+# what it had.
 FINAL_OUT=${OUT:-/tmp/out}; mkdir -p "$FINAL_OUT"
 OUT=/tmp/device-bench-out; rm -rf "$OUT"; mkdir -p "$OUT/results"
 snap() { tar -czf "$FINAL_OUT/out.tgz.tmp" -C "$OUT" . 2>/dev/null && mv "$FINAL_OUT/out.tgz.tmp" "$FINAL_OUT/out.tgz"; }

@@ -325,7 +325,7 @@ export async function readTuningFile<T extends { version: number }>(fileName: st
  * A tuning cache of results by adapter and by key (a shape, a kernel and row length): the file holds
  * `{ version, entries: { [adapter key]: { description, [field]: { [key]: result } } } }`. Results written under another
  * adapter description (another driver or card behind the same key) are not this adapter's; a missing, stale or
- * malformed file reads as empty. `adapter` is the current one's key and description (gpu()).
+ * malformed file reads as empty. "This adapter" is the current device's (gpu()).
  */
 export function keyedTuningCache<T>(fileName: string, version: number, field: string) {
   type Entry = { description: string } & Record<string, unknown>;
@@ -340,13 +340,15 @@ export function keyedTuningCache<T>(fileName: string, version: number, field: st
   };
   return {
     /** This adapter's results by key (empty when none, or written for another description). */
-    async results(adapter: { key: string; description: string }): Promise<Record<string, T>> {
-      return itemsOf((await read()).entries[adapter.key], adapter.description);
+    async results(): Promise<Record<string, T>> {
+      const g = gpu();
+      return itemsOf((await read()).entries[g.adapterKey], g.info.description);
     },
     /** Store one result under `key` for this adapter, keeping its others (those of another description are dropped). */
-    async save(adapter: { key: string; description: string }, key: string, result: T): Promise<void> {
+    async save(key: string, result: T): Promise<void> {
+      const g = gpu();
       const c = await read();
-      c.entries[adapter.key] = { description: adapter.description, [field]: { ...itemsOf(c.entries[adapter.key], adapter.description), [key]: result } };
+      c.entries[g.adapterKey] = { description: g.info.description, [field]: { ...itemsOf(c.entries[g.adapterKey], g.info.description), [key]: result } };
       await writeTuningFile(fileName, c);
     },
   };

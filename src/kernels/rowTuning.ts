@@ -32,7 +32,6 @@ const CACHE_VERSION = 1;
 export const ROW_CACHE_FILE = 'rows-autotune.json';
 /** On disk: adapter key → { description, choices: `${kernel}:${cols}` → result } (keyedTuningCache). */
 const cache = keyedTuningCache<RowTuneResult>(ROW_CACHE_FILE, CACHE_VERSION, 'choices');
-const here = () => ({ key: gpu().adapterKey, description: gpu().info.description });
 
 /** adapter key → `${kernel}:${cols}` → variant name (never 'library': that is the absence of an entry). */
 const tuned = new Map<string, Map<string, string>>();
@@ -64,13 +63,13 @@ export function clearRowChoices(): void {
 
 /** The cached result for a kernel and row length on this adapter (same adapter description), if any. */
 export async function cachedRowResult(kernel: TunedRowKernel, cols: number): Promise<RowTuneResult | undefined> {
-  return (await cache.results(here()))[rowChoiceKey(kernel, cols)];
+  return (await cache.results())[rowChoiceKey(kernel, cols)];
 }
 
 /** Record a measured result in memory and in the cache file. */
 export async function saveRowResult(r: RowTuneResult): Promise<void> {
   setRowChoice(r.kernel, r.cols, r.choice, gpu().adapterKey);
-  await cache.save(here(), rowChoiceKey(r.kernel, r.cols), { ...r, fromCache: false });
+  await cache.save(rowChoiceKey(r.kernel, r.cols), { ...r, fromCache: false });
 }
 
 /**
@@ -80,7 +79,7 @@ export async function saveRowResult(r: RowTuneResult): Promise<void> {
 export async function loadRowTuning(valid: (variant: string) => boolean): Promise<number> {
   const g = gpu();
   let n = 0;
-  for (const r of Object.values(await cache.results(here()))) {
+  for (const r of Object.values(await cache.results())) {
     if (!r || !(TUNED_ROW_KERNELS as readonly string[]).includes(r.kernel) || !Number.isInteger(r.cols) || typeof r.choice !== 'string') continue;
     if (r.choice !== 'library' && !valid(r.choice)) continue;
     setRowChoice(r.kernel, r.cols, r.choice, g.adapterKey);

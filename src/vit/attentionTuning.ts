@@ -146,7 +146,6 @@ export interface AttentionTuneResult {
 
 /** On disk: adapter key → { description, shapes: shape key → result } (keyedTuningCache). */
 const cache = keyedTuningCache<AttentionTuneResult>(CACHE_FILE, CACHE_VERSION, 'shapes');
-const here = () => ({ key: gpu().adapterKey, description: gpu().info.description });
 
 /** The fused candidates worth timing on this adapter (the default one first). */
 export function defaultAttentionCandidates(): string[] {
@@ -165,7 +164,7 @@ export function defaultAttentionCandidates(): string[] {
 export async function loadAttentionTuning(): Promise<number> {
   const g = gpu();
   let n = 0;
-  for (const r of Object.values(await cache.results(here()))) {
+  for (const r of Object.values(await cache.results())) {
     const m = /^N(\d+) D(\d+) (train|infer)$/.exec(r?.shape ?? '');
     if (!m || !r.choice) continue;
     try {
@@ -244,7 +243,7 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
   // A cached result answers only the question it measured: the same batch and heads (the ranking changes with the
   // batch), with the default candidates.
   if (!opts.force && opts.candidates === undefined) {
-    const c = (await cache.results(here()))[shapeKey];
+    const c = (await cache.results())[shapeKey];
     if (c?.choice && c.batch === B && c.heads === H) {
       try {
         setAttentionChoice(g.adapterKey, N, D, mode, c.choice);
@@ -298,6 +297,6 @@ export async function autotuneAttention(opts: AttentionTuneOptions): Promise<Att
   const choice = pick === 'explicit' ? { path: 'explicit' as const } : { path: 'fused' as const, variant: pick };
   setAttentionChoice(g.adapterKey, N, D, mode, choice);
   const result: AttentionTuneResult = { adapter: g.adapterKey, shape: shapeKey, mode, batch: B, heads: H, choice, timings, failed, fromCache: false };
-  await cache.save(here(), shapeKey, result);
+  await cache.save(shapeKey, result);
   return result;
 }
