@@ -145,6 +145,20 @@ export const DEFAULT_PLAIN_MIN_K: Record<string, Partial<Record<MatmulForm, numb
  * (DEFAULT_PLAIN_MIN_K) applied to the forms that run the table's variant (plainMinK).
  */
 export function matmulVariantForProduct(adapterKey: string, transA: boolean, transB: boolean, K: number): string {
+  // Kept per (adapter, its device's subgroup size, form, K) until a choice changes (setMatmulVariant): every matmul() asks
+  const key = `${adapterKey}|${subgroupSize()}|${transA}|${transB}|${K}`;
+  let v = productVariants.get(key);
+  if (v === undefined) {
+    if (productVariants.size >= 4096) productVariants.clear();
+    productVariants.set(key, (v = variantForProductUncached(adapterKey, transA, transB, K)));
+  }
+  return v;
+}
+
+/** matmulVariantForProduct's answers; emptied whenever a choice is set or forgotten. */
+const productVariants = new Map<string, string>();
+
+function variantForProductUncached(adapterKey: string, transA: boolean, transB: boolean, K: number): string {
   const v = matmulVariantFor(adapterKey, transA, transB);
   // measured with the subgroup kernel: not where it runs as another kernel (no fixed subgroup size)
   if (parseMatmulVariant(v).family === 'subgroup' && !subgroupSize()) return v;
@@ -229,6 +243,7 @@ export function setMatmulVariant(
   decided?: readonly MatmulForm[],
   measuredK?: Partial<Record<MatmulForm, number>>,
 ): void {
+  productVariants.clear();
   if (variant === undefined) tuned.delete(adapterKey);
   else tuned.set(adapterKey, { variant, forms: { ...forms }, ...(decided ? { decided: [...decided] } : {}), ...(measuredK ? { measuredK: { ...measuredK } } : {}) });
 }

@@ -96,6 +96,19 @@ const BLOCKED_DEFAULTS: Record<'tiled' | 'tiled-vec4' | 'blocked' | 'blocked-vec
  * (e.g. 'blocked-vec4@8x4/64x1': 8 rows × 4 columns per invocation, workgroups of 64×1).
  */
 export function parseMatmulVariant(name: string): MatmulConfig {
+  // Parsed once per name (every matmul() asks, several times: host time per dispatch, bench/results/llvmpipe-host.md);
+  // a copy each time, so a caller may change what it gets. Names that fail are not kept: they throw again.
+  const known = parsedVariants.get(name);
+  if (known) return { ...known };
+  const cfg = parseVariantName(name);
+  if (parsedVariants.size >= 1024) parsedVariants.clear();
+  parsedVariants.set(name, cfg);
+  return { ...cfg };
+}
+
+const parsedVariants = new Map<string, MatmulConfig>();
+
+function parseVariantName(name: string): MatmulConfig {
   const split = splitKOf(name);
   if (split) {
     try {
@@ -187,12 +200,21 @@ export function vec4Aligned(M: number, N: number, K: number, transA: boolean, tr
  */
 export function subgroupSize(): number | null {
   const g = gpu();
-  if (!g.features.has('subgroups')) return null;
-  const info = (g.adapter as GPUAdapter & { info?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).info;
-  const lo = info?.subgroupMinSize;
-  const hi = info?.subgroupMaxSize;
-  return lo && lo === hi && lo <= 128 ? lo : null;
+  // Asked once per device (Dawn builds a new adapter-info object on each read of adapter.info, and matmul() asks per call)
+  const known = subgroupSizes.get(g.device);
+  if (known !== undefined) return known;
+  let size: number | null = null;
+  if (g.features.has('subgroups')) {
+    const info = (g.adapter as GPUAdapter & { info?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).info;
+    const lo = info?.subgroupMinSize;
+    const hi = info?.subgroupMaxSize;
+    size = lo && lo === hi && lo <= 128 ? lo : null;
+  }
+  subgroupSizes.set(g.device, size);
+  return size;
 }
+
+const subgroupSizes = new WeakMap<GPUDevice, number | null>();
 
 /**
  * The unrolled statements of shaders/matmul_subgroup.wgsl for RQ A values and TN columns per lane and
@@ -516,26 +538,7 @@ function matmulWith(a: GpuArray, b: GpuArray, opts: MatmulOptions, auto?: string
   const variant = opts.variant ?? variantForShape(chosen, M, N);
   // with a 'kc' split: the partials [parts, M, N] (workgroup layer t sums k in [t·kc, t·kc + kc); the bias in layer 0)
   const out = kcPlan ? GpuArray.empty([kcPlan.parts, M, N], 'matmul partials') : GpuArray.empty([...d.batchShape, d.M, N], 'matmul');
-  const cfg = resolveMatmulKernel(variant, M, N, K, transA, transB);
-  const sg = subgroupSize();
-  const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(!!bias) };
-  let generated: (() => Record<string, string>) | undefined;
-  const shader = `matmul_${cfg.family.replace('-', '_')}`;
-  if (cfg.family === 'tiled') {
-    const bk = tiledBK(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
-    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk, PAD: tiledPad(bk) });
-    generated = () => tiledBody(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy, bk);
-  } else if (cfg.family === 'tiled-vec4') {
-    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, SA4: tiledVec4Stride(cfg.tm * cfg.wgy), SB4: tiledVec4Stride(cfg.tn * cfg.wgx) });
-    generated = () => tiledVec4Body(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
-  } else if (cfg.family === 'subgroup') {
-    Object.assign(defs, { SG: sg!, RM: cfg.tm * sg!, CN: cfg.tn * sg!, WGY: cfg.wgy });
-    generated = () => subgroupBody(cfg.tm, cfg.tn, sg!);
-  } else if (cfg.family !== 'naive') {
-    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy });
-  }
-  const [gx, gy] = matmulGrid(cfg, M, N, sg);
-  const p = pipeline(shader, defs, 'main', generated);
+  const { cfg, p, gx, gy } = launchPlan(variant, M, N, K, transA, transB, !!bias);
   const buffers = [a.buffer, b.buffer, (bias ?? a).buffer, out.buffer];
   const maxZ = g.limits.maxComputeWorkgroupsPerDimension;
   const label = `matmul ${cfg.family} ${batch > 1 ? `${batch}×` : ''}${M}×${N}×${K}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`;
@@ -557,4 +560,54 @@ function matmulWith(a: GpuArray, b: GpuArray, opts: MatmulOptions, auto?: string
     dispatch(label, p, buffers, u, [gx, gy, Math.min(maxZ, batch - z0)]);
   }
   return out;
+}
+
+interface LaunchPlan {
+  cfg: MatmulConfig;
+  p: GPUComputePipeline;
+  gx: number;
+  gy: number;
+}
+
+/** launchPlan's answers per device (a device's pipelines die with it), by variant, shape and forms. */
+const launchPlans = new WeakMap<GPUDevice, Map<string, LaunchPlan>>();
+
+/**
+ * The kernel, pipeline and grid that run one product of this shape by this variant on this device: worked out once
+ * (resolving the variant, the template values and the pipeline key cost host time on every matmul() otherwise).
+ */
+function launchPlan(variant: string, M: number, N: number, K: number, transA: boolean, transB: boolean, hasBias: boolean): LaunchPlan {
+  const device = gpu().device;
+  let plans = launchPlans.get(device);
+  if (!plans) launchPlans.set(device, (plans = new Map()));
+  const key = `${variant}|${M}|${N}|${K}|${transA}|${transB}|${hasBias}`;
+  let plan = plans.get(key);
+  if (!plan) {
+    if (plans.size >= 4096) plans.clear();
+    plans.set(key, (plan = makeLaunchPlan(variant, M, N, K, transA, transB, hasBias)));
+  }
+  return plan;
+}
+
+function makeLaunchPlan(variant: string, M: number, N: number, K: number, transA: boolean, transB: boolean, hasBias: boolean): LaunchPlan {
+  const cfg = resolveMatmulKernel(variant, M, N, K, transA, transB);
+  const sg = subgroupSize();
+  const defs: Record<string, string | number> = { TRANS_A: String(transA), TRANS_B: String(transB), HAS_BIAS: String(hasBias) };
+  let generated: (() => Record<string, string>) | undefined;
+  const shader = `matmul_${cfg.family.replace('-', '_')}`;
+  if (cfg.family === 'tiled') {
+    const bk = tiledBK(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, BK: bk, PAD: tiledPad(bk) });
+    generated = () => tiledBody(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy, bk);
+  } else if (cfg.family === 'tiled-vec4') {
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy, SA4: tiledVec4Stride(cfg.tm * cfg.wgy), SB4: tiledVec4Stride(cfg.tn * cfg.wgx) });
+    generated = () => tiledVec4Body(cfg.tm, cfg.tn, cfg.wgx, cfg.wgy);
+  } else if (cfg.family === 'subgroup') {
+    Object.assign(defs, { SG: sg!, RM: cfg.tm * sg!, CN: cfg.tn * sg!, WGY: cfg.wgy });
+    generated = () => subgroupBody(cfg.tm, cfg.tn, sg!);
+  } else if (cfg.family !== 'naive') {
+    Object.assign(defs, { TM: cfg.tm, TN: cfg.tn, WGX: cfg.wgx, WGY: cfg.wgy });
+  }
+  const [gx, gy] = matmulGrid(cfg, M, N, sg);
+  return { cfg, p: pipeline(shader, defs, 'main', generated), gx, gy };
 }
