@@ -230,6 +230,15 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
           ...(typeof pt === 'number' ? { peer: `PyTorch ${r.pytorch_device ?? 'CPU'}`, peerValue: pt, ratio: v / pt } : {}),
           ...(typeof host === 'number' ? { note: `host recording ${host.toFixed(1)} ms of a ${((num(r, 'seconds_per_step')) * 1000).toFixed(1)} ms step` } : {}),
         });
+        // The trainer's input pipeline (uint8 images → flip + TrivialAugmentWide + normalisation on the CPU): the next
+        // batch made while the GPU runs the step, as `celluscan train` does, beside batches made in turn.
+        const serial = (await benchTrain({ model, runs: o.runs ?? 2, input: 'trivialaugment', overlap: false })) as Obj;
+        const ahead = (await benchTrain({ model, runs: o.runs ?? 2, input: 'trivialaugment', overlap: true })) as Obj;
+        rows.push({
+          bench: 'train', case: `${String(r.config ?? '')} with its input pipeline (TrivialAugmentWide)`, variant: 'next batch made during the step (the trainer)',
+          metric: 'throughput', value: num(ahead, 'images_per_s'), unit: 'img/s',
+          peer: 'batches made in turn', peerValue: num(serial, 'images_per_s'), ratio: num(ahead, 'images_per_s') / num(serial, 'images_per_s'),
+        });
       }
       break;
     }

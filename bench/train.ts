@@ -11,9 +11,13 @@ import * as ops from '../src/autograd/ops.js';
 import { AdamW } from '../src/autograd/optim.js';
 import { Tensor } from '../src/autograd/tensor.js';
 import { gpu, initGpu } from '../src/kernels/device.js';
+import { flush } from '../src/kernels/encoder.js';
 import { GpuArray, scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
+import { prepareDataset, type PreparedDataset } from '../src/train/cache.js';
+import { ArrayDataset } from '../src/train/data.js';
 import { FMNIST_VIT } from '../src/train/presets.js';
+import { trainBatch } from '../src/train/trainer.js';
 import { validateConfig, VIT_PRESETS, vitPreset, type VitConfig, type VitPresetName } from '../src/vit/config.js';
 import { VisionTransformer } from '../src/vit/model.js';
 
@@ -27,6 +31,14 @@ export interface BenchTrainOptions {
   steps?: number;
   batch?: number;
   peers?: boolean;
+  /**
+   * Where the images come from: 'random' (default: one fixed float batch, uploaded every step — the kernels' speed) or
+   * 'trivialaugment' (the trainer's input pipeline: uint8 images made into each step's batch by flip +
+   * TrivialAugmentWide + normalisation on the CPU, as `celluscan train` does).
+   */
+  input?: 'random' | 'trivialaugment';
+  /** With input 'trivialaugment': make the next batch while the GPU runs this one, as the trainer does (default true). */
+  overlap?: boolean;
 }
 
 export type BenchTrainResult = {
@@ -42,6 +54,11 @@ export type BenchTrainResult = {
    * CPU cores meanwhile, so there it is an upper bound).
    */
   host_ms_per_step: number;
+  /** Where the images came from (BenchTrainOptions.input) and, for the input pipeline, whether batches were made ahead. */
+  input: 'random' | 'trivialaugment';
+  overlap?: boolean;
+  /** Every step's loss, warm-up steps first: two runs of the same options trained on the same batches iff these match. */
+  losses: number[];
   pytorch_images_per_s?: number;
   /** Where the PyTorch peer ran, e.g. 'CPU' or 'CUDA fp32 (NVIDIA H100 80GB HBM3)'. */
   pytorch_device?: string;
@@ -80,18 +97,39 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
   const model = new VisionTransformer(c, { init: 'random', seed: 1 });
   const opt = new AdamW(model.parameters(), { lr: 3e-4, weightDecay: 1e-2 });
   const S = c.image_size;
-  const x = randomArray(B * 3 * S * S, 3, -2, 2);
+  const input = opts.input ?? 'random';
+  const overlap = input !== 'random' && (opts.overlap ?? true);
+  const x = input === 'random' ? randomArray(B * 3 * S * S, 3, -2, 2) : new Float32Array(0);
   const y = Float32Array.from({ length: B }, (_, i) => i % c.num_classes);
+  // The input pipeline: 4 batches' worth of random uint8 RGB images at the model's size, in memory (prepared as the
+  // trainer's data is), each step's batch made from them by trainBatch with the step number as its epoch (new
+  // augmentations every step).
+  const images = input === 'random' ? null : syntheticImages(4 * B, S, c.num_classes);
+  let made = 0;
+  const makeBatch = () => {
+    const k = made++;
+    const b = trainBatch(images!, Array.from({ length: B }, (_, i) => (k * B + i) % images!.length), 'trivialaugment', { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], seed: 1, epoch: k });
+    return { x: b.x, y: Float32Array.from(b.y) };
+  };
+  let ahead: { x: Float32Array; y: Float32Array } | null = null;
   const hostMs: number[] = [];
+  const losses: number[] = [];
   const step = () =>
     scope(async () => {
       const t0 = performance.now();
-      const logits = model.forward(Tensor.from(x, [B, 3, S, S])).logits;
-      const loss = ops.crossEntropy(logits, GpuArray.fromData(y, [B]));
+      const batch = images ? (ahead ?? makeBatch()) : { x, y };
+      ahead = null;
+      const logits = model.forward(Tensor.from(batch.x, [B, 3, S, S])).logits;
+      const loss = ops.crossEntropy(logits, GpuArray.fromData(batch.y, [B]));
       loss.backward();
       opt.step();
       hostMs.push(performance.now() - t0);
+      if (overlap) {
+        flush(); // as the trainer: the GPU runs this step while the CPU makes the next batch
+        ahead = makeBatch();
+      }
       const l = await loss.item();
+      losses.push(l);
       opt.zeroGrad();
       return l;
     });
@@ -113,9 +151,12 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
       seconds_per_step: B / best,
       run_images_per_s: rates,
       host_ms_per_step: [...hostMs].sort((a, b) => a - b)[hostMs.length >> 1],
+      input,
+      ...(input === 'random' ? {} : { overlap }),
+      losses,
       adapter: gpu().adapterKey,
     };
-    if (opts.peers) {
+    if (opts.peers && input === 'random') {
       const t = torchTrainPeer(c, B, runs, steps, opts.peerDevice ?? 'cpu');
       if (t !== undefined) {
         out.pytorch_images_per_s = t.images_per_s;
@@ -172,4 +213,17 @@ function torchTrainPeer(config: VitConfig, B: number, runs: number, steps: numbe
     if (Number.isFinite(j.images_per_s)) return { images_per_s: j.images_per_s, device: j.device ?? 'CPU' };
   }
   return undefined;
+}
+
+/** n random uint8 RGB images of S×S with labels i mod classes, prepared in memory as the trainer's data. */
+function syntheticImages(n: number, S: number, classes: number): PreparedDataset {
+  const pixels = new Uint8Array(n * S * S * 3);
+  let h = 0x9e3779b9;
+  for (let i = 0; i < pixels.length; i++) {
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + i;
+    pixels[i] = h >>> 24;
+  }
+  const names = Array.from({ length: classes }, (_, i) => `class${i}`);
+  const ds = new ArrayDataset(names, pixels, Array.from({ length: n }, (_, i) => i % classes), S, S, 3, 'bench-train synthetic', 'synthetic');
+  return prepareDataset(ds, { imageSize: S, cacheDir: false, warn: () => {} });
 }
