@@ -24,6 +24,8 @@ import { VisionTransformer } from '../src/vit/model.js';
 export interface BenchTrainOptions {
   /** 'fmnist' (the fashion-mnist preset's model, default) or a ViT preset name such as 'vit_b_16'. */
   model?: string;
+  /** A model given as its config instead (batch 32 unless `batch` says otherwise). */
+  config?: VitConfig;
   /** Where the PyTorch peer runs: 'cpu' (default) or 'auto' (CUDA when torch sees a GPU). */
   peerDevice?: 'cpu' | 'auto';
   runs?: number;
@@ -65,7 +67,7 @@ export type BenchTrainResult = {
   adapter: string;
 };
 
-const shapeLabel = (c: VitConfig) => `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`;
+export const shapeLabel = (c: VitConfig) => `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`;
 
 /**
  * A benchmark model by name: 'fmnist' (the fashion-mnist preset's ViT), a ViT preset with 14 classes, or a path to a
@@ -91,7 +93,7 @@ export function benchModel(name: string, op = 'bench train', alsoKnown = ''): { 
 export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTrainResult> {
   const runs = opts.runs ?? 2;
   const steps = opts.steps ?? 3;
-  const { config: c, label: CONFIG, batch } = benchModel(opts.model ?? 'fmnist');
+  const { config: c, label: CONFIG, batch } = opts.config ? (validateConfig(opts.config), { config: opts.config, label: shapeLabel(opts.config), batch: 32 }) : benchModel(opts.model ?? 'fmnist');
   const B = opts.batch ?? batch;
   await initGpu();
   const model = new VisionTransformer(c, { init: 'random', seed: 1 });
