@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GpuArray } from '../src/kernels/memory.js';
-import { adamwUpdate, type AdamWOptions } from '../src/kernels/adamw.js';
+import { adamwSlots, adamwUpdate, adamwUpdateMany, type AdamWOptions } from '../src/kernels/adamw.js';
 import { adamwRef } from '../src/kernels/ref/adamw.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectClose, useGpu } from './gpu.js';
@@ -69,6 +69,42 @@ describe('adamw', () => {
     expectClose(await p.read(), [p2], 1e-7, 1e-6, 'adamw hand step 2');
     expectClose(await m.read(), [mm], 1e-8, 1e-6, 'adamw hand m');
     expectClose(await v.read(), [vv], 1e-9, 1e-6, 'adamw hand v');
+  });
+
+  it('many tensors per dispatch: bit-identical to one call per tensor, and to float64; empty tensors; one tensor listed twice', async () => {
+    // More tensors than one dispatch binds (adamwSlots(): 4 on lavapipe, whose 16 storage buffers per stage Dawn grants), awkward sizes,
+    // an empty one; the same arithmetic per element as adamwUpdate, so the results must match it exactly.
+    const sizes = [1, 7, 13, 0, 197, 100, 100_003, 5, 64];
+    expect(sizes.length).toBeGreaterThan(adamwSlots());
+    const opts = { lr: 1e-2, weightDecay: 0.05 };
+    const make = () =>
+      sizes.map((n, i) => ({ param: GpuArray.fromData(randomArray(n, 10 + i), [n]), m: GpuArray.zeros([n]), v: GpuArray.zeros([n]) }));
+    const many = make();
+    const one = make();
+    let ref = sizes.map((n, i) => ({ p: Float64Array.from(randomArray(n, 10 + i)), m: new Float64Array(n), v: new Float64Array(n) }));
+    for (let t = 1; t <= 3; t++) {
+      const gs = sizes.map((n, i) => randomArray(n, 100 * t + i, -2, 2));
+      const grads = gs.map((g, i) => GpuArray.fromData(g, [sizes[i]]));
+      adamwUpdateMany(many.map((x, i) => ({ ...x, grad: grads[i] })), { ...opts, step: t });
+      one.forEach((x, i) => adamwUpdate(x.param, grads[i], x.m, x.v, { ...opts, step: t }));
+      ref = ref.map((r, i) => adamwRef(r.p, gs[i], r.m, r.v, { ...opts, step: t }));
+      for (const g of grads) g.dispose();
+    }
+    for (let i = 0; i < sizes.length; i++) {
+      for (const k of ['param', 'm', 'v'] as const) expect(await many[i][k].read(), `${k} of tensor ${i} (n=${sizes[i]})`).toEqual(await one[i][k].read());
+      expectClose(await many[i].param.read(), ref[i].p, 3 * (2e-7 + 1e-6 * opts.lr), 1e-6, `adamw many p n=${sizes[i]}`);
+    }
+    // the same tensor twice in one call: two updates in turn, as two calls
+    const a = { param: GpuArray.fromData([1, -2, 3], [3]), m: GpuArray.zeros([3]), v: GpuArray.zeros([3]) };
+    const b = { param: GpuArray.fromData([1, -2, 3], [3]), m: GpuArray.zeros([3]), v: GpuArray.zeros([3]) };
+    const g = GpuArray.fromData([0.5, 0.25, -1], [3]);
+    adamwUpdateMany([{ ...a, grad: g }, { ...a, grad: g }], { lr: 0.1, step: 1 });
+    adamwUpdate(b.param, g, b.m, b.v, { lr: 0.1, step: 1 });
+    adamwUpdate(b.param, g, b.m, b.v, { lr: 0.1, step: 1 });
+    expect(await a.param.read()).toEqual(await b.param.read());
+    expect(await a.v.read()).toEqual(await b.v.read());
+    for (const x of [...many, ...one, a, b]) for (const arr of [x.param, x.m, x.v]) arr.dispose();
+    g.dispose();
   });
 
   it('updates in place and accepts any shapes of the same size', async () => {
