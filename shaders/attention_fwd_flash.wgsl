@@ -3,15 +3,18 @@
 // and walks the keys in tiles of BKV = 16·TC. Invocation (tx, ty) owns query rows ty + 16·i (i < TR), and
 //   - for the scores, keys tx + 16·c (c < TC): a TR×TC block of S = scale·Q·Kᵀ + mask, every Q and K value it
 //     loads from workgroup memory used TC or TR times (the 'tiled' variant used each K value once per load);
-//   - for the output, head columns tx + 16·j (j < TD = ⌈D/16⌉): a TR×TD block of O += P·V.
+//   - for the output, head columns 4·tx + 64·j … +3 (j < TD4 = ⌈D/64⌉): a TR×TD4 block of vec4s of O += P·V, read
+//     as vec4s: per 4 keys, TR vec4s of P and 4·TD4 vec4s of V for 16·TR·TD4 FMAs (one scalar load of P and of V
+//     per 2 FMAs when the columns were tx + 16·j: shared-memory bound on a GPU).
 // Row statistics (running max m, sum l) are reduced across the 16 invocations of a row through workgroup
 // memory (red) for the max; every invocation of a row keeps the same m, and its own share of the row sum l (the
 // same rescaling applies to every share), summed once at the end. The probabilities of a tile go through
 // workgroup memory (ps) from the invocation that computed them to those that multiply them with V.
 // Q's tile is staged once per workgroup (qs, already scaled) when it fits (QS), else read from global memory.
-// Q and K tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, the tail zero-padded), so the score loop does one
-// 16-byte load per 4 products; rows are padded by one vec4 (stride D4+1), V's and P's by one float (D+1, BKV+1), so
-// the rows one warp reads at the same column (16 keys, or the rows ty and ty+1) fall in different banks. The
+// Q, K and V tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, the tail zero-padded), so the score loop does one
+// 16-byte load per 4 products; Q's and K's rows are padded by one vec4 (stride D4+1) so the 16 keys one warp reads at
+// the same column fall in different banks (V is read one row at a time: no padding); P's rows (vec4s along the keys)
+// by one vec4, against conflicts between the rows ty and ty+1 when the probabilities are written. The
 // staging loops have a constant trip count (they unroll). Padding: query rows past n compute on row n−1 and store
 // nothing; keys past n score −∞.
 // Barriers are in uniform control flow (every loop bound is uniform per workgroup).
@@ -21,31 +24,30 @@
 
 const TR: u32 = {{TR}}u;   // query rows per invocation
 const TC: u32 = {{TC}}u;   // keys per invocation in the score block
-const TD: u32 = {{TD}}u;   // head columns per invocation in the output block (⌈D/16⌉)
+const TD4: u32 = {{TD4}}u; // vec4s of head columns per invocation in the output block (⌈D/64⌉)
 const BQ: u32 = 16u * TR;  // query rows per workgroup
 const BKV: u32 = 16u * TC; // keys per tile
 const D4: u32 = (D + 3u) / 4u;
 const DS4: u32 = D4 + 1u;  // row stride of the staged q, k tiles, in vec4s (bank-conflict padding)
-const DS: u32 = D + 1u;    // row stride of the staged v tile
-const PS: u32 = BKV + 1u;  // row stride of the probability tile
+const PS4: u32 = BKV / 4u + 1u;  // row stride of the probability tile, in vec4s
 const QS: bool = {{QS}};   // Q tile staged in workgroup memory
 
 var<workgroup> qs: array<vec4<f32>, {{QS_LEN}}>;
 var<workgroup> kt: array<vec4<f32>, BKV * DS4>;
-var<workgroup> vt: array<f32, BKV * DS>;
+var<workgroup> vt: array<vec4<f32>, BKV * D4>;
 
-// Row r's values d0..d0+3 of a [n, D] array as a vec4, zero past D.
+// Row r's values d0..d0+3 of a [n, D] array (q, k or v: which = 0, 1, 2) as a vec4, zero past D.
 fn row4(a: u32, which: u32, r: u32, d0: u32) -> vec4<f32> {
   var x = vec4<f32>(0.0);
   for (var u = 0u; u < 4u; u++) {
     if (d0 + u < D) {
       let i = a + r * D + d0 + u;
-      x[u] = select(k[i], q[i], which == 0u);
+      if (which == 0u) { x[u] = q[i]; } else if (which == 1u) { x[u] = k[i]; } else { x[u] = v[i]; }
     }
   }
   return x;
 }
-var<workgroup> ps: array<f32, BQ * PS>;
+var<workgroup> ps: array<vec4<f32>, BQ * PS4>;
 var<workgroup> red: array<f32, BQ * 16u>;
 
 @compute @workgroup_size(16, 16)
@@ -70,11 +72,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   var m: array<f32, TR>;
   var l: array<f32, TR>;
-  var acc: array<array<f32, TD>, TR>;
+  var acc: array<array<vec4<f32>, TD4>, TR>;
   for (var i = 0u; i < TR; i++) {
     m[i] = NEG_INF;
     l[i] = 0.0;
-    for (var j = 0u; j < TD; j++) { acc[i][j] = 0.0; }
+    for (var j = 0u; j < TD4; j++) { acc[i][j] = vec4<f32>(0.0); }
   }
   for (var j0 = 0u; j0 < n; j0 += BKV) {
     workgroupBarrier();  // the previous tile's readers of kt, vt, ps and red are done
@@ -82,9 +84,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let idx = li + 256u * t;
       if (idx < BKV * D4) { kt[(idx / D4) * DS4 + idx % D4] = row4(base, 1u, min(j0 + idx / D4, n - 1u), 4u * (idx % D4)); }
     }
-    for (var t = 0u; t < (BKV * D + 255u) / 256u; t++) {
+    for (var t = 0u; t < (BKV * D4 + 255u) / 256u; t++) {
       let idx = li + 256u * t;
-      if (idx < BKV * D) { vt[(idx / D) * DS + idx % D] = v[base + min(j0 + idx / D, n - 1u) * D + idx % D]; }
+      if (idx < BKV * D4) { vt[idx] = row4(base, 2u, min(j0 + idx / D4, n - 1u), 4u * (idx % D4)); }
     }
     workgroupBarrier();
     // Scores: the TR×TC block.
@@ -129,20 +131,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       var sum = 0.0;
       for (var c = 0u; c < TC; c++) {
         let p = exp(s[i][c] - ms);
-        ps[(ty + 16u * i) * PS + tx + 16u * c] = p;
+        let kk = tx + 16u * c;
+        ps[(ty + 16u * i) * PS4 + kk / 4u][kk % 4u] = p;
         sum += p;
       }
       l[i] = l[i] * corr + sum;
-      for (var j = 0u; j < TD; j++) { acc[i][j] *= corr; }
+      for (var j = 0u; j < TD4; j++) { acc[i][j] *= corr; }
     }
     workgroupBarrier();  // ps written
-    // O += P·V on the TR×TD block.
-    for (var c = 0u; c < BKV; c++) {
-      var vv: array<f32, TD>;
-      for (var j = 0u; j < TD; j++) { vv[j] = vt[c * DS + min(tx + 16u * j, D - 1u)]; }
-      for (var i = 0u; i < TR; i++) {
-        let p = ps[(ty + 16u * i) * PS + c];
-        for (var j = 0u; j < TD; j++) { acc[i][j] = fma(p, vv[j], acc[i][j]); }
+    // O += P·V on the TR×TD4 block of vec4s, 4 keys at a time. (Columns past D4 — D < 64 — read the last vec4 and
+    // are not stored.)
+    for (var c4 = 0u; c4 < BKV / 4u; c4++) {
+      var pv: array<vec4<f32>, TR>;
+      for (var i = 0u; i < TR; i++) { pv[i] = ps[(ty + 16u * i) * PS4 + c4]; }
+      for (var u = 0u; u < 4u; u++) {
+        for (var j = 0u; j < TD4; j++) {
+          let vv = vt[(4u * c4 + u) * D4 + min(tx + 16u * j, D4 - 1u)];
+          for (var i = 0u; i < TR; i++) { acc[i][j] = fma(vec4<f32>(pv[i][u]), vv, acc[i][j]); }
+        }
       }
     }
   }
@@ -162,9 +168,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let row = q0 + ty + 16u * i;
     if (row < n) {
       let inv = select(hs / l[i], 0.0, l[i] == 0.0);
-      for (var j = 0u; j < TD; j++) {
-        let d = tx + 16u * j;
-        if (d < D) { out[base + row * D + d] = acc[i][j] * inv; }
+      for (var j = 0u; j < TD4; j++) {
+        let d0 = 4u * (tx + 16u * j);
+        for (var u = 0u; u < 4u; u++) {
+          if (d0 + u < D) { out[base + row * D + d0 + u] = acc[i][j][u] * inv; }
+        }
       }
       if (tx == 0u) { lse[bh * n + row] = select(m[i] + log(l[i]), NEG_INF, l[i] == 0.0); }
     }

@@ -305,9 +305,9 @@ interface FlashPlan {
 export function flashBytes(pass: 'fwd' | 'dq' | 'dkv', D: number, TR: number, TC: number, QS = true): number {
   const own = 16 * TR;
   const walk = 16 * TC;
-  const row = D + 1; // the forward's V tile: rows padded by one float against bank conflicts (so are the P / dS tiles)
-  const row4 = 4 * (Math.ceil(D / 4) + 1); // the other tiles: vec4s along D, rows padded by one vec4
-  if (pass === 'fwd') return 4 * ((QS ? own * row4 : 4) + walk * row4 + walk * row + own * (walk + 1) + own * 16);
+  const row4 = 4 * (Math.ceil(D / 4) + 1); // Q, K (and the backward's) tiles: vec4s along D, rows padded by one vec4
+  // forward: V staged as vec4s along D without padding (D4 per row), P as vec4s along the keys padded by one vec4
+  if (pass === 'fwd') return 4 * ((QS ? own * row4 : 4) + walk * row4 + walk * 4 * Math.ceil(D / 4) + own * (walk + 4) + own * 16);
   if (pass === 'dq') return 4 * (2 * own * row4 + 2 * walk * row4 + own * (walk + 1));
   return 4 * (2 * own * row4 + 2 * walk * row4 + 2 * own * (walk + 1) + 2 * walk);
 }
@@ -675,9 +675,9 @@ export function attentionForward(q: GpuArray, k: GpuArray, v: GpuArray, opts: At
   }
   if (isFlash(d.variant) && d.flash!.fwd) {
     const { TR, TC, QS } = d.flash!.fwd;
-    const TD = Math.ceil(d.D / 16);
+    const TD4 = Math.ceil(d.D / 64);
     const D4 = Math.ceil(d.D / 4);
-    const defs = { D: d.D, BK: 16 * TC, WG: 256, TR, TC, TD, QS: String(QS), QS_LEN: QS ? 16 * TR * (D4 + 1) : 1, DLOOP: isSoftwareAdapterKey(gpu().adapterKey) ? 'P.d' : 'D4', HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
+    const defs = { D: d.D, BK: 16 * TC, WG: 256, TR, TC, TD4, QS: String(QS), QS_LEN: QS ? 16 * TR * (D4 + 1) : 1, DLOOP: isSoftwareAdapterKey(gpu().adapterKey) ? 'P.d' : 'D4', HAS_MASK: String(!!opts.mask), HAS_HS: String(!!opts.headScale) };
     const [y, z] = grid2d(d.B * d.H);
     dispatch(op, pipeline('attention_fwd_flash', defs), bufs, uniforms(d, scale, -Infinity, D4), [Math.ceil(d.N / (16 * TR)), y, z]);
     return { out, lse };
