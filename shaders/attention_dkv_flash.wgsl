@@ -3,7 +3,9 @@
 // key rows of one (batch, head) and stages their k (scaled) and v once; it walks the queries in tiles of
 // BQ = 16·TC, staging q, dOs and the rows' (lse, Di). Invocation (tx, ty) computes a TR×TC block of S and dP
 // (key rows ty + 16·i, queries tx + 16·c), then P = exp(S − lse) and dS = P ∘ (dP − Di) go through workgroup memory
-// and it adds Pᵀ·dOs and dSᵀ·q to its TR×TD blocks of dV and dK (head columns tx + 16·j). No atomics: each
+// (as vec4s along the queries, rows padded by one vec4) and it adds Pᵀ·dOs and dSᵀ·q to its TR×TD4 blocks of vec4s
+// of dV and dK (head columns 4·tx + 64·j … +3, 4 queries a step, every operand a vec4 load, as the forward's P·V;
+// columns 16 apart were one scalar load per 2 FMAs). No atomics: each
 // workgroup sums over every query for its keys. dV_j = Σ_i P_ij dOs_i; dK_j = scale·Σ_i dS_ij q_i. For 'flash-ds'
 // it also stores dS transposed (key-major; DS_DECL/DS_STORE, see flashDsDefs), for dQ = scale·dS·K as a matmul.
 // Tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, tail zero-padded, rows padded by one vec4 against bank
@@ -16,20 +18,20 @@
 const D: u32 = {{D}}u;
 const TR: u32 = {{TR}}u;
 const TC: u32 = {{TC}}u;
-const TD: u32 = {{TD}}u;
+const TD4: u32 = {{TD4}}u;  // vec4s of head columns per invocation (⌈D/64⌉)
 const BKV: u32 = 16u * TR;
 const BQ: u32 = 16u * TC;
 const D4: u32 = (D + 3u) / 4u;
 const DS4: u32 = D4 + 1u;
-const SS: u32 = BQ + 1u;
+const SS4: u32 = BQ / 4u + 1u;  // row stride of the P and dS tiles, in vec4s
 const HAS_MASK: bool = {{HAS_MASK}};
 
 var<workgroup> ks: array<vec4<f32>, BKV * DS4>;
 var<workgroup> vs: array<vec4<f32>, BKV * DS4>;
 var<workgroup> qt: array<vec4<f32>, BQ * DS4>;
 var<workgroup> gt: array<vec4<f32>, BQ * DS4>;
-var<workgroup> pt: array<f32, BKV * SS>;
-var<workgroup> dst: array<f32, BKV * SS>;
+var<workgroup> pt: array<vec4<f32>, BKV * SS4>;
+var<workgroup> dst: array<vec4<f32>, BKV * SS4>;
 var<workgroup> st: array<f32, BQ * 2u>;
 
 //#include "attention_bwd_row4"
@@ -55,10 +57,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       vs[o] = row4(base, 3u, r, 4u * (idx % D4));
     }
   }
-  var ak: array<array<f32, TD>, TR>;
-  var av: array<array<f32, TD>, TR>;
+  var ak: array<array<vec4<f32>, TD4>, TR>;
+  var av: array<array<vec4<f32>, TD4>, TR>;
   for (var i = 0u; i < TR; i++) {
-    for (var j = 0u; j < TD; j++) { ak[i][j] = 0.0; av[i][j] = 0.0; }
+    for (var j = 0u; j < TD4; j++) { ak[i][j] = vec4<f32>(0.0); av[i][j] = vec4<f32>(0.0); }
   }
   for (var i0 = 0u; i0 < n; i0 += BQ) {
     workgroupBarrier();  // the previous tile's readers of qt, gt, pt, dst and st are done
@@ -102,27 +104,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var sv = s[i][c];
         if (HAS_MASK) { sv += mask[mbase + min(qi, n - 1u) * n + j]; }
         let p = select(0.0, exp(sv - st[2u * cc]), qi < n);  // lse is +3e38 for a fully masked row: p = 0
-        pt[(ty + 16u * i) * SS + cc] = p;
+        pt[(ty + 16u * i) * SS4 + cc / 4u][cc % 4u] = p;
         let dsv = p * (dp[i][c] - st[2u * cc + 1u]);
-        dst[(ty + 16u * i) * SS + cc] = dsv;
+        dst[(ty + 16u * i) * SS4 + cc / 4u][cc % 4u] = dsv;
         {{DS_STORE}}
       }
     }
     workgroupBarrier();
-    for (var c = 0u; c < BQ; c++) {
-      var gg: array<f32, TD>;
-      var qq: array<f32, TD>;
-      for (var j = 0u; j < TD; j++) {
-        let d = min(tx + 16u * j, D - 1u);
-        gg[j] = gt[c * DS4 + d / 4u][d % 4u];
-        qq[j] = qt[c * DS4 + d / 4u][d % 4u];
-      }
+    for (var c4 = 0u; c4 < BQ / 4u; c4++) {
+      var pv: array<vec4<f32>, TR>;
+      var sv: array<vec4<f32>, TR>;
       for (var i = 0u; i < TR; i++) {
-        let p = pt[(ty + 16u * i) * SS + c];
-        let dsic = dst[(ty + 16u * i) * SS + c];
-        for (var j = 0u; j < TD; j++) {
-          av[i][j] = fma(p, gg[j], av[i][j]);
-          ak[i][j] = fma(dsic, qq[j], ak[i][j]);
+        pv[i] = pt[(ty + 16u * i) * SS4 + c4];
+        sv[i] = dst[(ty + 16u * i) * SS4 + c4];
+      }
+      for (var u = 0u; u < 4u; u++) {
+        for (var j = 0u; j < TD4; j++) {
+          let col = (4u * c4 + u) * DS4 + min(tx + 16u * j, D4 - 1u);
+          let gg = gt[col];
+          let qq = qt[col];
+          for (var i = 0u; i < TR; i++) {
+            av[i][j] = fma(vec4<f32>(pv[i][u]), gg, av[i][j]);
+            ak[i][j] = fma(vec4<f32>(sv[i][u]), qq, ak[i][j]);
+          }
         }
       }
     }
@@ -130,11 +134,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   for (var i = 0u; i < TR; i++) {
     let row = k0 + ty + 16u * i;
     if (row < n) {
-      for (var j = 0u; j < TD; j++) {
-        let d = tx + 16u * j;
-        if (d < D) {
-          dk[base + row * D + d] = ak[i][j] * P.scale;
-          dv[base + row * D + d] = av[i][j];
+      for (var j = 0u; j < TD4; j++) {
+        let d0 = 4u * (tx + 16u * j);
+        for (var u = 0u; u < 4u; u++) {
+          if (d0 + u < D) {
+            dk[base + row * D + d0 + u] = ak[i][j][u] * P.scale;
+            dv[base + row * D + d0 + u] = av[i][j][u];
+          }
         }
       }
     }

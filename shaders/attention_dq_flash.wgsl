@@ -2,8 +2,10 @@
 // FlashAttention-2's dQ pass. A 16×16 workgroup owns BQ = 16·TR query rows of one (batch, head) and stages their
 // q (scaled) and dOs once; it walks the keys in tiles of BKV = 16·TC, staging K and V. Invocation (tx, ty) computes
 // a TR×TC block of S = scale·q·kᵀ + mask and dP = dOs·vᵀ (query rows ty + 16·i, keys tx + 16·c), turns it into
-// dS = P ∘ (dP − Di) with P = exp(S − lse), and, after dS goes through workgroup memory, adds dS·K to its TR×TD block
-// of dQ (head columns tx + 16·j). dQ = scale·Σ_j dS_ij k_j. Rows past n compute on row n−1 and store nothing.
+// dS = P ∘ (dP − Di) with P = exp(S − lse), and, after dS goes through workgroup memory (as vec4s along the keys,
+// rows padded by one vec4), adds dS·K to its TR×TD4 block of vec4s of dQ (head columns 4·tx + 64·j … +3, 4 keys a
+// step: vec4 loads of dS and K, as the forward's P·V). dQ = scale·Σ_j dS_ij k_j. Rows past n compute on row n−1 and
+// store nothing.
 // Tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, tail zero-padded, rows padded by one vec4 against bank
 // conflicts), so the score loop does one 16-byte load per 4 products; staging loops unroll.
 //#include "attention_bwd_inputs"
@@ -12,19 +14,19 @@
 const D: u32 = {{D}}u;
 const TR: u32 = {{TR}}u;
 const TC: u32 = {{TC}}u;
-const TD: u32 = {{TD}}u;
+const TD4: u32 = {{TD4}}u;  // vec4s of head columns per invocation (⌈D/64⌉)
 const BQ: u32 = 16u * TR;
 const BKV: u32 = 16u * TC;
 const D4: u32 = (D + 3u) / 4u;
 const DS4: u32 = D4 + 1u;
-const SS: u32 = BKV + 1u;
+const SS4: u32 = BKV / 4u + 1u;  // row stride of the dS tile, in vec4s
 const HAS_MASK: bool = {{HAS_MASK}};
 
 var<workgroup> qs: array<vec4<f32>, BQ * DS4>;
 var<workgroup> gs: array<vec4<f32>, BQ * DS4>;
 var<workgroup> kt: array<vec4<f32>, BKV * DS4>;
 var<workgroup> vt: array<vec4<f32>, BKV * DS4>;
-var<workgroup> dst: array<f32, BQ * SS>;
+var<workgroup> dst: array<vec4<f32>, BQ * SS4>;
 
 //#include "attention_bwd_row4"
 
@@ -51,12 +53,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   var lr: array<f32, TR>;
   var di: array<f32, TR>;
-  var acc: array<array<f32, TD>, TR>;
+  var acc: array<array<vec4<f32>, TD4>, TR>;
   for (var i = 0u; i < TR; i++) {
     let r = bh * n + min(q0 + ty + 16u * i, n - 1u);
     lr[i] = stats[2u * r];
     di[i] = stats[2u * r + 1u];
-    for (var j = 0u; j < TD; j++) { acc[i][j] = 0.0; }
+    for (var j = 0u; j < TD4; j++) { acc[i][j] = vec4<f32>(0.0); }
   }
   for (var j0 = 0u; j0 < n; j0 += BKV) {
     workgroupBarrier();  // the previous tile's readers of kt and dst are done
@@ -98,28 +100,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var sv = s[i][c];
         if (HAS_MASK) { sv += mask[mbase + r * n + min(j, n - 1u)]; }
         let p = select(0.0, exp(sv - lr[i]), j < n);  // lr is +3e38 for a fully masked row: p = 0
-        dst[(ty + 16u * i) * SS + tx + 16u * c] = p * (dp[i][c] - di[i]);
+        let kk = tx + 16u * c;
+        dst[(ty + 16u * i) * SS4 + kk / 4u][kk % 4u] = p * (dp[i][c] - di[i]);
       }
     }
     workgroupBarrier();
-    for (var c = 0u; c < BKV; c++) {
-      var kk: array<f32, TD>;
-      for (var j = 0u; j < TD; j++) {
-        let d = min(tx + 16u * j, D - 1u);
-        kk[j] = kt[c * DS4 + d / 4u][d % 4u];
-      }
-      for (var i = 0u; i < TR; i++) {
-        let ds = dst[(ty + 16u * i) * SS + c];
-        for (var j = 0u; j < TD; j++) { acc[i][j] = fma(ds, kk[j], acc[i][j]); }
+    for (var c4 = 0u; c4 < BKV / 4u; c4++) {
+      var dv: array<vec4<f32>, TR>;
+      for (var i = 0u; i < TR; i++) { dv[i] = dst[(ty + 16u * i) * SS4 + c4]; }
+      for (var u = 0u; u < 4u; u++) {
+        for (var j = 0u; j < TD4; j++) {
+          let kv = kt[(4u * c4 + u) * DS4 + min(tx + 16u * j, D4 - 1u)];
+          for (var i = 0u; i < TR; i++) { acc[i][j] = fma(vec4<f32>(dv[i][u]), kv, acc[i][j]); }
+        }
       }
     }
   }
   for (var i = 0u; i < TR; i++) {
     let row = q0 + ty + 16u * i;
     if (row < n) {
-      for (var j = 0u; j < TD; j++) {
-        let d = tx + 16u * j;
-        if (d < D) { dq[base + row * D + d] = acc[i][j] * P.scale; }
+      for (var j = 0u; j < TD4; j++) {
+        let d0 = 4u * (tx + 16u * j);
+        for (var u = 0u; u < 4u; u++) {
+          if (d0 + u < D) { dq[base + row * D + d0 + u] = acc[i][j][u] * P.scale; }
+        }
       }
     }
   }

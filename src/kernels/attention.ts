@@ -308,8 +308,9 @@ export function flashBytes(pass: 'fwd' | 'dq' | 'dkv', D: number, TR: number, TC
   const row4 = 4 * (Math.ceil(D / 4) + 1); // Q, K (and the backward's) tiles: vec4s along D, rows padded by one vec4
   // forward: V staged as vec4s along D without padding (D4 per row), P as vec4s along the keys padded by one vec4
   if (pass === 'fwd') return 4 * ((QS ? own * row4 : 4) + walk * row4 + walk * 4 * Math.ceil(D / 4) + own * (walk + 4) + own * 16);
-  if (pass === 'dq') return 4 * (2 * own * row4 + 2 * walk * row4 + own * (walk + 1));
-  return 4 * (2 * own * row4 + 2 * walk * row4 + 2 * own * (walk + 1) + 2 * walk);
+  // the P / dS tiles: vec4s along the walked rows, padded by one vec4
+  if (pass === 'dq') return 4 * (2 * own * row4 + 2 * walk * row4 + own * (walk + 4));
+  return 4 * (2 * own * row4 + 2 * walk * row4 + 2 * own * (walk + 4) + 2 * walk);
 }
 
 /** Blockings tried in order, the first whose tiles fit the device's workgroup memory (64 owned rows × 32 walked first). */
@@ -787,7 +788,7 @@ export function attentionBackward(
     const mask = (opts.mask ?? q).buffer;
     const u = uniforms(d, scale, 0, Math.ceil(d.D / 4));
     const [y, z] = grid2d(d.B * d.H);
-    const common = { D: d.D, TD: Math.ceil(d.D / 16), DLOOP: isSoftwareAdapterKey(gpu().adapterKey) ? 'P.d' : 'D4', HAS_MASK: String(!!opts.mask) };
+    const common = { D: d.D, TD4: Math.ceil(d.D / 64), DLOOP: isSoftwareAdapterKey(gpu().adapterKey) ? 'P.d' : 'D4', HAS_MASK: String(!!opts.mask) };
     const bufs = [q.buffer, k.buffer, v.buffer, mask, stats.buffer, dos.buffer, dk.buffer, dv.buffer];
     // 'flash-ds': the dK/dV pass writes dSᵀ [B, H, keys, queries] (coalesced: adjacent invocations hold adjacent
     // queries), and dQ = scale·(dSᵀ)ᵀ·K is a matmul.
