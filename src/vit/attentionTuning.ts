@@ -151,8 +151,11 @@ const cache = keyedTuningCache<AttentionTuneResult>(CACHE_FILE, CACHE_VERSION, '
 export function defaultAttentionCandidates(): string[] {
   const fused: string[] = [defaultAttentionVariant()];
   if (!isSoftwareAdapter()) {
-    // On GPUs: the workgroup-tiled kernels, and the scores-saving one where subgroups have a fixed size.
-    for (const v of ['blocked', 'flash', 'flash-ds', ...(subgroupSize() !== null ? ['subgroup-saved'] : [])]) if (!fused.includes(v)) fused.push(v);
+    // On GPUs: the workgroup-tiled kernels, and the scores-saving one where subgroups have a fixed size. The flash
+    // kernels also with 32 query rows per workgroup (@2x2): at ViT's 197 tokens 224 rows computed instead of 256, and
+    // half the Q tile's workgroup memory (more workgroups per SM); the default blocking is the largest that fits.
+    const flash = ['flash', 'flash-ds', 'flash@2x2', 'flash-ds@2x2'];
+    for (const v of ['blocked', ...flash, ...(subgroupSize() !== null ? ['subgroup-saved'] : [])]) if (!fused.includes(v)) fused.push(v);
   }
   return ['explicit', ...fused];
 }
