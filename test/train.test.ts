@@ -226,6 +226,20 @@ describe('trainer', () => {
     expect(l2.map((l) => l.loss)).toEqual(l1.map((l) => l.loss));
   });
 
+  it('--grad-accum 2 at batch 4 trains as batch 8: the same images per step (made ahead within the step too), the same losses', async () => {
+    // Batches of 4 accumulated in pairs cover the images of batches of 8 (the epoch's last step: 4 + a remainder,
+    // weighted by size), so each step's loss and gradient are the same sums in another order: f32 rounding (~1e-7
+    // relative per sum) is all that may differ, far below what one wrong image does to a step's loss (~1e-2 here).
+    const extra: Partial<TrainOptions> = { epochs: 2, augment: 'trivialaugment', lr: 1e-2 };
+    const big = await train(base('run-b8', { ...extra, batchSize: 8 }));
+    const acc = await train(base('run-b4x2', { ...extra, batchSize: 4, gradAccum: 2 }));
+    expect(acc.steps).toBe(big.steps);
+    const l1 = readJsonl(join(tmp, 'run-b8', 'metrics.jsonl')).filter((l) => l.type === 'step').map((l) => l.loss as number);
+    const l2 = readJsonl(join(tmp, 'run-b4x2', 'metrics.jsonl')).filter((l) => l.type === 'step').map((l) => l.loss as number);
+    expect(l2.length).toBe(l1.length);
+    for (let i = 0; i < l1.length; i++) expect(Math.abs(l2[i] - l1[i]), `step ${i + 1}: ${l2[i]} vs ${l1[i]}`).toBeLessThanOrEqual(1e-4 * Math.abs(l1[i]));
+  });
+
   it('a NaN loss stops the run with a message naming the step and keeps the last good checkpoint', async () => {
     const o = base('run-nan', { saveEvery: 2, epochs: 3 });
     const r = await train({ ...o, debugNanAtStep: 5 });
