@@ -67,7 +67,7 @@ export type BenchTrainResult = {
   adapter: string;
 };
 
-export const shapeLabel = (c: VitConfig) => `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`;
+const shapeLabel = (c: VitConfig) => `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`;
 
 /**
  * A benchmark model by name: 'fmnist' (the fashion-mnist preset's ViT), a ViT preset with 14 classes, or a path to a
@@ -93,7 +93,8 @@ export function benchModel(name: string, op = 'bench train', alsoKnown = ''): { 
 export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTrainResult> {
   const runs = opts.runs ?? 2;
   const steps = opts.steps ?? 3;
-  const { config: c, label: CONFIG, batch } = opts.config ? (validateConfig(opts.config), { config: opts.config, label: shapeLabel(opts.config), batch: 32 }) : benchModel(opts.model ?? 'fmnist');
+  if (opts.config) validateConfig(opts.config);
+  const { config: c, label: CONFIG, batch } = opts.config ? { config: opts.config, label: shapeLabel(opts.config), batch: 32 } : benchModel(opts.model ?? 'fmnist');
   const B = opts.batch ?? batch;
   await initGpu();
   const model = new VisionTransformer(c, { init: 'random', seed: 1 });
@@ -101,6 +102,7 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
   const S = c.image_size;
   const input = opts.input ?? 'random';
   const overlap = input !== 'random' && (opts.overlap ?? true);
+  // the fixed batch (input 'random')
   const x = input === 'random' ? randomArray(B * 3 * S * S, 3, -2, 2) : new Float32Array(0);
   const y = Float32Array.from({ length: B }, (_, i) => i % c.num_classes);
   // The input pipeline: 4 batches' worth of random uint8 RGB images at the model's size, in memory (prepared as the
