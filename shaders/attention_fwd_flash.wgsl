@@ -14,7 +14,8 @@
 // Q, K and V tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, the tail zero-padded), so the score loop does one
 // 16-byte load per 4 products; Q's and K's rows are padded by one vec4 (stride D4+1) so the 16 keys one warp reads at
 // the same column fall in different banks (V is read one row at a time: no padding); P's rows (vec4s along the keys)
-// by one vec4, against conflicts between the rows ty and ty+1 when the probabilities are written. The
+// by one vec4, which moves the rows ty and ty+1 four banks apart where the probabilities are written (each written
+// once per tile; the P·V loop reads two addresses per warp, broadcast). The
 // staging loops have a constant trip count (they unroll). Padding: query rows past n compute on row n−1 and store
 // nothing; keys past n score −∞.
 // Barriers are in uniform control flow (every loop bound is uniform per workgroup).
