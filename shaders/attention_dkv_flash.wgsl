@@ -3,7 +3,8 @@
 // key rows of one (batch, head) and stages their k (scaled) and v once; it walks the queries in tiles of
 // BQ = 16·TC, staging q, dOs and the rows' (lse, Di). Invocation (tx, ty) computes a TR×TC block of S and dP
 // (key rows ty + 16·i, queries tx + 16·c), then P = exp(S − lse) and dS = P ∘ (dP − Di) go through workgroup memory
-// (as vec4s along the queries, rows padded by one vec4) and it adds Pᵀ·dOs and dSᵀ·q to its TR×TD4 blocks of vec4s
+// (groups of 4 queries as array<f32, 4>, written by 4 invocations: see attention_fwd_flash.wgsl; rows padded by one
+// group) and it adds Pᵀ·dOs and dSᵀ·q to its TR×TD4 blocks of vec4s
 // of dV and dK (head columns 4·tx + 64·j … +3, 4 queries a step, every operand a vec4 load, as the forward's P·V;
 // columns 16 apart were one scalar load per 2 FMAs). No atomics: each
 // workgroup sums over every query for its keys. dV_j = Σ_i P_ij dOs_i; dK_j = scale·Σ_i dS_ij q_i. For 'flash-ds'
@@ -23,15 +24,15 @@ const BKV: u32 = 16u * TR;
 const BQ: u32 = 16u * TC;
 const D4: u32 = (D + 3u) / 4u;
 const DS4: u32 = D4 + 1u;
-const SS4: u32 = BQ / 4u + 1u;  // row stride of the P and dS tiles, in vec4s
+const SS4: u32 = BQ / 4u + 1u;  // row stride of the P and dS tiles, in groups of 4
 const HAS_MASK: bool = {{HAS_MASK}};
 
 var<workgroup> ks: array<vec4<f32>, BKV * DS4>;
 var<workgroup> vs: array<vec4<f32>, BKV * DS4>;
 var<workgroup> qt: array<vec4<f32>, BQ * DS4>;
 var<workgroup> gt: array<vec4<f32>, BQ * DS4>;
-var<workgroup> pt: array<vec4<f32>, BKV * SS4>;
-var<workgroup> dst: array<vec4<f32>, BKV * SS4>;
+var<workgroup> pt: array<array<f32, 4>, BKV * SS4>;
+var<workgroup> dst: array<array<f32, 4>, BKV * SS4>;
 var<workgroup> st: array<f32, BQ * 2u>;
 
 //#include "attention_bwd_row4"
@@ -112,8 +113,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     workgroupBarrier();
     for (var c4 = 0u; c4 < BQ / 4u; c4++) {
-      var pv: array<vec4<f32>, TR>;
-      var sv: array<vec4<f32>, TR>;
+      var pv: array<array<f32, 4>, TR>;
+      var sv: array<array<f32, 4>, TR>;
       for (var i = 0u; i < TR; i++) {
         pv[i] = pt[(ty + 16u * i) * SS4 + c4];
         sv[i] = dst[(ty + 16u * i) * SS4 + c4];

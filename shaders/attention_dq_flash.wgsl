@@ -2,8 +2,8 @@
 // FlashAttention-2's dQ pass. A 16×16 workgroup owns BQ = 16·TR query rows of one (batch, head) and stages their
 // q (scaled) and dOs once; it walks the keys in tiles of BKV = 16·TC, staging K and V. Invocation (tx, ty) computes
 // a TR×TC block of S = scale·q·kᵀ + mask and dP = dOs·vᵀ (query rows ty + 16·i, keys tx + 16·c), turns it into
-// dS = P ∘ (dP − Di) with P = exp(S − lse), and, after dS goes through workgroup memory (as vec4s along the keys,
-// rows padded by one vec4), adds dS·K to its TR×TD4 block of vec4s of dQ (head columns 4·tx + 64·j … +3, 4 keys a
+// dS = P ∘ (dP − Di) with P = exp(S − lse), and, after dS goes through workgroup memory (groups of 4 keys as
+// array<f32, 4>, written by 4 invocations: see attention_fwd_flash.wgsl; rows padded by one group), adds dS·K to its TR×TD4 block of vec4s of dQ (head columns 4·tx + 64·j … +3, 4 keys a
 // step: vec4 loads of dS and K, as the forward's P·V). dQ = scale·Σ_j dS_ij k_j. Rows past n compute on row n−1 and
 // store nothing.
 // Tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, tail zero-padded, rows padded by one vec4 against bank
@@ -19,14 +19,14 @@ const BQ: u32 = 16u * TR;
 const BKV: u32 = 16u * TC;
 const D4: u32 = (D + 3u) / 4u;
 const DS4: u32 = D4 + 1u;
-const SS4: u32 = BKV / 4u + 1u;  // row stride of the dS tile, in vec4s
+const SS4: u32 = BKV / 4u + 1u;  // row stride of the dS tile, in groups of 4
 const HAS_MASK: bool = {{HAS_MASK}};
 
 var<workgroup> qs: array<vec4<f32>, BQ * DS4>;
 var<workgroup> gs: array<vec4<f32>, BQ * DS4>;
 var<workgroup> kt: array<vec4<f32>, BKV * DS4>;
 var<workgroup> vt: array<vec4<f32>, BKV * DS4>;
-var<workgroup> dst: array<vec4<f32>, BQ * SS4>;
+var<workgroup> dst: array<array<f32, 4>, BQ * SS4>;
 
 //#include "attention_bwd_row4"
 
@@ -106,7 +106,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     workgroupBarrier();
     for (var c4 = 0u; c4 < BKV / 4u; c4++) {
-      var dv: array<vec4<f32>, TR>;
+      var dv: array<array<f32, 4>, TR>;
       for (var i = 0u; i < TR; i++) { dv[i] = dst[(ty + 16u * i) * SS4 + c4]; }
       for (var u = 0u; u < 4u; u++) {
         for (var j = 0u; j < TD4; j++) {

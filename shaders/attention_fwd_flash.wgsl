@@ -13,9 +13,11 @@
 // Q's tile is staged once per workgroup (qs, already scaled) when it fits (QS), else read from global memory.
 // Q, K and V tiles are staged as vec4s along D (D4 = ⌈D/4⌉ per row, the tail zero-padded), so the score loop does one
 // 16-byte load per 4 products; Q's and K's rows are padded by one vec4 (stride D4+1) so the 16 keys one warp reads at
-// the same column fall in different banks (V is read one row at a time: no padding); P's rows (vec4s along the keys)
-// by one vec4, which moves the rows ty and ty+1 four banks apart where the probabilities are written (each written
-// once per tile; the P·V loop reads two addresses per warp, broadcast). The
+// the same column fall in different banks (V is read one row at a time: no padding). P's tile holds groups of 4 keys
+// as array<f32, 4>, not vec4: 4 invocations write the 4 values of a group, and WGSL lets a write to one component of
+// a vector access the whole vector (Metal and D3D compilers may read-modify-write it: gpuweb issue 2112), while array
+// elements are memory locations of their own; the P·V loop reads a group at once. Its rows are padded by one group,
+// which moves the rows ty and ty+1 four banks apart where the probabilities are written. The
 // staging loops have a constant trip count (they unroll). Padding: query rows past n compute on row n−1 and store
 // nothing; keys past n score −∞.
 // Barriers are in uniform control flow (every loop bound is uniform per workgroup).
@@ -30,7 +32,7 @@ const BQ: u32 = 16u * TR;  // query rows per workgroup
 const BKV: u32 = 16u * TC; // keys per tile
 const D4: u32 = (D + 3u) / 4u;
 const DS4: u32 = D4 + 1u;  // row stride of the staged q, k tiles, in vec4s (bank-conflict padding)
-const PS4: u32 = BKV / 4u + 1u;  // row stride of the probability tile, in vec4s
+const PS4: u32 = BKV / 4u + 1u;  // row stride of the probability tile, in groups of 4
 const QS: bool = {{QS}};   // Q tile staged in workgroup memory
 
 var<workgroup> qs: array<vec4<f32>, {{QS_LEN}}>;
@@ -48,7 +50,7 @@ fn row4(a: u32, which: u32, r: u32, d0: u32) -> vec4<f32> {
   }
   return x;
 }
-var<workgroup> ps: array<vec4<f32>, BQ * PS4>;
+var<workgroup> ps: array<array<f32, 4>, BQ * PS4>;
 var<workgroup> red: array<f32, BQ * 16u>;
 
 @compute @workgroup_size(16, 16)
@@ -143,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     // O += P·V on the TR×TD4 block of vec4s, 4 keys at a time. (Columns past D4 — D < 64 — read the last vec4 and
     // are not stored.)
     for (var c4 = 0u; c4 < BKV / 4u; c4++) {
-      var pv: array<vec4<f32>, TR>;
+      var pv: array<array<f32, 4>, TR>;
       for (var i = 0u; i < TR; i++) { pv[i] = ps[(ty + 16u * i) * PS4 + c4]; }
       for (var u = 0u; u < 4u; u++) {
         for (var j = 0u; j < TD4; j++) {
