@@ -6,13 +6,16 @@
 // for TM·TN FMAs.
 //
 // K is walked in steps of BK = 8. Both tiles are staged in workgroup memory as [k][m] and [k][n] (vec4 rows
-// along m / n), loaded from global memory with one vec4 per load along each operand's contiguous dimension:
-//   A [M, K] (k contiguous): a vec4 of 4 k values of one row, stored as 4 components of 4 shared rows;
-//   A [K, M] (TRANS_A):      a vec4 of 4 m values, stored as one vec4;
-//   B [K, N]:                a vec4 of 4 n values, stored as one vec4;
+// along m / n); every staged vec4 is written whole by one invocation (a write to one component of a vector may
+// access the whole vector in WGSL — Metal's and D3D's compilers may read-modify-write it, gpuweb issue 2112 — so
+// four invocations filling one vec4 would race there):
+//   A [K, M] (TRANS_A):      one vec4 load of 4 m values, stored as one vec4;
+//   B [K, N]:                one vec4 load of 4 n values, stored as one vec4;
+//   A [M, K] (k contiguous): 4 scalar loads, rows m..m+3 at one k, stored as one vec4 (lanes run along k: a warp
+//                            reads 8 consecutive k of 4 rows per load, whole 32-byte sectors);
 //   B [N, K] (TRANS_B, a Linear's forward x·Wᵀ): as A [M, K].
-// Neighbouring invocations load neighbouring vec4s in every form (coalesced). The shared rows are padded by
-// one vec4: where k runs fastest, a warp's scattered component stores then fall in 32 different banks.
+// The shared rows are padded by one vec4 (odd strides: in each quarter-warp phase of a vec4 store the 8 lanes' k rows
+// fall in different banks).
 // The next tile is loaded into registers before the current one is used (its latency hides behind the
 // FMAs), then stored after the second barrier.
 //
@@ -40,7 +43,12 @@ const SB4 = {{SB4}}u;
 var<workgroup> As: array<vec4<f32>, BK * SA4>;   // [k][m/4]
 var<workgroup> Bs: array<vec4<f32>, BK * SB4>;   // [k][n/4]
 
-// The l-th vec4 of A this invocation loads for the tile at k0 (zeros outside the matrix).
+// Element i (a float index) of a or b, bound as vec4s.
+fn aAt(i: u32) -> f32 { return a[i / 4u][i % 4u]; }
+fn bAt(i: u32) -> f32 { return b[i / 4u][i % 4u]; }
+
+// The l-th vec4 of A this invocation stages for the tile at k0 (zeros outside the matrix): with TRANS_A 4 m values of
+// one k (one load), else one k of the rows m..m+3 (4 loads), the vec4 staged at [k][m/4] either way.
 fn loadA(aBase: u32, m0: u32, k0: u32, e: u32) -> vec4<f32> {
   if (e >= 2u * BM) { return vec4<f32>(0.0); }
   if (TRANS_A) {
@@ -48,9 +56,15 @@ fn loadA(aBase: u32, m0: u32, k0: u32, e: u32) -> vec4<f32> {
     let m4 = m0 / 4u + e % (BM / 4u);
     if (k < P.K && m4 < P.M / 4u) { return a[aBase + k * (P.M / 4u) + m4]; }
   } else {
-    let m = m0 + e / 2u;
-    let k4 = k0 / 4u + e % 2u;
-    if (m < P.M && k4 < P.K / 4u) { return a[aBase + m * (P.K / 4u) + k4]; }
+    let m = m0 + 4u * (e / BK);
+    let k = k0 + e % BK;
+    var x = vec4<f32>(0.0);
+    if (k < P.K) {
+      for (var r = 0u; r < 4u; r++) {
+        if (m + r < P.M) { x[r] = aAt(4u * aBase + (m + r) * P.K + k); }
+      }
+    }
+    return x;
   }
   return vec4<f32>(0.0);
 }
@@ -58,9 +72,15 @@ fn loadA(aBase: u32, m0: u32, k0: u32, e: u32) -> vec4<f32> {
 fn loadB(bBase: u32, n0: u32, k0: u32, e: u32) -> vec4<f32> {
   if (e >= 2u * BN) { return vec4<f32>(0.0); }
   if (TRANS_B) {
-    let n = n0 + e / 2u;
-    let k4 = k0 / 4u + e % 2u;
-    if (n < P.N && k4 < P.K / 4u) { return b[bBase + n * (P.K / 4u) + k4]; }
+    let n = n0 + 4u * (e / BK);
+    let k = k0 + e % BK;
+    var x = vec4<f32>(0.0);
+    if (k < P.K) {
+      for (var r = 0u; r < 4u; r++) {
+        if (n + r < P.N) { x[r] = bAt(4u * bBase + (n + r) * P.K + k); }
+      }
+    }
+    return x;
   } else {
     let k = k0 + e / (BN / 4u);
     let n4 = n0 / 4u + e % (BN / 4u);
@@ -74,24 +94,14 @@ fn storeA(e: u32, v: vec4<f32>) {
   if (TRANS_A) {
     As[(e / (BM / 4u)) * SA4 + e % (BM / 4u)] = v;
   } else {
-    let m = e / 2u;
-    let kk = (e % 2u) * 4u;
-    As[kk * SA4 + m / 4u][m % 4u] = v.x;
-    As[(kk + 1u) * SA4 + m / 4u][m % 4u] = v.y;
-    As[(kk + 2u) * SA4 + m / 4u][m % 4u] = v.z;
-    As[(kk + 3u) * SA4 + m / 4u][m % 4u] = v.w;
+    As[(e % BK) * SA4 + e / BK] = v;
   }
 }
 
 fn storeB(e: u32, v: vec4<f32>) {
   if (e >= 2u * BN) { return; }
   if (TRANS_B) {
-    let n = e / 2u;
-    let kk = (e % 2u) * 4u;
-    Bs[kk * SB4 + n / 4u][n % 4u] = v.x;
-    Bs[(kk + 1u) * SB4 + n / 4u][n % 4u] = v.y;
-    Bs[(kk + 2u) * SB4 + n / 4u][n % 4u] = v.z;
-    Bs[(kk + 3u) * SB4 + n / 4u][n % 4u] = v.w;
+    Bs[(e % BK) * SB4 + e / BK] = v;
   } else {
     Bs[(e / (BN / 4u)) * SB4 + e % (BN / 4u)] = v;
   }
