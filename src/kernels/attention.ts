@@ -320,7 +320,7 @@ const FLASH_ORDER: [number, number][] = [[4, 2], [2, 2], [4, 1], [2, 1], [1, 1]]
  * A flash kernel's blocking for head dimension D on this device: `want` (from flash@TRxTC…) if its tiles fit (a
  * named blocking that does not fit is an error that says how much memory it needs), else the first of FLASH_ORDER
  * that fits; for the forward, then 1×1 with Q read from global memory; null if nothing fits (that pass then runs the
- * 'blocked' kernels: large D on a device with little workgroup memory, e.g. D > 236 forward, D > 112 backward on 32 KiB).
+ * 'blocked' kernels: large D on a device with little workgroup memory, e.g. D > 232 forward, D > 112 backward on 32 KiB).
  */
 function flashPlan(op: string, variant: string, pass: 'fwd' | 'dq' | 'dkv', D: number, want?: [number, number]): FlashPlan | null {
   const limit = gpu().limits.maxComputeWorkgroupStorageSize;
