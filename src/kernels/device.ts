@@ -20,6 +20,13 @@ export interface Gpu {
   limits: GPUSupportedLimits;
   /** A short stable name for result files: e.g. "llvmpipe" or "nvidia-h100". */
   adapterKey: string;
+  /**
+   * The subgroup size the subgroup kernels are compiled for, or null where they must not run: the device has
+   * 'subgroups', the adapter reports one fixed size (min = max ≤ 128), and a probe at start found every subgroup full
+   * and made of consecutive local_invocation_index values — the layout those kernels assume (row teams, the subgroup
+   * matmul, the subgroup attention kernels), which neither WGSL nor Vulkan promises (probeSubgroupLayout).
+   */
+  subgroupSize: number | null;
 }
 
 export interface GpuOptions {
@@ -184,15 +191,79 @@ async function createGpu(opts: GpuOptions): Promise<Gpu> {
     console.error(`[celluscan] WebGPU error: ${err.message}`);
   });
   const info = describeAdapter(adapter);
+  const features = new Set([...device.features] as string[]);
+  const sub = (adapter as GPUAdapter & { info?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).info;
+  const fixed = features.has('subgroups') && sub?.subgroupMinSize && sub.subgroupMinSize === sub.subgroupMaxSize && sub.subgroupMinSize <= 128 ? sub.subgroupMinSize : null;
   return {
     gpu,
     device,
     adapter,
     info,
-    features: new Set([...device.features] as string[]),
+    features,
     limits: device.limits,
     adapterKey: adapterKeyOf(info),
+    subgroupSize: fixed !== null && (await probeSubgroupLayout(device, fixed)) ? fixed : null,
   };
+}
+
+/**
+ * Whether, on this device, workgroups of 256 invocations (1-D, and 2-D as S × 256/S, the subgroup matmul's shape) split
+ * into full subgroups of `size` lanes whose lane i is local_invocation_index first + i, first a multiple of `size`.
+ * The subgroup kernels index rows and shuffle partners by local_invocation_index on that assumption; a device where it
+ * fails (or where the probe cannot run) gets no subgroup kernels rather than wrong results.
+ */
+export async function probeSubgroupLayout(device: GPUDevice, size: number): Promise<boolean> {
+  if (!(Number.isInteger(size) && size >= 1 && 256 % size === 0)) return false;
+  const check = `
+    let first = subgroupBroadcast(li, 0u);
+    let ok = ss == ${size}u && subgroupAdd(1u) == ${size}u && sid == li - first && first % ${size}u == 0u;
+    out[slot * 256u + li] = select(0u, 1u, ok);`;
+  const code = `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(256)
+fn flat(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w: vec3<u32>,
+        @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) ss: u32) {
+  let slot = w.x;${check}
+}
+@compute @workgroup_size(${size}, ${256 / size})
+fn grid(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) w: vec3<u32>,
+        @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) ss: u32) {
+  let slot = 2u + w.x;${check}
+}`;
+  const out = device.createBuffer({ size: 4 * 256 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ size: 4 * 256 * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  // (a shader this device rejects is an answer, not an uncaptured error)
+  device.pushErrorScope('validation');
+  let scoped = true;
+  const failed = async () => {
+    scoped = false;
+    return (await device.popErrorScope()) !== null;
+  };
+  try {
+    const module = device.createShaderModule({ code, label: 'subgroup layout probe' });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (const entryPoint of ['flat', 'grid']) {
+      const p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint } });
+      pass.setPipeline(p);
+      pass.setBindGroup(0, device.createBindGroup({ layout: p.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out } }] }));
+      pass.dispatchWorkgroups(2);
+    }
+    pass.end();
+    enc.copyBufferToBuffer(out, 0, read, 0, 4 * 256 * 4);
+    device.queue.submit([enc.finish()]);
+    if (await failed()) return false;
+    await read.mapAsync(GPUMapMode.READ);
+    const ok = new Uint32Array(read.getMappedRange()).every((v) => v === 1);
+    read.unmap();
+    return ok;
+  } catch {
+    return false;
+  } finally {
+    if (scoped) await failed().catch(() => true);
+    out.destroy();
+    read.destroy();
+  }
 }
 
 /**

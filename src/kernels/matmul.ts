@@ -195,26 +195,13 @@ export function vec4Aligned(M: number, N: number, K: number, transA: boolean, tr
 }
 
 /**
- * The adapter's subgroup size when the device has 'subgroups' and the size is fixed (min = max), else
- * null: the subgroup kernel is compiled for one size.
+ * The subgroup size the subgroup kernels are compiled for on this device, or null where they do not run: no
+ * 'subgroups' feature, no fixed size, or a lane layout other than the one they assume (Gpu.subgroupSize, probed once
+ * when the device is made).
  */
 export function subgroupSize(): number | null {
-  const g = gpu();
-  // Asked once per device (Dawn builds a new adapter-info object on each read of adapter.info, and matmul() asks per call)
-  const known = subgroupSizes.get(g.device);
-  if (known !== undefined) return known;
-  let size: number | null = null;
-  if (g.features.has('subgroups')) {
-    const info = (g.adapter as GPUAdapter & { info?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).info;
-    const lo = info?.subgroupMinSize;
-    const hi = info?.subgroupMaxSize;
-    size = lo && lo === hi && lo <= 128 ? lo : null;
-  }
-  subgroupSizes.set(g.device, size);
-  return size;
+  return gpu().subgroupSize;
 }
-
-const subgroupSizes = new WeakMap<GPUDevice, number | null>();
 
 /**
  * The unrolled statements of shaders/matmul_subgroup.wgsl for RQ A values and TN columns per lane and
