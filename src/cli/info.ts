@@ -13,6 +13,8 @@ export async function adapterInfo() {
     features: [...g.features].sort(),
     adapterFeatures: [...g.adapter.features].sort(),
     missingWanted: WANTED_FEATURES.filter((f) => !g.features.has(f)),
+    // the size the subgroup kernels run with; null: none run (no 'subgroups', no fixed size, or the layout probe failed)
+    subgroupSize: g.subgroupSize,
     limits: keyLimits(g.limits),
     // What the kernels default to here: the table, or what `celluscan tune` cached (loaded when the GPU started).
     kernels: {
@@ -38,6 +40,9 @@ export function formatInfo(i: Awaited<ReturnType<typeof adapterInfo>>): string {
     `features      ${i.features.join(', ')}`,
   ];
   if (i.missingWanted.length) lines.push(`not offered   ${i.missingWanted.join(', ')} (kernels use fallbacks)`);
+  if (i.features.includes('subgroups')) {
+    lines.push(`subgroups     ${i.subgroupSize !== null ? `${i.subgroupSize} lanes, laid out as the subgroup kernels assume` : 'no subgroup kernels here (no fixed size, or lanes not laid out as they assume)'}`);
+  }
   const k = i.kernels;
   const tunedAtt = Object.entries(k.attentionTuned).map(([shape, c]) => `${shape}: ${c}`);
   lines.push(`matmul        ${k.matmul} (${k.matmulTuned ? 'tuned: `celluscan tune`' : "this adapter's default"})`);
