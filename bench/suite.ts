@@ -305,6 +305,12 @@ export interface SuiteResult {
   roofline: Roofline;
   rows: BenchRow[];
   errors: { bench: string; error: string }[];
+  /**
+   * In a recorded file that merges runs (recordSuite keeps the rows of benches a later run did not measure): the
+   * earlier runs whose rows are still in it, each with its date, its roofline (their rows' % of peak is against it)
+   * and its benches. `date` and `roofline` above are the latest run's.
+   */
+  earlier?: { date: string; roofline: Roofline; benches: string[] }[];
 }
 
 
@@ -320,6 +326,13 @@ export function markdownTable(s: SuiteResult): string {
     '',
     `Adapter: ${s.adapterInfo.description || s.adapterInfo.device} (${s.adapterInfo.vendor}, ${s.adapterInfo.architecture}). Recorded ${s.date.slice(0, 10)}.`,
     `Measured roofline: ${fmtNum(s.roofline.peakGflops)} GFLOP/s, ${fmtNum(s.roofline.peakGBs)} GB/s (${s.roofline.clock}).`,
+    ...(s.earlier?.length
+      ? [
+          `Rows from earlier runs (each row's % of peak is against its own run's roofline): ` +
+            s.earlier.map((e) => `${e.benches.join(', ')} on ${e.date.slice(0, 16).replace('T', ' ')} UTC, roofline ${fmtNum(e.roofline.peakGflops)} GFLOP/s, ${fmtNum(e.roofline.peakGBs)} GB/s`).join('; ') +
+            `; the rest on ${s.date.slice(0, 16).replace('T', ' ')} UTC with the roofline above.`,
+        ]
+      : []),
     '',
     '| bench | case | variant | value | % of peak | peer (same run) | ratio (×, >1 = we are faster) |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -364,7 +377,12 @@ export async function recordSuite(s: SuiteResult, o: { dir?: string; name?: stri
     try {
       const old = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as SuiteResult;
       const fresh = new Set(s.rows.map((r) => r.bench));
-      merged = { ...s, rows: [...old.rows.filter((r) => !fresh.has(r.bench)), ...s.rows], errors: s.errors };
+      const kept = old.rows.filter((r) => !fresh.has(r.bench));
+      // which earlier run each kept bench came from: the old file's own earlier runs, else its latest run
+      const runs = [...(old.earlier ?? []), { date: old.date, roofline: old.roofline, benches: [] as string[] }];
+      const runOf = (bench: string) => runs.find((e) => e.benches.includes(bench)) ?? runs[runs.length - 1];
+      const earlier = runs.map((e) => ({ ...e, benches: [...new Set(kept.map((r) => r.bench))].filter((b) => runOf(b) === e) })).filter((e) => e.benches.length);
+      merged = { ...s, rows: [...kept, ...s.rows], errors: s.errors, ...(earlier.length ? { earlier } : {}) };
     } catch {
       // an unreadable old file is replaced
     }

@@ -32,6 +32,19 @@ describe('bench suite', () => {
       const merged = JSON.parse(readFileSync(join(dir, 'partial.json'), 'utf8')) as SuiteResult;
       expect(merged.rows.filter((r) => r.bench === 'gelu').every((r) => r.value === -1)).toBe(true);
       expect(merged.rows.filter((r) => r.bench === 'softmax').length).toBe(result.rows.filter((r) => r.bench === 'softmax').length);
+      // the kept rows name the run they came from (its date and roofline: their % of peak is against it), in the JSON
+      // and in the table's header
+      expect(merged.earlier).toEqual([{ date: seen[1].date, roofline: seen[1].roofline, benches: ['softmax'] }]);
+      expect(readFileSync(join(dir, 'partial.md'), 'utf8')).toMatch(/Rows from earlier runs \(each row's % of peak is against its own run's roofline\): softmax on /);
+      // a run with a date of its own keeps that provenance through another partial run, and a run of every bench
+      // leaves no earlier runs
+      await recordSuite({ ...seen[0], date: '2030-01-01T00:00:00.000Z' }, { dir, name: 'partial' });
+      const again = JSON.parse(readFileSync(join(dir, 'partial.json'), 'utf8')) as SuiteResult;
+      expect(again.earlier).toEqual([{ date: seen[1].date, roofline: seen[1].roofline, benches: ['softmax'] }]);
+      await recordSuite(seen[1], { dir, name: 'partial' });
+      const whole = JSON.parse(readFileSync(join(dir, 'partial.json'), 'utf8')) as SuiteResult;
+      expect(whole.earlier).toBeUndefined();
+      expect(readFileSync(join(dir, 'partial.md'), 'utf8')).not.toMatch(/Rows from earlier runs/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
