@@ -43,9 +43,18 @@ const SB4 = {{SB4}}u;
 var<workgroup> As: array<vec4<f32>, BK * SA4>;   // [k][m/4]
 var<workgroup> Bs: array<vec4<f32>, BK * SB4>;   // [k][n/4]
 
-// Element i (a float index) of a or b, bound as vec4s.
-fn aAt(i: u32) -> f32 { return a[i / 4u][i % 4u]; }
-fn bAt(i: u32) -> f32 { return b[i / 4u][i % 4u]; }
+// Elements first + r·stride (r < count ≤ 4; zeros after) of a (fromA) or b, float indices into the vec4 bindings:
+// one k of 4 consecutive rows of A [M, K] or B [N, K].
+fn gather4(fromA: bool, first: u32, stride: u32, count: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  for (var r = 0u; r < 4u; r++) {
+    if (r < count) {
+      let i = first + r * stride;
+      if (fromA) { x[r] = a[i / 4u][i % 4u]; } else { x[r] = b[i / 4u][i % 4u]; }
+    }
+  }
+  return x;
+}
 
 // The l-th vec4 of A this invocation stages for the tile at k0 (zeros outside the matrix): with TRANS_A 4 m values of
 // one k (one load), else one k of the rows m..m+3 (4 loads), the vec4 staged at [k][m/4] either way.
@@ -58,13 +67,7 @@ fn loadA(aBase: u32, m0: u32, k0: u32, e: u32) -> vec4<f32> {
   } else {
     let m = m0 + 4u * (e / BK);
     let k = k0 + e % BK;
-    var x = vec4<f32>(0.0);
-    if (k < P.K) {
-      for (var r = 0u; r < 4u; r++) {
-        if (m + r < P.M) { x[r] = aAt(4u * aBase + (m + r) * P.K + k); }
-      }
-    }
-    return x;
+    if (k < P.K && m < P.M) { return gather4(true, 4u * aBase + m * P.K + k, P.K, min(4u, P.M - m)); }
   }
   return vec4<f32>(0.0);
 }
@@ -74,13 +77,7 @@ fn loadB(bBase: u32, n0: u32, k0: u32, e: u32) -> vec4<f32> {
   if (TRANS_B) {
     let n = n0 + 4u * (e / BK);
     let k = k0 + e % BK;
-    var x = vec4<f32>(0.0);
-    if (k < P.K) {
-      for (var r = 0u; r < 4u; r++) {
-        if (n + r < P.N) { x[r] = bAt(4u * bBase + (n + r) * P.K + k); }
-      }
-    }
-    return x;
+    if (k < P.K && n < P.N) { return gather4(false, 4u * bBase + n * P.K + k, P.K, min(4u, P.N - n)); }
   } else {
     let k = k0 + e / (BN / 4u);
     let n4 = n0 / 4u + e % (BN / 4u);
