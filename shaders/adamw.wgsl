@@ -10,7 +10,7 @@
 // would otherwise be ~150 dispatches per step (host time per dispatch: bench/results/llvmpipe-host.md). The branch
 // on s is uniform except in the one workgroup that straddles two tensors. The bindings and the per-slot branches are
 // generated (adamw.ts adamwSlots).
-struct Params { decay: f32, one_minus_beta1: f32, beta2: f32, one_minus_beta2: f32, step_size: f32, sqrt_bc2: f32, eps: f32, total: u32, ends: array<vec4<u32>, {{END4}}> }
+struct Params { decay: f32, one_minus_beta1: f32, beta2: f32, one_minus_beta2: f32, step_size: f32, sqrt_bc2: f32, eps: f32, total: u32, ends: array<vec4<u32>, (SLOTS + 3u) / 4u> }
 @group(0) @binding(0) var<uniform> P: Params;
 const SLOTS: u32 = {{SLOTS}}u;  // tensors per dispatch (the bindings below)
 {{BINDINGS}}

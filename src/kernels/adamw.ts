@@ -103,7 +103,7 @@ export function adamwUpdateMany(items: readonly AdamWItem[], opts: AdamWOptions,
     const buffers = chunk.flatMap((it) => [it.param.buffer, it.grad.buffer, it.m.buffer, it.v.buffer]);
     // The block holds this step's lr and bias corrections: volatile (not kept in the uniform cache).
     // (pass label: the kernel's name, whichever call made it, so a profile shows AdamW as one row)
-    dispatch('adamwUpdate', pipeline('adamw', { SLOTS: S, END4: end4 }, 'main', () => adamwCode(S)), buffers, u, grid2d(Math.ceil(total / 256)), true);
+    dispatch('adamwUpdate', pipeline('adamw', { SLOTS: S }, 'main', () => adamwCode(S)), buffers, u, grid2d(Math.ceil(total / 256)), true);
   }
 }
 
