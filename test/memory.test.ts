@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GpuArray, bucketBytes, keep, memoryStats, pool, scope } from '../src/kernels/memory.js';
+import { GpuArray, bucketBytes, keep, memoryStats, peakBytesOf, pool, resetPeakMemory, scope } from '../src/kernels/memory.js';
 import { affine } from '../src/kernels/elementwise.js';
 import { geluForward } from '../src/kernels/gelu.js';
 import { dispatch, packUniforms, pipeline, shaderSource } from '../src/kernels/launch.js';
@@ -71,6 +71,57 @@ describe('buffer pool and scopes', () => {
     v.dispose();
     expect(memoryStats().liveBytes).toBe(before.liveBytes);
     await expect(v.read()).rejects.toThrow(/used after dispose/);
+  });
+});
+
+describe('peak memory (the bench rows on attention memory use it)', () => {
+  it('peakBytesOf counts the most bytes alive at once above what was live before, views once, the result included', async () => {
+    const input = GpuArray.zeros([1000]); // live before: not counted
+    const { result, peakBytes } = await peakBytesOf(() =>
+      scope(() => {
+        const a = GpuArray.zeros([100]); // 400 B
+        const v = a.view([10, 10]); // the same buffer: no more bytes
+        const b = GpuArray.zeros([50]); // 200 B: 600 at once
+        a.dispose();
+        v.dispose(); // a's buffer goes with its last view: 200 live
+        const c = GpuArray.zeros([75]); // 300 B: 500 at once, below the peak
+        b.dispose();
+        return keep(c);
+      }),
+    );
+    expect(peakBytes).toBe(600);
+    expect(result.size).toBe(75);
+    result.dispose();
+    input.dispose();
+  });
+
+  it('a peak measured inside another is also the outer one’s; resetPeakMemory starts from what is live', async () => {
+    const outer = await peakBytesOf(async () => {
+      const inner = await peakBytesOf(async () => {
+        const a = GpuArray.zeros([256]); // 1 KiB
+        await Promise.resolve();
+        a.dispose();
+      });
+      expect(inner.peakBytes).toBe(1024);
+      const b = GpuArray.zeros([16]); // 64 B, below the inner peak
+      b.dispose();
+    });
+    expect(outer.peakBytes).toBe(1024);
+    const x = GpuArray.zeros([8]);
+    resetPeakMemory();
+    expect(memoryStats().peakLiveBytes).toBe(memoryStats().liveBytes);
+    x.dispose();
+  });
+
+  it('allocatedBytes counts the pool’s buffers (bucket sizes, free ones included) until trim() destroys the free ones', () => {
+    pool.trim();
+    const before = memoryStats().allocatedBytes;
+    const a = GpuArray.zeros([1500]); // 6000 B → a 6144-byte bucket
+    expect(memoryStats().allocatedBytes).toBe(before + bucketBytes(6000));
+    a.dispose();
+    expect(memoryStats().allocatedBytes).toBe(before + bucketBytes(6000)); // pooled, not destroyed
+    pool.trim();
+    expect(memoryStats().allocatedBytes).toBe(before);
   });
 });
 

@@ -24,12 +24,20 @@ export interface MemoryStats {
   gpuBuffers: number;
   /** Bytes in the pool's free lists. */
   pooledBytes: number;
+  /**
+   * The most liveBytes reached since the last resetPeakMemory() (or the start): the memory a computation needed at
+   * once, as the arrays it held — independent of the adapter and of the pool's bucket rounding.
+   */
+  peakLiveBytes: number;
+  /** Bytes of the GPU buffers the pool has created and not destroyed (live + pooled free, in bucket sizes). */
+  allocatedBytes: number;
 }
 
 class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private pooledBytes = 0;
   created = 0;
+  createdBytes = 0;
   /** The device the pooled buffers belong to: a new device (after destroyGpu or a lost device) starts a new pool. */
   private device: GPUDevice | null = null;
   private mine = new WeakSet<GPUBuffer>();
@@ -42,6 +50,7 @@ class BufferPool {
       this.free.clear();
       this.pooledBytes = 0;
       this.created = 0;
+      this.createdBytes = 0;
       this.mine = new WeakSet();
       this.device = g.device;
     }
@@ -58,6 +67,7 @@ class BufferPool {
       return b;
     }
     this.created++;
+    this.createdBytes += size;
     const buf = g.device.createBuffer({ size, usage: STORAGE_USAGE() });
     this.mine.add(buf);
     return buf;
@@ -78,6 +88,7 @@ class BufferPool {
     forgetBindGroups(); // cached bind groups may name the buffers destroyed here
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.created -= [...this.free.values()].reduce((n, l) => n + l.length, 0);
+    this.createdBytes -= this.pooledBytes;
     this.free.clear();
     this.pooledBytes = 0;
   }
@@ -90,9 +101,34 @@ class BufferPool {
 export const pool = new BufferPool();
 let liveArrays = 0;
 let liveBytes = 0;
+let peakLiveBytes = 0;
 
 export function memoryStats(): MemoryStats {
-  return { liveArrays, liveBytes, gpuBuffers: pool.created, pooledBytes: pool.pooled };
+  return { liveArrays, liveBytes, gpuBuffers: pool.created, pooledBytes: pool.pooled, peakLiveBytes, allocatedBytes: pool.createdBytes };
+}
+
+/** Start a new peak (memoryStats().peakLiveBytes) from the bytes live now. */
+export function resetPeakMemory(): void {
+  peakLiveBytes = liveBytes;
+}
+
+/**
+ * The peak memory fn needed above what was live when it began: the most bytes of arrays alive at once while it ran,
+ * minus those alive before (its inputs), with what it returns still counted. Arrays are disposed as soon as their
+ * last dispatch is recorded and their buffers go to the next array that asks (the queue keeps the order), so this is
+ * the working set the computation needs, not the buffers the pool holds. Async functions are awaited; work from
+ * elsewhere that runs meanwhile counts too. The peak outside is kept (the larger of the two stands afterwards).
+ */
+export async function peakBytesOf<T>(fn: () => T | Promise<T>): Promise<{ result: T; peakBytes: number }> {
+  const outer = peakLiveBytes;
+  const base = liveBytes;
+  peakLiveBytes = liveBytes;
+  try {
+    const result = await fn();
+    return { result, peakBytes: peakLiveBytes - base };
+  } finally {
+    peakLiveBytes = Math.max(outer, peakLiveBytes);
+  }
 }
 
 export type Shape = readonly number[];
@@ -116,6 +152,7 @@ class SharedBuffer {
   refs = 1;
   constructor(readonly buffer: GPUBuffer, readonly bytes: number) {
     liveBytes += bytes;
+    if (liveBytes > peakLiveBytes) peakLiveBytes = liveBytes;
   }
 }
 
