@@ -103,11 +103,9 @@ export async function benchAttention(opts: BenchAttentionOptions = {}): Promise<
  */
 export async function benchAttentionCompare(opts: BenchAttentionOptions & { variants?: string[] } = {}): Promise<object[]> {
   await initGpu();
-  const { Tensor } = await import('../src/autograd/tensor.js');
-  const ops = await import('../src/autograd/ops.js');
   const { scope } = await import('../src/kernels/memory.js');
   const { timeRuns } = await import('./timing.js');
-  const { fusedVsExplicitError } = await import('./attention_unfused.js');
+  const { fusedVsExplicitError, attentionStep, attentionPeakMemory } = await import('./attention_unfused.js');
   const { isSoftwareAdapter } = await import('../src/kernels/device.js');
   // One image on a CPU adapter, a training batch of 32 on a GPU (as the suite's attention row).
   const B = opts.batch ?? (isSoftwareAdapter() ? 1 : 32), H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
@@ -115,14 +113,7 @@ export async function benchAttentionCompare(opts: BenchAttentionOptions & { vari
   const arrays = [1, 2, 3, 4].map((s) => GpuArray.fromData(randomArray(B * H * N * D, s), [B, H, N, D], 'benchAttention'));
   const [q0, k0, v0, g0] = arrays;
   const paths = ['explicit', ...(opts.variants ?? ['rows', 'blocked'])];
-  const forward = (path: string, grad: boolean) => {
-    const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: grad }));
-    const out =
-      path === 'explicit'
-        ? ops.matmul(ops.softmax(ops.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(D) })), v)
-        : ops.attention(q, k, v, { variant: path });
-    if (grad) out.backward(g0);
-  };
+  const forward = (path: string, grad: boolean) => attentionStep(path, [q0, k0, v0], grad ? g0 : null);
   const rows: Record<string, unknown>[] = [];
   for (const path of paths) {
     if (path !== 'explicit') {
@@ -146,13 +137,19 @@ export async function benchAttentionCompare(opts: BenchAttentionOptions & { vari
     const firstMs = performance.now() - c0;  // compiles the pipelines (or finds them in the shader cache)
     const fwd = await timeRuns(() => scope(() => forward(path, false)), { runs });
     const both = await timeRuns(() => scope(() => forward(path, true)), { runs });
-    rows.push({ path, adapter: gpu().adapterKey, shape: `B${B} H${H} N${N} D${D}`, first_ms: Math.round(firstMs), fwd_ms: fwd.gpuMs ?? fwd.wallMs, fwd_bwd_ms: both.gpuMs ?? both.wallMs, clock: fwd.clock });
+    const mem = await attentionPeakMemory(path === 'explicit' ? 'explicit' : 'fused', { batch: B, heads: H, seq: N, dim: D, ...(path === 'explicit' ? {} : { variant: path }) });
+    rows.push({
+      path, adapter: gpu().adapterKey, shape: `B${B} H${H} N${N} D${D}`, first_ms: Math.round(firstMs), fwd_ms: fwd.gpuMs ?? fwd.wallMs, fwd_bwd_ms: both.gpuMs ?? both.wallMs, clock: fwd.clock,
+      fwd_mb: mem.fwd_bytes / 2 ** 20, fwd_bwd_mb: mem.fwd_bwd_bytes / 2 ** 20,
+    });
   }
   const e = rows[0];
   for (const r of rows) {
     if (r.fwd_ms === undefined) continue;
     r.fwd_speedup = Math.round(((e.fwd_ms as number) / (r.fwd_ms as number)) * 100) / 100;
     r.fwd_bwd_speedup = Math.round(((e.fwd_bwd_ms as number) / (r.fwd_bwd_ms as number)) * 100) / 100;
+    // memory: explicit / fused (> 1: the fused path needs less)
+    r.fwd_bwd_mem_ratio = Math.round(((e.fwd_bwd_mb as number) / (r.fwd_bwd_mb as number)) * 100) / 100;
   }
   for (const a of arrays) a.dispose();
   return rows;

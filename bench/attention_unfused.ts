@@ -1,11 +1,12 @@
 // The explicit attention path (matmul with the 1/√D scale in its store → softmax → matmul, through autograd) timed at the same
 // shapes as the fused kernel, so the two sit side by side in one run.
 import { gpu } from '../src/kernels/device.js';
-import { GpuArray, scope } from '../src/kernels/memory.js';
+import { GpuArray, peakBytesOf, scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { Tensor } from '../src/autograd/tensor.js';
 import * as ops from '../src/autograd/ops.js';
 import { timeRuns } from './timing.js';
+import { sync } from '../src/kernels/encoder.js';
 
 export interface AttentionShape {
   batch?: number;
@@ -60,17 +61,50 @@ function inputsFor(n: number): Float32Array[] {
 }
 let inputs: { n: number; data: Float32Array[] } | undefined;
 
+/**
+ * One attention call through autograd on views of q, k and v ([B, H, N, D]) as leaf tensors: `path` 'explicit' (matmul
+ * with the 1/√D scale in its store → softmax → matmul) or a fused variant ('default': the adapter's); with an output
+ * gradient, the backward too. What it makes is left to the caller's scope().
+ */
+export function attentionStep(path: string, [q0, k0, v0]: GpuArray[], grad: GpuArray | null): void {
+  const D = q0.shape[q0.shape.length - 1];
+  const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: grad !== null }));
+  const out =
+    path === 'explicit'
+      ? ops.matmul(ops.softmax(ops.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(D) })), v)
+      : ops.attention(q, k, v, path === 'default' ? {} : { variant: path });
+  if (grad) out.backward(grad);
+}
+
+/**
+ * The GPU memory attention at [B, H, N, D] needs above its inputs (q, k, v and the output gradient), fused or
+ * explicit, from one untimed run each: `fwd_bytes` for a forward without autograd (inference: the explicit path's
+ * scores and probabilities, the fused kernels' output and row statistics), `fwd_bwd_bytes` for a forward that keeps
+ * what its backward needs and the backward itself (training: the explicit path keeps P, `subgroup-saved` its
+ * scores, `flash` only the output and row statistics; dq, dk and dv count on both sides). The peak of the bytes of
+ * arrays alive at once (memory.ts, peakBytesOf): the same on every adapter for the same kernels and matmul variants.
+ */
+export async function attentionPeakMemory(path: 'fused' | 'explicit', opts: AttentionShape & { variant?: string } = {}): Promise<{ fwd_bytes: number; fwd_bwd_bytes: number }> {
+  const B = opts.batch ?? 1, H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
+  const arrays = inputsFor(B * H * N * D).map((d) => GpuArray.fromData(d, [B, H, N, D]));
+  const [q0, k0, v0, g0] = arrays;
+  const forward = (grad: boolean) => attentionStep(path === 'fused' ? opts.variant ?? 'default' : 'explicit', [q0, k0, v0], grad ? g0 : null);
+  try {
+    const fwd = await peakBytesOf(() => scope(() => forward(false)));
+    const both = await peakBytesOf(() => scope(() => forward(true)));
+    await sync();
+    return { fwd_bytes: fwd.peakBytes, fwd_bwd_bytes: both.peakBytes };
+  } finally {
+    for (const a of arrays) a.dispose();
+  }
+}
+
 /** Forward and forward+backward time of attention at [B, H, N, D], fused or explicit. */
 export async function benchAttentionPath(path: 'fused' | 'explicit', opts: AttentionShape & { variant?: string } = {}) {
   const B = opts.batch ?? 1, H = opts.heads ?? 12, N = opts.seq ?? 197, D = opts.dim ?? 64;
   const arrays = inputsFor(B * H * N * D).map((d) => GpuArray.fromData(d, [B, H, N, D]));
   const [q0, k0, v0, g0] = arrays;
-  const forward = (grad: boolean) => {
-    const [q, k, v] = [q0, k0, v0].map((a) => new Tensor(a.view(a.shape), { requiresGrad: grad }));
-    const out =
-      path === 'fused' ? ops.attention(q, k, v, { variant: opts.variant }) : ops.matmul(ops.softmax(ops.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(D) })), v);
-    if (grad) out.backward(g0);
-  };
+  const forward = (grad: boolean) => attentionStep(path === 'fused' ? opts.variant ?? 'default' : 'explicit', [q0, k0, v0], grad ? g0 : null);
   const runs = opts.runs ?? 3;
   let fwd, both;
   try {

@@ -205,6 +205,31 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
           rows.push({ bench: 'attention', case: `${c} forward+backward`, variant: v, metric: 'time', value: fb, unit: 'ms', peer: 'explicit (matmul→softmax→matmul)', peerValue: eb, ratio: eb / fb, note });
         }
       }
+      // What fusing saves in memory: the peak GPU memory of a forward+backward above q, k, v and the output gradient
+      // (ratio explicit / fused: > 1, the fused path needs less)
+      // (one untimed run per path; the same on every adapter for the same kernels), at the timed shape and at 577
+      // tokens (ViT-B/16 at 384 px, where the N² tensors are 9× the size of q) — every variant on a GPU, on a CPU
+      // adapter its default and `flash` (the one that keeps nothing N²-sized).
+      const { attentionPeakMemory } = await import('./attention_unfused.js');
+      const memBatch = software ? 1 : 32;
+      for (const seq of o.quick ? [65, 97] : [197, 577]) {
+        const shape = { batch: memBatch, heads: 12, seq, dim: 64 };
+        const explicit = await attentionPeakMemory('explicit', shape);
+        for (const variant of software || seq !== 197 ? [...new Set([defaultAttentionVariant(), 'flash'])] : [...ATTENTION_VARIANTS]) {
+          const v = `fused ${variant}${variant === defaultAttentionVariant() ? ' (default)' : ''}`;
+          const c = `B${memBatch} H12 N${seq} D64 peak memory, forward+backward`;
+          try {
+            const f = await attentionPeakMemory('fused', { ...shape, variant });
+            const MiB = 2 ** 20;
+            rows.push({
+              bench: 'attention', case: c, variant: v, metric: 'peak memory', value: f.fwd_bwd_bytes / MiB, unit: 'MiB', peer: 'explicit (matmul→softmax→matmul)', peerValue: explicit.fwd_bwd_bytes / MiB, ratio: explicit.fwd_bwd_bytes / f.fwd_bwd_bytes,
+              note: `${v}: forward alone (inference) ${fmtNum(f.fwd_bytes / MiB)} MiB, explicit ${fmtNum(explicit.fwd_bytes / MiB)} MiB`,
+            });
+          } catch (e) {
+            rows.push({ bench: 'attention', case: c, variant: v, metric: 'peak memory', value: NaN, unit: '', note: `not measured: ${(e as Error).message}` });
+          }
+        }
+      }
       break;
     }
     case 'vit': {
@@ -347,7 +372,7 @@ export function markdownTable(s: SuiteResult): string {
         ]
       : []),
     '',
-    '| bench | case | variant | value | % of peak | peer (same run) | ratio (×, >1 = we are faster) |',
+    '| bench | case | variant | value | % of peak | peer (same run) | ratio (×, >1 = we are faster; peak memory: we need less) |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...s.rows.map((r) => `| ${r.bench} | ${r.case} | ${r.variant} | ${fmtNum(r.value)} ${r.unit} | ${fmtNum(r.pctPeak, 1)} | ${r.peer ? `${r.peer}: ${fmtNum(r.peerValue)} ${r.unit}` : ''} | ${fmtNum(r.ratio)} |`),
   ];
@@ -366,12 +391,13 @@ function atomicWrite(path: string, data: string | Uint8Array): void {
 }
 
 /**
- * The chart's bars: one per row with a peer ratio. Rows that share a case (several fused attention variants against
+ * The chart's bars: one per row with a peer ratio of speed (not of peak memory). Rows that share a case (several fused attention variants against
  * one explicit path) are told apart by their variant; with one label Vega-Lite stacks them into one bar as long as
  * their sum (the H200 chart's attention bar was 0.57 for three variants of ~0.2 each).
  */
 export function chartData(rows: BenchRow[]): { what: string; ratio: number; peer?: string }[] {
-  const withRatio = rows.filter((r) => r.ratio !== undefined);
+  // (a speed chart: memory rows' ratios are in the table, not among its bars)
+  const withRatio = rows.filter((r) => r.ratio !== undefined && r.metric !== 'peak memory');
   const label = (r: BenchRow) => `${r.bench} ${r.case}`;
   const shared = new Set(withRatio.map(label).filter((w, i, all) => all.indexOf(w) !== i));
   return withRatio.map((r) => ({ what: shared.has(label(r)) ? `${label(r)} [${r.variant}]` : label(r), ratio: r.ratio!, peer: r.peer }));

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { benchAttentionCompare } from '../bench/attention.js';
+import { attentionPeakMemory } from '../bench/attention_unfused.js';
 import { useGpu } from './gpu.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'celluscan.mjs');
@@ -22,8 +23,30 @@ describe('bench attention', () => {
       expect(r.fwd_speedup).toBeCloseTo((rows[0].fwd_ms as number) / (r.fwd_ms as number), 1);
     }
     expect(rows[0].fwd_speedup).toBe(1);
+    // peak memory per path, in MiB, and its ratio explicit / this path
+    for (const r of rows.slice(0, 3)) expect(r.fwd_bwd_mem_ratio).toBeCloseTo((rows[0].fwd_bwd_mb as number) / (r.fwd_bwd_mb as number), 1);
+    expect(rows[0].fwd_mb).toBeCloseTo((2 * 2 * 13 * 13 * 4 + 2 * 13 * 8 * 4) / 2 ** 20, 9);
     expect(rows[3].fwd_ms).toBeUndefined();
     expect(String(rows[3].note)).toMatch(/^not timed: .*bad variant 'blocked@17x1'/);
+  });
+
+  it('measures the memory each path needs: the explicit forward holds S, P and the output; a fused one the output and row statistics', async () => {
+    const [B, H, N, D] = [1, 2, 13, 8];
+    const explicit = await attentionPeakMemory('explicit', { batch: B, heads: H, seq: N, dim: D });
+    const flash = await attentionPeakMemory('fused', { batch: B, heads: H, seq: N, dim: D, variant: 'flash' });
+    const saved = await attentionPeakMemory('fused', { batch: B, heads: H, seq: N, dim: D, variant: 'subgroup-saved' });
+    const nn = B * H * N * N * 4, nd = B * H * N * D * 4, rows = B * H * N * 4;
+    // Inference (no autograd): the scores S and probabilities P (N² each) and the output, all alive in the scope.
+    expect(explicit.fwd_bytes).toBe(2 * nn + nd);
+    // A fused forward writes the output and one log-sum-exp per row, nothing N²-sized.
+    expect(flash.fwd_bytes).toBe(nd + rows);
+    // With the backward: at least what the forward kept plus dq, dk, dv; the explicit path keeps P, `subgroup-saved` its
+    // scores (so both need N²-sized memory), `flash` nothing N²-sized (less than one score matrix above the rest).
+    expect(explicit.fwd_bwd_bytes).toBeGreaterThanOrEqual(2 * nn + 4 * nd);
+    expect(saved.fwd_bwd_bytes).toBeGreaterThanOrEqual(nn + 4 * nd);
+    expect(flash.fwd_bwd_bytes).toBeGreaterThanOrEqual(4 * nd);
+    expect(flash.fwd_bwd_bytes).toBeLessThan(saved.fwd_bwd_bytes);
+    expect(flash.fwd_bwd_bytes).toBeLessThan(explicit.fwd_bwd_bytes);
   });
 
   it('names an unknown variant on the command line', () => {

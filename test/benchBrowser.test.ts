@@ -64,6 +64,8 @@ describe('bench browser results in the suite format', () => {
       'attention fwd [fused b]=0.25',
       'attention bwd=2',
     ]);
+    // a peak-memory ratio is in the table, not a bar on the speed chart
+    expect(chartData([row('fwd', 'fused a', 0.5), { ...row('mem', 'fused a', 2.4), metric: 'peak memory', unit: 'MiB' }]).map((d) => d.what)).toEqual(['attention fwd']);
   });
 
   it('records JSON, markdown and chart under the given name; a later run of some benches keeps the others\' rows', async () => {

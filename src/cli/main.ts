@@ -172,9 +172,13 @@ bench
     await initGpu();
     const rows = (await benchAttentionCompare({ batch: o.batch, heads: o.heads, seq: o.seq, dim: o.dim, runs: o.runs, variants: names.length ? names : [defaultAttentionVariant()] })) as Record<string, unknown>[];
     const f = (x: unknown, d = 2) => (typeof x === 'number' ? x.toFixed(d) : '');
+    const mb = (x: unknown) => (typeof x === 'number' ? (x >= 100 ? x.toFixed(0) : x.toPrecision(3)) : '');
     output(o.json, rows, () =>
-      `${rows[0]?.adapter}, ${rows[0]?.shape} (${rows[0]?.clock} time; speed-up = explicit / fused, > 1: fused is faster)\n` +
-      table(rows.map((r) => [String(r.path), f(r.fwd_ms), f(r.fwd_bwd_ms), f(r.fwd_speedup), f(r.fwd_bwd_speedup), String(r.note ?? '')]), ['path', 'fwd ms', 'fwd+bwd ms', 'fwd speed-up', 'fwd+bwd speed-up', 'note']),
+      `${rows[0]?.adapter}, ${rows[0]?.shape} (${rows[0]?.clock} time; speed-up = explicit / fused, > 1: fused is faster; MB = peak GPU memory above q, k, v and the gradient, memory ratio = explicit / fused)\n` +
+      table(
+        rows.map((r) => [String(r.path), f(r.fwd_ms), f(r.fwd_bwd_ms), f(r.fwd_speedup), f(r.fwd_bwd_speedup), mb(r.fwd_mb), mb(r.fwd_bwd_mb), f(r.fwd_bwd_mem_ratio), String(r.note ?? '')]),
+        ['path', 'fwd ms', 'fwd+bwd ms', 'fwd speed-up', 'fwd+bwd speed-up', 'fwd MB', 'fwd+bwd MB', 'memory ratio', 'note'],
+      ),
     );
   });
 
