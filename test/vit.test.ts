@@ -10,7 +10,7 @@ import pngjs from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as ops from '../src/autograd/ops.js';
 import { noGrad, Tensor } from '../src/autograd/tensor.js';
-import { memoryStats } from '../src/kernels/memory.js';
+import { memoryStats, peakBytesOf, scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { expectedShapes, vitPreset, type VitConfig } from '../src/vit/config.js';
 import { decodeImage } from '../src/vit/decode.js';
@@ -189,6 +189,46 @@ describe('VisionTransformer forward', () => {
         await logits(m, x, 1, { attention: 'explicit', ablate: [[0, 1]] });
       }
       expect(memoryStats().liveArrays).toBe(before);
+    } finally {
+      m.dispose();
+    }
+  });
+});
+
+describe('VisionTransformer memory', () => {
+  it("inference holds one block's intermediates at a time, not every layer's; a forward with a graph keeps them all", async () => {
+    // Same model but for its depth: without a graph the peak above the weights must not grow with the layers (it did,
+    // ~linearly, when every block's intermediates stayed alive to the end of the caller's scope); with one it does.
+    const peak = async (layers: number, grad: boolean) => {
+      const m = new VisionTransformer({ ...SMALL48, num_layers: layers }, { init: 'random' }).eval();
+      try {
+        const x = randomArray(2 * 3 * 48 * 48, 1);
+        const run = () => m.forward(Tensor.from(x, [2, 3, 48, 48])).logits.read();
+        return (await peakBytesOf(() => scope(() => (grad ? run() : noGrad(run))))).peakBytes;
+      } finally {
+        m.dispose();
+      }
+    };
+    const [one, six] = [await peak(1, false), await peak(6, false)];
+    expect(six).toBeLessThan(1.25 * one);
+    const [oneG, sixG] = [await peak(1, true), await peak(6, true)];
+    expect(sixG).toBeGreaterThan(3 * oneG);
+  });
+
+  it('inference with attention maps and ablation gives the same logits and maps as with the graph kept', async () => {
+    const m = new VisionTransformer(SMALL48, { init: 'random', seed: 3 }).eval();
+    try {
+      const x = randomArray(2 * 3 * 48 * 48, 2);
+      const run = () =>
+        scope(async () => {
+          const r = m.forward(Tensor.from(x, [2, 3, 48, 48]), { attention: 'explicit', returnAttention: true, ablate: [[1, 2]] });
+          return [await r.logits.read(), ...(await Promise.all(r.attentions!.map((a) => a.read())))];
+        });
+      const free = await noGrad(run);
+      const kept = await run();
+      expect(free.length).toBe(1 + SMALL48.num_layers);
+      // the same kernels on the same inputs in the same order: bit for bit
+      free.forEach((f, i) => expect(Array.from(f)).toEqual(Array.from(kept[i])));
     } finally {
       m.dispose();
     }

@@ -350,13 +350,24 @@ export class VisionTransformer extends Module {
     if (drop > 0) x = ops.dropout(x, drop, this.nextSeed());
 
     const attentions: Tensor[] = [];
+    // Without a graph (inference), each block runs in a scope of its own and its input is freed once it has run, so
+    // a forward holds one block's intermediates at a time rather than every layer's: vit_b_16 at batch 1 needed
+    // 184 MiB above its weights with all of them kept until the caller's scope ended, 13 MiB this way
+    // (`bench profile --what forward`). With a graph, the backward needs them all.
+    const inference = !isGradEnabled();
     this.encoder.blocks.forEach((blk, l) => {
-      const a = blk.self_attention.forward(blk.ln_1.forward(x), path, masks[l], wantProbs, this.nextSeed, choice.variant);
-      if (a.probs) attentions.push(a.probs);
-      let y = a.y;
-      if (drop > 0) y = ops.dropout(y, drop, this.nextSeed());
-      x = ops.add(x, y);
-      x = ops.add(x, blk.mlp.forward(blk.ln_2.forward(x), this.nextSeed));
+      const run = (x: Tensor) => {
+        const a = blk.self_attention.forward(blk.ln_1.forward(x), path, masks[l], wantProbs, this.nextSeed, choice.variant);
+        let y = a.y;
+        if (drop > 0) y = ops.dropout(y, drop, this.nextSeed());
+        const h = ops.add(x, y);
+        return { x: ops.add(h, blk.mlp.forward(blk.ln_2.forward(h), this.nextSeed)), probs: a.probs };
+      };
+      // (x is never the caller's tensor: the patch embedding made it in this forward)
+      const r = inference ? scope(() => run(x)) : run(x);
+      if (inference) x.data.dispose();
+      if (r.probs) attentions.push(r.probs);
+      x = r.x;
     });
     x = this.encoder.ln.forward(x);
     const pooled = this.class_token ? ops.reshape(ops.slice(x, [0, 0, 0], [B, 1, D]), [B, D]) : ops.mean(x, [1]);
