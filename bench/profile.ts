@@ -8,7 +8,7 @@ import { noGrad, Tensor } from '../src/autograd/tensor.js';
 import { gpu, initGpu } from '../src/kernels/device.js';
 import { sync } from '../src/kernels/encoder.js';
 import { setPassHook } from '../src/kernels/launch.js';
-import { GpuArray, scope } from '../src/kernels/memory.js';
+import { GpuArray, memoryStats, peakBytesOf, scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { benchModel } from './train.js';
 import { VisionTransformer, type AttentionPath } from '../src/vit/model.js';
@@ -49,6 +49,10 @@ export interface ProfileResult {
   /** Sum of the passes' GPU times. */
   gpu_ms: number;
   passes: number;
+  /** Bytes of arrays alive before the step: parameters and, for a training step, AdamW's two moments per parameter. */
+  resident_bytes: number;
+  /** The step's peak above resident_bytes: activations kept for the backward, gradients and temporaries (memory.ts). */
+  step_peak_bytes: number;
   rows: ProfileRow[];
 }
 
@@ -99,9 +103,11 @@ export async function profileStep(opts: ProfileOptions = {}): Promise<ProfileRes
       labels.push(label);
       desc.timestampWrites = { querySet: sets[s], beginningOfPassWriteIndex: i, endOfPassWriteIndex: i + 1 };
     });
+    const resident = memoryStats().liveBytes;
     const t0 = performance.now();
+    let stepPeak: number;
     try {
-      await step();
+      stepPeak = (await peakBytesOf(step)).peakBytes;
     } finally {
       setPassHook(null);
     }
@@ -138,7 +144,7 @@ export async function profileStep(opts: ProfileOptions = {}): Promise<ProfileRes
         return { label, ms: a.ms, calls: a.calls, share: total > 0 ? a.ms / total : 0, ...(gflops !== undefined ? { gflops } : {}) };
       })
       .sort((p, q) => q.ms - p.ms);
-    return { adapter: g.adapterKey, model: name, batch: B, what, wall_ms: wall, gpu_ms: total, passes: labels.length, rows };
+    return { adapter: g.adapterKey, model: name, batch: B, what, wall_ms: wall, gpu_ms: total, passes: labels.length, resident_bytes: resident, step_peak_bytes: stepPeak, rows };
   } finally {
     for (const qs of sets) qs.destroy();
     model.dispose();
@@ -146,9 +152,12 @@ export async function profileStep(opts: ProfileOptions = {}): Promise<ProfileRes
   }
 }
 
+const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+
 export function formatProfile(r: ProfileResult, top = 25): string {
   const lines = [
     `${r.what} step, ${r.model} batch ${r.batch} on ${r.adapter}: wall ${r.wall_ms.toFixed(1)} ms, GPU ${r.gpu_ms.toFixed(1)} ms in ${r.passes} passes`,
+    `GPU memory: ${mib(r.resident_bytes)} MiB resident (parameters${r.what === 'train' ? ' and AdamW state' : ''}), ${mib(r.step_peak_bytes)} MiB more at the step's peak (${r.what === 'train' ? 'activations kept for the backward, gradients, temporaries' : 'activations and temporaries'})`,
     `${'kernel (pass label)'.padEnd(44)} ${'GPU ms'.padStart(9)} ${'calls'.padStart(6)} ${'share'.padStart(6)} ${'GFLOP/s'.padStart(9)}`,
     ...r.rows
       .slice(0, top)

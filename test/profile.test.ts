@@ -34,7 +34,17 @@ describe('bench profile', () => {
       } else expect(x.gflops).toBeUndefined();
     }
     expect(rated).toBeGreaterThan(5);
-    expect(formatProfile(r, 3).split('\n').length).toBe(2 + 3 + 1);
+    expect(formatProfile(r, 3).split('\n').length).toBe(3 + 3 + 1);
+    // memory: the fmnist model's parameters and AdamW's two moments are resident (at least: other tests' arrays may be
+    // alive too); the step's peak holds at least the gradients (one per parameter) above them
+    const { VisionTransformer } = await import('../src/vit/model.js');
+    const { benchModel } = await import('../bench/train.js');
+    const m = new VisionTransformer(benchModel('fmnist', 'test').config);
+    const paramBytes = 4 * m.numParameters();
+    m.dispose();
+    expect(r.resident_bytes).toBeGreaterThanOrEqual(3 * paramBytes);
+    expect(r.step_peak_bytes).toBeGreaterThanOrEqual(paramBytes);
+    expect(formatProfile(r, 3)).toMatch(/GPU memory: [\d.]+ MiB resident \(parameters and AdamW state\), [\d.]+ MiB more at the step's peak/);
   });
 
   it('matmulRate reads batch and sizes from a matmul pass label', () => {

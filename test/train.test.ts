@@ -17,6 +17,7 @@ import { Progress } from '../src/train/progress.js';
 import { evaluate, lrAt, readJsonl, train, type TrainOptions } from '../src/train/trainer.js';
 import { parseSafetensors, serializeSafetensors, celluscanMetadata } from '../src/vit/safetensors.js';
 import { VisionTransformer } from '../src/vit/model.js';
+import { expectedShapes } from '../src/vit/config.js';
 import { useGpu } from './gpu.js';
 
 useGpu();
@@ -183,6 +184,11 @@ describe('trainer', () => {
     const summary = JSON.parse(readFileSync(join(o.out, 'summary.json'), 'utf8'));
     expect(summary).toMatchObject({ status: 'completed', steps: 6, labels: CLASSES, train_images: 21, val_images: 3 });
     expect(readFileSync(join(o.out, 'summary.md'), 'utf8')).toMatch(/# Training run[\s\S]*validation: loss/);
+    // GPU memory: the peak holds at least the weights and AdamW's two moments (3 floats per parameter)
+    const nParams = [...expectedShapes({ ...TINY, num_classes: 3, dropout: 0, attention_dropout: 0 }).values()].reduce((n, sh) => n + sh.reduce((a, b) => a * b, 1), 0);
+    expect(summary.gpu_memory.peak_mib * 2 ** 20).toBeGreaterThanOrEqual(3 * 4 * nParams);
+    expect(summary.gpu_memory.allocated_mib).toBeGreaterThan(0);
+    expect(readFileSync(join(o.out, 'summary.md'), 'utf8')).toMatch(/GPU memory: peak [\d.]+ MiB/);
     // The checkpoint carries config, labels, mean/std and the optimizer state.
     const ck = await loadCheckpoint(o.out);
     expect(ck.meta.labels).toEqual(CLASSES);

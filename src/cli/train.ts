@@ -91,7 +91,7 @@ export function register(program: Command): void {
       else if (r.status === 'completed') {
         const t = r.test ?? r.val;
         process.stdout.write(
-          `done: ${r.steps} steps in ${(r.wallS / 60).toFixed(1)} min, ${r.imagesPerS.toFixed(1)} images/s` +
+          `done: ${r.steps} steps in ${(r.wallS / 60).toFixed(1)} min, ${r.imagesPerS.toFixed(1)} images/s, peak GPU memory ${(r.summary.gpu_memory as { peak_mib: number }).peak_mib.toFixed(0)} MiB` +
             (t ? `; ${t.split} accuracy ${(100 * t.report.accuracy).toFixed(2)}%` : '') +
             `\nwrote ${r.files.join(', ')}\n`,
         );

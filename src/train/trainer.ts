@@ -17,7 +17,7 @@ import { noGrad, Tensor, type Parameter } from '../autograd/tensor.js';
 import { affine, unary } from '../kernels/elementwise.js';
 import { addInPlace } from '../kernels/elementwise.js';
 import { flush } from '../kernels/encoder.js';
-import { GpuArray, keep, scope } from '../kernels/memory.js';
+import { GpuArray, keep, memoryStats, resetPeakMemory, scope } from '../kernels/memory.js';
 import { sum as sumK } from '../kernels/reduce.js';
 import { validateConfig, vitPreset, VIT_PRESETS, type VitConfig, type VitPresetName } from '../vit/config.js';
 import { presetLabels, isLabelPreset } from '../vit/labels.js';
@@ -418,6 +418,7 @@ async function runTraining(
   }
   const { initGpu } = await import('../kernels/device.js');
   await initGpu();
+  resetPeakMemory(); // the run's peak GPU memory (summary.json: gpu_memory) counts from here
 
   let setup: ModelSetup;
   if (ck) setup = { config: ck.meta.config, initMeta: {}, notes: [] };
@@ -700,6 +701,9 @@ async function runTraining(
     wall_s: state.elapsedS,
     kernels,
     images_per_s: trainedHere / Math.max(1e-9, wall),
+    // Peak: the most bytes of arrays alive at once in this process's run (weights, AdamW state, a step's activations and
+    // gradients, the evaluations'); allocated: the buffer pool's buffers at the end (bucket sizes, free ones included).
+    gpu_memory: { peak_mib: memoryStats().peakLiveBytes / 2 ** 20, allocated_mib: memoryStats().allocatedBytes / 2 ** 20 },
     final_train_loss: lastLoss,
     ...(valResult ? { val: { loss: valResult.loss, accuracy: valResult.report.accuracy, macro: valResult.report.macro } } : {}),
     ...(testResult ? { test: { loss: testResult.loss, accuracy: testResult.report.accuracy, macro: testResult.report.macro, per_class: testResult.report.per_class, confusion: testResult.report.confusion } } : {}),
@@ -762,6 +766,7 @@ export async function clipGradNorm(params: Parameter[], maxNorm: number): Promis
 
 function summaryMarkdown(s: Record<string, unknown>, cm: EvalResult | undefined, labels: string[]): string {
   const c = s.config as VitConfig;
+  const mem = s.gpu_memory as { peak_mib: number; allocated_mib: number };
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   const lines = [
     `# Training run`,
@@ -772,6 +777,7 @@ function summaryMarkdown(s: Record<string, unknown>, cm: EvalResult | undefined,
     `- model: image ${c.image_size}, patch ${c.patch_size}, ${c.num_layers} layers, ${c.num_heads} heads, hidden ${c.hidden_dim}, mlp ${c.mlp_dim}, ${c.num_classes} classes`,
     `- steps: ${s.steps} of ${s.total_steps} (${s.epochs_completed} epochs completed), ${formatDuration(s.wall_s as number)} of training, ${(s.images_per_s as number).toFixed(1)} images/s`,
     `- final train loss: ${(s.final_train_loss as number).toFixed(4)}`,
+    `- GPU memory: peak ${mem.peak_mib.toFixed(1)} MiB of arrays alive at once (weights, optimizer state, one step's activations and gradients), ${mem.allocated_mib.toFixed(1)} MiB held by the buffer pool at the end`,
   ];
   const v = s.val as { loss: number; accuracy: number } | undefined;
   const t = s.test as { loss: number; accuracy: number } | undefined;
