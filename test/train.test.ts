@@ -232,6 +232,27 @@ describe('trainer', () => {
     expect(l2.map((l) => l.loss)).toEqual(l1.map((l) => l.loss));
   });
 
+  it('--resume keeps the run\'s own settings: a changed batch size or lr is refused, naming each; a finished run is left as it is; --epochs may extend it', async () => {
+    const first = base('run-resume-rules');
+    const a = await train({ ...first, debugInterruptAtStep: 2 });
+    expect(a.status).toBe('interrupted');
+    const again = (extra: Partial<TrainOptions>) => train({ out: first.out, data: DATA, resume: true, cacheDir: false, handleSigint: false, stream: sink().stream, ...extra });
+    await expect(again({ batchSize: 4, lr: 5 })).rejects.toThrow(/these differ from it: --batch-size 4 \(the run's: 8\); --lr 5 \(the run's: 0\.001\)\. Only --data, --epochs/);
+    await expect(again({ augment: 'light' })).rejects.toThrow(/--augment-mode light \(the run's: trivialaugment\)/);
+    // the same values as the run's are no change
+    const b = await again({ batchSize: 8, lr: 1e-3 });
+    expect(b.status).toBe('completed');
+    expect(b.steps).toBe(6);
+    // finished: refused before anything is written
+    const files = ['summary.md', 'summary.json', 'metrics.jsonl'].map((f) => readFileSync(join(first.out, f), 'utf8'));
+    await expect(again({})).rejects.toThrow(/already complete \(step 6 of 6\); its files are left as they are.*--epochs or --max-steps/);
+    expect(['summary.md', 'summary.json', 'metrics.jsonl'].map((f) => readFileSync(join(first.out, f), 'utf8'))).toEqual(files);
+    // a longer run from there
+    const c = await again({ epochs: 3 });
+    expect(c.status).toBe('completed');
+    expect(c.steps).toBe(9);
+  });
+
   it('--grad-accum 2 at batch 4 trains as batch 8: the same images per step (made ahead within the step too), the same losses', async () => {
     // Batches of 4 accumulated in pairs cover the images of batches of 8 (the epoch's last step: 4 + a remainder,
     // weighted by size), so each step's loss and gradient are the same sums in another order: f32 rounding (~1e-7
@@ -298,6 +319,24 @@ describe('trainer', () => {
     );
   });
 
+  it('--init weights with no config (torchvision keys only): --num-heads supplies the heads; a failed run leaves no empty --out', async () => {
+    const cfg = { ...TINY, num_classes: 3, dropout: 0, attention_dropout: 0 };
+    const m = new VisionTransformer(cfg);
+    const sd = await m.stateDict();
+    m.dispose();
+    const w = join(tmp, 'bare.safetensors');
+    writeFileSync(w, serializeSafetensors(sd)); // no celluscan metadata: the config is inferred from the shapes
+    // hidden 32 is not a multiple of 64, so the heads cannot be guessed
+    const o = base('run-bare', { config: undefined, init: w, epochs: 1 });
+    await expect(train(o)).rejects.toThrow(/--init .*bare\.safetensors: num_heads cannot be read from the weights.*--num-heads/);
+    expect(existsSync(o.out)).toBe(false);
+    await expect(train({ ...o, numHeads: 3 })).rejects.toThrow(/--init .*bare\.safetensors: invalid ViT config: hidden_dim 32 is not divisible by num_heads 3/);
+    expect(existsSync(o.out)).toBe(false);
+    const r = await train({ ...o, numHeads: 2 });
+    expect(r.status).toBe('completed');
+    expect(r.summary.config).toMatchObject({ num_heads: 2, hidden_dim: 32 });
+  });
+
   it('evaluate: the confusion matrix equals one computed by hand from the logits', async () => {
     const data = await loadData({ data: DATA, imageSize: 16, valFraction: 0, cacheDir: false, mean: [0.4, 0.3, 0.6], std: [0.3, 0.25, 0.3], warn: () => {} });
     const m = new VisionTransformer({ ...TINY, num_classes: 3, dropout: 0, attention_dropout: 0 }, { init: 'random', seed: 5 });
@@ -332,6 +371,22 @@ describe('trainer', () => {
 describe('CLI', () => {
   const cli = (args: string[]) =>
     spawnSync(process.execPath, ['bin/celluscan.mjs', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+
+  it('celluscan train refuses options that cannot take effect together, naming them', () => {
+    const out = join(tmp, 'run-conflicts');
+    const cases: [string[], RegExp][] = [
+      [['--no-augment', '--augment-mode', 'trivialaugment'], /--no-augment and --augment-mode trivialaugment contradict each other/],
+      [['--new-head'], /--new-head replaces the head of --init weights; give --init W too/],
+      [['--num-heads', '2'], /--num-heads is for --init torch checkpoints/],
+      [['--resume', '--preset', 'fashion-mnist'], /--preset does not apply with --resume/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = cli(['train', '--data', DATA, '--out', out, ...args]);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(msg);
+      expect(existsSync(out), args.join(' ')).toBe(false);
+    }
+  });
 
   it('celluscan train then eval --json (metrics match the run) and the printed table', () => {
     const out = join(tmp, 'run-cli');

@@ -8,7 +8,7 @@
 //
 // GPU memory: every step runs in a scope(); only parameters, their .grad between micro-batches, and the optimizer's
 // moments outlive it.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ops from '../autograd/ops.js';
@@ -50,6 +50,8 @@ export interface TrainOptions {
   init?: string;
   /** Replace the --init weights' classification head with a fresh one (fine-tuning to a new label set). */
   newHead?: boolean;
+  /** Heads of an --init torch checkpoint's attention (its tensors do not say; torchvision's presets are recognised). */
+  numHeads?: number;
   /** Label names the data's classes must match (a preset such as 'wbc14'). */
   labels?: string;
   epochs?: number;
@@ -113,7 +115,7 @@ export interface EvalResult {
 
 // Options that belong to the run (saved in checkpoints; --resume defaults to them).
 const RUN_KEYS = [
-  'data', 'model', 'config', 'init', 'newHead', 'labels', 'epochs', 'maxSteps', 'batchSize', 'lr', 'weightDecay', 'betas', 'eps', 'seed',
+  'data', 'model', 'config', 'init', 'newHead', 'numHeads', 'labels', 'epochs', 'maxSteps', 'batchSize', 'lr', 'weightDecay', 'betas', 'eps', 'seed',
   'shuffle', 'augment', 'mean', 'std', 'subset', 'valFraction', 'warmupSteps', 'schedule', 'labelSmoothing', 'clipGradNorm', 'gradAccum',
   'decayNormBias', 'saveEvery', 'evalEachEpoch', 'evalBatchSize',
 ] as const;
@@ -252,11 +254,18 @@ async function setupModel(o: Resolved, classes: string[]): Promise<ModelSetup> {
     const f = await readWeightsFile(o.init);
     const meta = f.format === 'safetensors' ? readCelluscanMetadata(f.metadata) : {};
     let config = meta.config;
+    if (config && o.numHeads !== undefined && o.numHeads !== config.num_heads) {
+      throw new TrainError(`--init ${o.init}: --num-heads ${o.numHeads} differs from the ${config.num_heads} heads its metadata records`);
+    }
     if (!config) {
       const { inferConfig } = await import('../vit/config.js');
-      const inf = inferConfig(new Map([...f.tensors].map(([k, t]) => [k, t.shape])), o.config?.num_heads);
-      config = inf.config;
-      notes.push(...inf.notes);
+      try {
+        const inf = inferConfig(new Map([...f.tensors].map(([k, t]) => [k, t.shape])), o.numHeads ?? o.config?.num_heads);
+        config = inf.config;
+        notes.push(...inf.notes);
+      } catch (e) {
+        throw new TrainError(`--init ${o.init}: ${(e as Error).message}`);
+      }
     }
     config = { ...config, ...(o.config?.dropout !== undefined ? { dropout: o.config.dropout } : {}), ...(o.config?.attention_dropout !== undefined ? { attention_dropout: o.config.attention_dropout } : {}) };
     const tensors = new Map([...f.tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data }]));
@@ -320,8 +329,52 @@ function truncateMetrics(path: string, step: number): void {
   writeFileSync(path, keep.map((r) => JSON.stringify(r)).join('\n') + (keep.length ? '\n' : ''));
 }
 
-/** Train per the options. Resolves when the run completes, is interrupted (checkpoint written) or diverges. */
+// What --resume may change: how long the run goes on, how often it saves and evaluates, and where its data is now (the
+// checkpoint's labels are checked against it). Every other run option decides the arithmetic (the batches, the updates),
+// so a resumed run keeps its own: a different value would silently make a run that matches neither setting.
+const RESUME_MAY_CHANGE = new Set<string>(['data', 'epochs', 'maxSteps', 'saveEvery', 'evalEachEpoch', 'evalBatchSize']);
+const FLAG: Record<string, string> = {
+  batchSize: '--batch-size', weightDecay: '--weight-decay', valFraction: '--val-fraction', warmupSteps: '--warmup-steps', labelSmoothing: '--label-smoothing',
+  clipGradNorm: '--clip-grad-norm', gradAccum: '--grad-accum', decayNormBias: '--no-decay-norm-bias', newHead: '--new-head', augment: '--augment-mode',
+  shuffle: '--no-shuffle',
+};
+const flagOf = (k: string) => FLAG[k] ?? `--${k}`;
+
+/** The options given with --resume that differ from the run's own (saved in its checkpoint): one error names them all. */
+function checkResumeOptions(saved: Partial<TrainOptions>, given: TrainOptions): void {
+  const norm = (k: string, v: unknown) => (k === 'augment' ? (v === true ? 'trivialaugment' : v === false ? 'none' : v) : v);
+  const show = (v: unknown) => (v === undefined ? 'unset' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const diffs: string[] = [];
+  if (given.init !== undefined) diffs.push(`--init ${given.init} (the checkpoint holds the weights)`);
+  for (const k of RUN_KEYS) {
+    if (k === 'init' || RESUME_MAY_CHANGE.has(k) || given[k] === undefined) continue;
+    const a = norm(k, given[k]);
+    const b = norm(k, saved[k]);
+    if (JSON.stringify(a) !== JSON.stringify(b)) diffs.push(`${flagOf(k)} ${show(a)} (the run's: ${show(b)})`);
+  }
+  if (diffs.length) {
+    throw new TrainError(
+      `--resume continues a run with its own settings; these differ from it: ${diffs.join('; ')}. ` +
+        `Only --data, --epochs, --max-steps, --save-every and --eval-batch-size may change; for other settings start a new run (another --out).`,
+    );
+  }
+}
+
+/**
+ * Train per the options. Resolves when the run completes, is interrupted (checkpoint written) or diverges. A run that
+ * fails before it has written anything leaves no empty --out folder behind (one it made).
+ */
 export async function train(input: TrainOptions): Promise<TrainResult> {
+  const made = !existsSync(input.out);
+  try {
+    return await trainInto(input);
+  } catch (e) {
+    if (made && existsSync(input.out) && readdirSync(input.out).length === 0) rmdirSync(input.out);
+    throw e;
+  }
+}
+
+async function trainInto(input: TrainOptions): Promise<TrainResult> {
   const stream = input.stream ?? process.stdout;
   const say = (m: string) => stream.write(m + '\n');
   mkdirSync(input.out, { recursive: true });
@@ -333,6 +386,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     ck = await loadCheckpoint(input.out);
     const saved = ck.state.options as Partial<TrainOptions>;
     const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as TrainOptions;
+    checkResumeOptions(saved, given);
     opts = { ...saved, ...given, init: undefined };
     say(`resuming ${input.out} at step ${ck.state.step} (epoch ${ck.state.epoch + 1}, batch ${ck.state.batchInEpoch})`);
   } else if (hasCheckpoint(input.out)) {
@@ -415,6 +469,15 @@ async function runTraining(
   if (ck) {
     const same = ck.meta.labels.length === classes.length && ck.meta.labels.every((l, i) => l === classes[i]);
     if (!same) throw new TrainError(`--resume: the checkpoint's labels [${ck.meta.labels.join(', ')}] differ from the data's classes [${classes.join(', ')}]`);
+    // A finished run: nothing to do, and nothing written (a second end-of-run would replace its summary).
+    const total = Math.min(o.maxSteps ?? Infinity, o.epochs * Math.ceil(numBatches(data.train.length, o.batchSize) / o.gradAccum));
+    if (ck.state.step >= total) {
+      throw new TrainError(`--resume: the run in ${o.out} is already complete (step ${ck.state.step} of ${total}); its files are left as they are. To train it further, pass a larger --epochs or --max-steps`);
+    }
+    const was = ck.state.options as Partial<TrainOptions>;
+    if (o.schedule === 'cosine' && (was.epochs !== o.epochs || was.maxSteps !== o.maxSteps)) {
+      say(`note: the cosine schedule now spans ${total} steps (--epochs/--max-steps changed): from step ${ck.state.step + 1} the learning rate differs from what the run would have had`);
+    }
   }
   const { initGpu } = await import('../kernels/device.js');
   await initGpu();
