@@ -35,6 +35,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'a JSON VitConfig (torchvision argument names; num_classes from the data)')
     .option('--init <weights>', 'initial weights (.safetensors or torch checkpoint); their labels must match the data')
     .option('--new-head', 'replace the --init weights’ classification head (fine-tune to a new label set)')
+    .option('--num-heads <n>', "attention heads of an --init torch checkpoint (its tensors do not say; torchvision's presets are recognised)", intArg('--num-heads', 1))
     .option('--labels <preset>', "check the data's classes against a label preset (e.g. wbc14)")
     .option('--epochs <n>', 'epochs (default 10)', intArg('--epochs'))
     .option('--max-steps <n>', 'stop after this many optimizer steps', intArg('--max-steps'))
@@ -66,6 +67,11 @@ export function register(program: Command): void {
       const { getPreset } = await import('../train/presets.js');
       const { train } = await import('../train/trainer.js');
       const opts: Record<string, unknown> = {};
+      // Options that cannot take effect together are refused rather than one silently winning.
+      if (o.resume && given.preset) throw new UsageError('train: --preset does not apply with --resume (a resumed run keeps its own settings)');
+      if (given.augment === false && given.augmentMode && given.augmentMode !== 'none') throw new UsageError(`train: --no-augment and --augment-mode ${given.augmentMode} contradict each other`);
+      if (given.newHead && !o.init && !o.resume) throw new UsageError('train: --new-head replaces the head of --init weights; give --init W too');
+      if (given.numHeads !== undefined && !o.init) throw new UsageError('train: --num-heads is for --init torch checkpoints (the heads of a new model come from --model or --config)');
       if (o.preset && !o.resume) {
         const p = getPreset(o.preset);
         if (p.options.requiresInit && !o.init) throw new UsageError(`--preset ${p.name} fine-tunes pretrained weights: give --init W.safetensors (${p.notes?.join('; ') ?? ''})`);
