@@ -52,13 +52,17 @@ export function register(program: Command): void {
     .option('--seed <s>', 'seed for the split and subset', intArg('--seed', 0), 0)
     .option('--json', 'one JSON object')
     .action(async (src: string, o) => {
-      const { classCounts, openSplits } = await import('../train/data.js');
+      const { classCounts, describeIgnored, openSplits, undecodedImageExtension } = await import('../train/data.js');
       const s = openSplits({ data: src, valFraction: o.valFraction, subset: o.subset, seed: o.seed });
       const splits = (['train', 'val', 'test'] as const).filter((k) => s[k]);
       const counts = Object.fromEntries(splits.map((k) => [k, classCounts(s[k]!)]));
-      const r = { data: src, layout: s.layout, classes: s.classes, counts, sizes: Object.fromEntries(splits.map((k) => [k, s[k]!.length])) };
+      // Files in formats that cannot be decoded are not images here (training could not read them): said, not counted.
+      const ignored = { files: s.ignored.length, extensions: [...new Set(s.ignored.map((p) => undecodedImageExtension(p)!))].sort() };
+      const r = { data: src, layout: s.layout, classes: s.classes, counts, sizes: Object.fromEntries(splits.map((k) => [k, s[k]!.length])), ignored };
       output(o.json, r, () =>
-        `${s.layout}\n\n` +
+        `${s.layout}\n` +
+        (s.ignored.length ? `${describeIgnored(s.ignored)}: ignored\n` : '') +
+        '\n' +
         table(
           [...s.classes.map((c, i) => [c, ...splits.map((k) => counts[k][i])]), ['total', ...splits.map((k) => s[k]!.length)]],
           ['class', ...splits],

@@ -4,13 +4,18 @@
 //
 // OUT/<class>/<same relative path as in DIR>            the originals
 // OUT/<class>/<source path without extension>_aug<k>.png  the k-th augmented copy of that source
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join, relative, resolve } from 'node:path';
+//
+// Files in image formats CelluScan does not decode (.bmp, .webp, …) are neither counted nor copied (the report says
+// how many). OUT is written atomically: everything goes into a hidden sibling folder, renamed to OUT only when
+// every class is done, and removed on any failure, so a failed run leaves no half-written OUT.
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import pngjs from 'pngjs';
 import { decodeImage } from '../vit/decode.js';
 import type { RgbImage } from '../vit/image.js';
 import { augment, mixSeed, Rng } from './augment.js';
-import { DataError, listImageFolder } from './data.js';
+import { DataError, describeIgnored, listImageFolder } from './data.js';
 
 export interface BalanceOptions {
   minPerClass: number;
@@ -38,6 +43,8 @@ export interface BalanceReport {
   classes: ClassBalance[];
   copied: number;
   generated: number;
+  /** Files in image formats CelluScan does not decode: not counted, not copied. */
+  ignored: string[];
 }
 
 /** An RGB image as PNG bytes. */
@@ -50,6 +57,33 @@ export function encodePng(img: RgbImage): Buffer {
     p.data[4 * i + 3] = 255;
   }
   return pngjs.PNG.sync.write(p, { colorType: 2 });
+}
+
+const errText = (e: unknown) => {
+  const err = e as NodeJS.ErrnoException;
+  return err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOSPC' ? 'no space left on the device' : err.code === 'ENOTDIR' ? 'a part of the path is not a folder' : err.message;
+};
+
+/** OUT as a real path to rename onto: it must be missing or an empty folder (a symlink to one is followed). */
+function checkOut(out: string, given: string): string {
+  let st;
+  try {
+    st = statSync(out);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new DataError(`cannot use the output folder '${given}': ${errText(e)}`);
+    let dangling = false;
+    try {
+      dangling = lstatSync(out).isSymbolicLink();
+    } catch {
+      /* nothing there */
+    }
+    if (dangling) throw new DataError(`the output folder '${given}' is a symbolic link to nothing`);
+    return out;
+  }
+  if (!st.isDirectory()) throw new DataError(`the output folder '${given}' exists and is not a folder`);
+  if (readdirSync(out).length) throw new DataError(`the output folder '${given}' already exists and is not empty`);
+  return realpathSync(out);
 }
 
 export function balance(dir: string, opts: BalanceOptions): BalanceReport {
@@ -65,8 +99,48 @@ export function balance(dir: string, opts: BalanceOptions): BalanceReport {
   if (listing.classes.includes('train') && existsSync(join(dir, 'train'))) {
     throw new DataError(`'${dir}' looks like a train/val/test layout; balance its training set: ${join(dir, 'train')}`);
   }
-  if (existsSync(out) && readdirSync(out).length) throw new DataError(`the output folder '${opts.out}' already exists and is not empty`);
-  const report: BalanceReport = { dir, out: opts.out, minPerClass: min, seed, classes: [], copied: 0, generated: 0 };
+  const target = checkOut(out, opts.out);
+  if (listing.ignored.length) warn(`${describeIgnored(listing.ignored)}: not counted and not copied`);
+  // Everything is written into a hidden sibling of OUT (same file system, so the final rename is atomic).
+  const parent = dirname(target);
+  try {
+    mkdirSync(parent, { recursive: true });
+  } catch (e) {
+    throw new DataError(`cannot create the output folder '${opts.out}': ${errText(e)}`);
+  }
+  const tmp = join(parent, `.${basename(target)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    mkdirSync(tmp);
+  } catch (e) {
+    throw new DataError(`cannot create the output folder '${opts.out}': ${errText(e)}`);
+  }
+  const report: BalanceReport = { dir, out: opts.out, minPerClass: min, seed, classes: [], copied: 0, generated: 0, ignored: listing.ignored };
+  try {
+    writeBalanced(dir, tmp, listing, min, seed, warn, opts.progress, report);
+    try {
+      renameSync(tmp, target); // onto a missing path, or an empty folder
+    } catch (e) {
+      throw new DataError(`cannot create the output folder '${opts.out}': ${errText(e)}`);
+    }
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (e instanceof DataError) throw e;
+    if ((e as NodeJS.ErrnoException).code) throw new DataError(`cannot write the output folder '${opts.out}': ${errText(e)}; nothing was written`);
+    throw new DataError(`${(e as Error).message}; nothing was written`);
+  }
+  return report;
+}
+
+function writeBalanced(
+  dir: string,
+  out: string,
+  listing: ReturnType<typeof listImageFolder>,
+  min: number,
+  seed: number,
+  warn: (msg: string) => void,
+  progress: BalanceOptions['progress'],
+  report: BalanceReport,
+): void {
   listing.classes.forEach((name, c) => {
     const classDir = join(dir, name);
     const files = listing.paths.filter((_, i) => listing.labels[i] === c);
@@ -75,7 +149,11 @@ export function balance(dir: string, opts: BalanceOptions): BalanceReport {
     for (const f of files) {
       const dst = join(out, name, relative(classDir, f));
       mkdirSync(dirname(dst), { recursive: true });
-      copyFileSync(f, dst);
+      try {
+        copyFileSync(f, dst);
+      } catch (e) {
+        throw new DataError(`cannot copy ${f}: ${errText(e)}; nothing was written`);
+      }
       written.add(dst);
       cb.copied++;
     }
@@ -98,7 +176,7 @@ export function balance(dir: string, opts: BalanceOptions): BalanceReport {
           cb.unreadable.push(f);
         }
       }
-      if (!readable.length) throw new DataError(`class '${name}' has no readable image to augment (${files.length} files)`);
+      if (!readable.length) throw new DataError(`class '${name}' has no readable image to augment (${files.length} file${files.length === 1 ? "" : "s"}); nothing was written`);
       const perSource = new Map<string, number>();
       for (let k = 0; k < need; k++) {
         const f = readable[k % readable.length];
@@ -114,7 +192,7 @@ export function balance(dir: string, opts: BalanceOptions): BalanceReport {
         writeFileSync(dst, encodePng({ width: a.width, height: a.height, data: a.data }));
         written.add(dst);
         cb.generated++;
-        opts.progress?.(name, k + 1, need);
+        progress?.(name, k + 1, need);
       }
     }
     cb.after = cb.copied + cb.generated;
@@ -122,7 +200,6 @@ export function balance(dir: string, opts: BalanceOptions): BalanceReport {
     report.generated += cb.generated;
     report.classes.push(cb);
   });
-  return report;
 }
 
 export function formatBalance(r: BalanceReport): string {
@@ -130,5 +207,6 @@ export function formatBalance(r: BalanceReport): string {
   const lines = [`${'class'.padEnd(w)}  before  generated  after`];
   for (const c of r.classes) lines.push(`${c.name.padEnd(w)}  ${String(c.before).padStart(6)}  ${String(c.generated).padStart(9)}  ${String(c.after).padStart(5)}${c.unreadable.length ? `  (${c.unreadable.length} unreadable, not augmented)` : ''}`);
   lines.push(`${r.out}: copied ${r.copied} images, generated ${r.generated} augmented ones so every class has at least ${r.minPerClass} (seed ${r.seed})`);
+  if (r.ignored.length) lines.push(`${describeIgnored(r.ignored)}: not counted and not copied`);
   return lines.join('\n');
 }

@@ -13,7 +13,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { decodeImage } from '../vit/decode.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../vit/image.js';
+import { IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD } from '../vit/image.js';
 import { augment as augmentImage, mixSeed, Rng, type U8Image } from './augment.js';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, readFashionMnist } from './idx.js';
 import type { PreparedDataset } from './cache.js';
@@ -72,13 +72,32 @@ export function comparePython(a: string, b: string): number {
 
 export const sortPython = (xs: string[]): string[] => xs.sort(comparePython);
 
-/** torchvision.datasets.folder.IMG_EXTENSIONS (matched case-insensitively, as torchvision does). */
-export const IMG_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp'];
+/**
+ * The extensions of the files taken for images (matched case-insensitively, as torchvision does): only the formats
+ * decodeImage() reads (PNG, JPEG), the same list `predict` expands a folder with. torchvision's IMG_EXTENSIONS also
+ * has .ppm .bmp .pgm .tif .tiff .webp, but counting files that cannot be decoded would make every count (data info,
+ * balance's --min-per-class) promise images that training then cannot read.
+ */
+export const IMG_EXTENSIONS: readonly string[] = IMAGE_EXTENSIONS;
 
-export const hasImageExtension = (name: string) => {
+/** Image formats CelluScan does not decode: such files are reported (see describeIgnored), never counted. */
+export const UNDECODED_IMAGE_EXTENSIONS: readonly string[] = ['.bmp', '.gif', '.pgm', '.ppm', '.tif', '.tiff', '.webp'];
+
+const extensionIn = (name: string, list: readonly string[]) => {
   const l = name.toLowerCase();
-  return IMG_EXTENSIONS.some((e) => l.endsWith(e));
+  return list.find((e) => l.endsWith(e));
 };
+
+export const hasImageExtension = (name: string) => extensionIn(name, IMG_EXTENSIONS) !== undefined;
+
+/** The (lower-case) extension of an image file in a format CelluScan does not decode, else undefined. */
+export const undecodedImageExtension = (name: string) => (hasImageExtension(name) ? undefined : extensionIn(name, UNDECODED_IMAGE_EXTENSIONS));
+
+/** '3 files in formats CelluScan does not decode (.bmp, .webp)' for the ignored files of a listing. */
+export function describeIgnored(paths: readonly string[]): string {
+  const exts = [...new Set(paths.map((p) => undecodedImageExtension(p) ?? p.slice(p.lastIndexOf('.')).toLowerCase()))].sort();
+  return `${paths.length} file${paths.length === 1 ? '' : 's'} in format${exts.length === 1 ? '' : 's'} CelluScan does not decode (${exts.join(', ')})`;
+}
 
 /** The cache folder loadData() puts inside a data folder; never taken for a class. */
 export const CACHE_DIRNAME = '.celluscan-cache';
@@ -104,8 +123,13 @@ export function findClasses(root: string): string[] {
   return classes;
 }
 
-/** Image files under a class folder as torchvision's make_dataset lists them: sorted(os.walk(...)), then sorted names. */
-export function walkImages(dir: string): string[] {
+/**
+ * Image files under a folder as torchvision's make_dataset lists them: sorted(os.walk(...)), then sorted names.
+ * Only PNG/JPEG files (IMG_EXTENSIONS) are listed; files in other image formats go to `ignored` when it is given.
+ * The folder must exist (a DataError names it otherwise), as must every sub-folder be readable.
+ */
+export function walkImages(dir: string, ignored?: string[]): string[] {
+  requireDir(dir, 'image folder');
   const roots: [string, string[]][] = [];
   const visit = (d: string, seen: Set<string>) => {
     let id: string;
@@ -118,7 +142,15 @@ export function walkImages(dir: string): string[] {
     if (seen.has(id)) return; // a symlink loop
     seen.add(id);
     const files: string[] = [];
-    for (const e of readdirSync(d, { withFileTypes: true })) {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'EACCES' ? 'permission denied' : err.code === 'ENOTDIR' ? 'not a folder' : err.message;
+      throw new DataError(`cannot read folder '${d}': ${why}`);
+    }
+    for (const e of entries) {
       const p = join(d, e.name);
       if (e.isDirectory() || (e.isSymbolicLink() && isDir(p))) visit(p, new Set(seen));
       else files.push(e.name);
@@ -128,7 +160,12 @@ export function walkImages(dir: string): string[] {
   visit(dir, new Set());
   roots.sort((a, b) => comparePython(a[0], b[0]));
   const out: string[] = [];
-  for (const [d, files] of roots) for (const f of sortPython(files)) if (hasImageExtension(f)) out.push(join(d, f));
+  for (const [d, files] of roots) {
+    for (const f of sortPython(files)) {
+      if (hasImageExtension(f)) out.push(join(d, f));
+      else if (ignored && undecodedImageExtension(f)) ignored.push(join(d, f));
+    }
+  }
   return out;
 }
 
@@ -137,6 +174,8 @@ export interface FolderListing {
   classes: string[];
   paths: string[];
   labels: Int32Array;
+  /** Files in image formats CelluScan does not decode (.bmp, .webp, …): not listed, not counted. */
+  ignored: string[];
 }
 
 /**
@@ -153,9 +192,16 @@ export function listImageFolder(root: string, classes?: string[]): FolderListing
   const paths: string[] = [];
   const labels: number[] = [];
   const empty: string[] = [];
+  const ignored: string[] = [];
+  const emptyIgnored: string[] = [];
   for (const c of found) {
-    const files = walkImages(join(root, c));
-    if (!files.length) empty.push(c);
+    const skip: string[] = [];
+    const files = walkImages(join(root, c), skip);
+    ignored.push(...skip);
+    if (!files.length) {
+      empty.push(c);
+      emptyIgnored.push(...skip);
+    }
     const label = cls.indexOf(c);
     for (const f of files) {
       paths.push(f);
@@ -163,9 +209,10 @@ export function listImageFolder(root: string, classes?: string[]): FolderListing
     }
   }
   if (empty.length) {
-    throw new DataError(`empty class folder${empty.length > 1 ? 's' : ''} in '${root}': ${empty.map((c) => `'${c}'`).join(', ')} (no ${IMG_EXTENSIONS.join(' ')} files)`);
+    const also = emptyIgnored.length ? `; ${describeIgnored(emptyIgnored)}` : '';
+    throw new DataError(`empty class folder${empty.length > 1 ? 's' : ''} in '${root}': ${empty.map((c) => `'${c}'`).join(', ')} (no ${IMG_EXTENSIONS.join(' ')} files${also})`);
   }
-  return { root, classes: cls, paths, labels: Int32Array.from(labels) };
+  return { root, classes: cls, paths, labels: Int32Array.from(labels), ignored };
 }
 
 export class FolderDataset implements Dataset {
@@ -177,12 +224,14 @@ export class FolderDataset implements Dataset {
     readonly paths: string[],
     readonly labels: Int32Array,
     root: string,
+    /** Files in image formats CelluScan does not decode, left out of the dataset. */
+    readonly ignored: string[] = [],
   ) {
     this.id = `folder:${resolve(root)}`;
   }
   static open(root: string, classes?: string[]): FolderDataset {
     const l = listImageFolder(root, classes);
-    return new FolderDataset(l.classes, l.paths, l.labels, root);
+    return new FolderDataset(l.classes, l.paths, l.labels, root, l.ignored);
   }
   get length(): number {
     return this.paths.length;
@@ -317,12 +366,19 @@ function checkFraction(f: number, what: string, allowZero: boolean): void {
   if (!(Number.isFinite(f) && (allowZero ? f >= 0 : f > 0) && f <= 1)) throw new DataError(`${what} must be in ${allowZero ? '[0' : '(0'}, 1], got ${f}`);
 }
 
+/** A validation fraction: in [0, 1) (1 would hold out every image of a class but one, leaving nothing to train on). */
+function checkValFraction(f: number): void {
+  if (!(Number.isFinite(f) && f >= 0 && f < 1)) {
+    throw new DataError(`--val-fraction must be in [0, 1) (the fraction of each class held out for validation; 0: none), got ${f}`);
+  }
+}
+
 /**
  * Stratified split: from each class, round(n·fraction) items (at least 1 when the class has 2 or more and the
  * fraction is > 0, never the whole class) go to `val`, chosen by a seeded shuffle. Both lists ascending.
  */
 export function stratifiedSplit(labels: ArrayLike<number>, fraction: number, seed: number): { train: number[]; val: number[] } {
-  checkFraction(fraction, 'valFraction', true);
+  checkValFraction(fraction);
   const train: number[] = [];
   const val: number[] = [];
   for (const [label, idx] of byClass(labels)) {
@@ -382,6 +438,8 @@ export interface RawSplits {
   test?: Dataset;
   /** How the source was read, for logs. */
   layout: string;
+  /** Files in image formats CelluScan does not decode (.bmp, .webp, …) found in the folders: left out. */
+  ignored: string[];
 }
 
 export function isFashionMnist(data: string): boolean {
@@ -392,12 +450,13 @@ export function isFashionMnist(data: string): boolean {
 export function openSplits(opts: SplitOptions): RawSplits {
   const seed = opts.seed ?? 0;
   const valFraction = opts.valFraction ?? 0.1;
-  checkFraction(valFraction, 'valFraction', true);
+  checkValFraction(valFraction);
   let train: Dataset;
   let val: Dataset | undefined;
   let test: Dataset | undefined;
   let layout: string;
   let needSplit = false;
+  const ignored: string[] = [];
   if (isFashionMnist(opts.data)) {
     const dir = opts.data.includes(':') ? opts.data.slice(opts.data.indexOf(':') + 1) : FASHION_MNIST_DIR;
     train = fashionMnist('train', dir);
@@ -405,6 +464,7 @@ export function openSplits(opts: SplitOptions): RawSplits {
     needSplit = true;
     layout = `Fashion-MNIST IDX files in ${dir}`;
   } else {
+    const ign = (d: Dataset | undefined) => (d instanceof FolderDataset ? d.ignored : []);
     const root = opts.data;
     requireDir(root, 'data folder');
     if (isDir(join(root, 'train'))) {
@@ -418,6 +478,7 @@ export function openSplits(opts: SplitOptions): RawSplits {
       needSplit = true;
       layout = `one image folder ${root}`;
     }
+    ignored.push(...ign(train), ...ign(val), ...ign(test));
   }
   if (needSplit && valFraction > 0) {
     const s = stratifiedSplit(train.labels, valFraction, seed);
@@ -435,7 +496,7 @@ export function openSplits(opts: SplitOptions): RawSplits {
     test = sub(test);
     layout += `, subset ${subset} of each split (stratified, seed ${seed})`;
   }
-  return { classes: train.classes, train, val, test, layout };
+  return { classes: train.classes, train, val, test, layout, ignored };
 }
 
 // -----------------------------------------------------------------------------------------------------------------
@@ -486,6 +547,7 @@ export async function loadData(opts: LoadOptions): Promise<DataBundle> {
   const raw = openSplits(opts);
   const cacheDir = opts.cacheDir === undefined ? defaultCacheDir(opts.data) : opts.cacheDir;
   const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
+  if (raw.ignored.length) warn(`${describeIgnored(raw.ignored)}: ignored`);
   const skipped: SkippedImage[] = [];
   const cache: DataBundle['cache'] = [];
   const prep = (split: string, ds: Dataset | undefined) => {
@@ -536,6 +598,7 @@ export async function loadData(opts: LoadOptions): Promise<DataBundle> {
 export async function loadSplit(opts: Omit<LoadOptions, 'mean' | 'std'> & { split: 'train' | 'val' | 'test' }): Promise<{ classes: string[]; data: PreparedDataset; skipped: SkippedImage[]; layout: string }> {
   const { prepareDataset } = await import('./cache.js');
   const raw = openSplits(opts);
+  if (raw.ignored.length) (opts.warn ?? ((m: string) => console.warn(`warning: ${m}`)))(`${describeIgnored(raw.ignored)}: ignored`);
   const ds = raw[opts.split];
   if (!ds) {
     const have = (['train', 'val', 'test'] as const).filter((s) => raw[s]);

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { relative } from 'node:path';
 import { decodeImage } from '../vit/decode.js';
 import type { RgbImage } from '../vit/image.js';
-import { DataError, walkImages } from './data.js';
+import { DataError, describeIgnored, walkImages } from './data.js';
 
 /** 64-bit difference hash as [hi, lo] u32s: gray image box-averaged to 9×8, bit = left pixel < right pixel. */
 export function dHash(img: RgbImage): [number, number] {
@@ -83,6 +83,8 @@ export interface DedupReport {
   crossClass: number;
   groups: DuplicateGroup[];
   unreadable: { path: string; reason: string }[];
+  /** Files in image formats CelluScan does not decode (.bmp, .webp, …): not compared. */
+  ignored: string[];
   removed: number;
 }
 
@@ -141,13 +143,16 @@ function nearPairs(hashes: ([number, number] | null)[], t: number): Map<number, 
 export function dedup(dir: string, opts: DedupOptions = {}): DedupReport {
   const threshold = opts.threshold ?? 4;
   if (!Number.isInteger(threshold) || threshold < 0 || threshold > 63) throw new DataError(`dedup threshold must be an integer 0..63, got ${threshold}`);
+  const ignored: string[] = [];
   let files: string[];
   try {
-    files = walkImages(dir);
+    files = walkImages(dir, ignored); // a missing folder, or a file, is an error naming it
   } catch (e) {
+    if (e instanceof DataError) throw e;
     throw new DataError(`cannot read folder '${dir}': ${(e as Error).message}`);
   }
   const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
+  if (ignored.length) warn(`${describeIgnored(ignored)}: not compared`);
   const content: (string | null)[] = [];
   const hashes: ([number, number] | null)[] = [];
   const unreadable: DedupReport['unreadable'] = [];
@@ -215,7 +220,7 @@ export function dedup(dir: string, opts: DedupOptions = {}): DedupReport {
       }
     }
   }
-  return { dir, images: files.length, threshold, exact, near: nearCount, crossClass, groups: out, unreadable, removed };
+  return { dir, images: files.length, threshold, exact, near: nearCount, crossClass, groups: out, unreadable, ignored, removed };
 }
 
 export function formatDedup(r: DedupReport): string {
@@ -230,6 +235,7 @@ export function formatDedup(r: DedupReport): string {
     `${r.images} images in ${r.dir}: ${n} duplicate${n === 1 ? '' : 's'} (${r.exact} exact, ${r.near} near with dHash distance ≤ ${r.threshold}) in ${r.groups.length} group${r.groups.length === 1 ? '' : 's'}` +
       (r.crossClass ? `; ${r.crossClass} across class folders` : '') +
       (r.unreadable.length ? `; ${r.unreadable.length} unreadable skipped` : '') +
+      (r.ignored.length ? `; ${describeIgnored(r.ignored)} ignored` : '') +
       (r.removed ? `; removed ${r.removed}` : n ? ' (use --remove to delete them)' : ''),
   );
   return lines.join('\n');
