@@ -271,6 +271,15 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
           ...(typeof pt === 'number' ? { peer: `PyTorch ${r.pytorch_device ?? 'CPU'}`, peerValue: pt, ratio: v / pt } : {}),
           ...(typeof host === 'number' ? { note: `host recording ${host.toFixed(1)} ms of a ${((num(r, 'seconds_per_step')) * 1000).toFixed(1)} ms step` } : {}),
         });
+        // GPU memory of the run (weights, AdamW state, a step's activations and gradients), beside PyTorch's on CUDA
+        const mem = r.peak_mib;
+        const ptMem = r.pytorch_peak_mib;
+        if (typeof mem === 'number') {
+          rows.push({
+            bench: 'train', case: `${String(r.config ?? '')} peak memory`, variant: 'default', metric: 'peak memory', value: mem, unit: 'MiB',
+            ...(typeof ptMem === 'number' ? { peer: `PyTorch ${r.pytorch_device ?? ''} (max_memory_allocated)`, peerValue: ptMem, ratio: ptMem / mem } : {}),
+          });
+        }
       }
       // The trainer's input pipeline (uint8 images → flip + TrivialAugmentWide + normalisation on the CPU, ~40 ms for 32
       // images at 224 px on this project's 2-core machine): the next batch made while the GPU runs the step, as `celluscan

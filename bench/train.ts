@@ -12,7 +12,7 @@ import { AdamW } from '../src/autograd/optim.js';
 import { Tensor } from '../src/autograd/tensor.js';
 import { gpu, initGpu } from '../src/kernels/device.js';
 import { flush } from '../src/kernels/encoder.js';
-import { GpuArray, scope } from '../src/kernels/memory.js';
+import { GpuArray, memoryStats, resetPeakMemory, scope } from '../src/kernels/memory.js';
 import { randomArray } from '../src/kernels/ref/math.js';
 import { prepareDataset, type PreparedDataset } from '../src/train/cache.js';
 import { ArrayDataset } from '../src/train/data.js';
@@ -64,6 +64,12 @@ export type BenchTrainResult = {
   pytorch_images_per_s?: number;
   /** Where the PyTorch peer ran, e.g. 'CPU' or 'CUDA fp32 (NVIDIA H100 80GB HBM3)'. */
   pytorch_device?: string;
+  /**
+   * The most GPU memory the run held at once: weights, AdamW's moments, a step's activations, gradients and temporaries
+   * (the bytes of arrays alive at once, memory.ts) — beside PyTorch's torch.cuda.max_memory_allocated() on CUDA.
+   */
+  peak_mib?: number;
+  pytorch_peak_mib?: number;
   adapter: string;
 };
 
@@ -138,6 +144,7 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
       return l;
     });
   try {
+    resetPeakMemory(); // from the first step on (AdamW's moments are made there), as PyTorch's max_memory_allocated
     for (let i = 0; i < 2; i++) await step();
     hostMs.length = 0;
     const rates: number[] = [];
@@ -158,6 +165,7 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
       input,
       ...(input === 'random' ? {} : { overlap }),
       losses,
+      peak_mib: memoryStats().peakLiveBytes / 2 ** 20,
       adapter: gpu().adapterKey,
     };
     if (opts.peers && input === 'random') {
@@ -165,6 +173,7 @@ export async function benchTrain(opts: BenchTrainOptions = {}): Promise<BenchTra
       if (t !== undefined) {
         out.pytorch_images_per_s = t.images_per_s;
         out.pytorch_device = t.device;
+        if (t.peak_mib !== undefined) out.pytorch_peak_mib = t.peak_mib;
       }
     }
     return out;
@@ -202,19 +211,20 @@ for _ in range(runs):
     for _ in range(steps): step()
     best = max(best, steps * B / (time.perf_counter() - t))
 name = f"CUDA fp32 ({torch.cuda.get_device_name()})" if dev == 'cuda' else 'CPU'
-print(json.dumps({"images_per_s": best, "device": name, "threads": torch.get_num_threads()}))
+peak = torch.cuda.max_memory_allocated() / 2**20 if dev == 'cuda' else None
+print(json.dumps({"images_per_s": best, "device": name, "threads": torch.get_num_threads(), "peak_mib": peak}))
 `;
 
 /** torchvision + torch.optim.AdamW (CPU, or CUDA with 'auto'), train images/s (best of runs); undefined when torch is missing. */
-function torchTrainPeer(config: VitConfig, B: number, runs: number, steps: number, device: 'cpu' | 'auto'): { images_per_s: number; device: string } | undefined {
+function torchTrainPeer(config: VitConfig, B: number, runs: number, steps: number, device: 'cpu' | 'auto'): { images_per_s: number; device: string; peak_mib?: number } | undefined {
   const cfg: Record<string, unknown> = { ...config };
   delete cfg.representation_size;
   const py = findTorchPython(['torch', 'torchvision']);
   if (py instanceof Error) return undefined;
   const r = spawnSync(py, ['-c', TORCH_SCRIPT, String(B), String(runs), String(Math.max(steps, 5)), JSON.stringify(cfg), device], { encoding: 'utf8', timeout: 600_000 });
   if (r.status === 0) {
-    const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { images_per_s: number; device?: string };
-    if (Number.isFinite(j.images_per_s)) return { images_per_s: j.images_per_s, device: j.device ?? 'CPU' };
+    const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { images_per_s: number; device?: string; peak_mib?: number | null };
+    if (Number.isFinite(j.images_per_s)) return { images_per_s: j.images_per_s, device: j.device ?? 'CPU', ...(typeof j.peak_mib === 'number' ? { peak_mib: j.peak_mib } : {}) };
   }
   return undefined;
 }

@@ -32,6 +32,11 @@ describe('bench train', () => {
       // batch every step) would match here.
       expect(inTurn.losses[0]).not.toBe(fixed.losses[0]);
       expect(new Set(inTurn.losses.map((l) => l.toFixed(6))).size).toBeGreaterThan(1);
+      // Peak GPU memory: at least the weights and AdamW's two moments (3 floats per parameter; the tiny model's
+      // parameter count from its torchvision shapes) plus one batch of input images.
+      const { expectedShapes } = await import('../src/vit/config.js');
+      const n = [...expectedShapes({ image_size: 32, patch_size: 8, num_layers: 1, num_heads: 2, hidden_dim: 16, mlp_dim: 32, num_classes: 4, dropout: 0, attention_dropout: 0 }).values()].reduce((a, sh) => a + sh.reduce((x, y) => x * y, 1), 0);
+      for (const r of [inTurn, ahead, fixed]) expect(r.peak_mib! * 2 ** 20).toBeGreaterThanOrEqual(3 * 4 * n + 6 * 3 * 32 * 32 * 4);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
