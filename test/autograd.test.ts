@@ -171,6 +171,41 @@ describe('autograd engine', () => {
     });
   });
 
+  it('release(): an output no backward rule reads is freed at once and gradients are unchanged; one that is read fails loudly', async () => {
+    const run = (releaseS: boolean) =>
+      scope(async () => {
+        const q = Tensor.from(randomArray(2 * 5 * 3, 1), [2, 5, 3], true);
+        const k = Tensor.from(randomArray(2 * 5 * 3, 2), [2, 5, 3], true);
+        const s = ops.matmul(q, k, { transB: true }); // matmul's rule reads q and k, not s
+        const before = memoryStats().liveBytes;
+        const p = ops.softmax(s);
+        if (releaseS) {
+          s.release();
+          expect(memoryStats().liveBytes).toBe(before + 2 * 5 * 5 * 4 - 2 * 5 * 5 * 4); // p made, s freed
+        }
+        ops.sum(ops.mul(p, p)).backward();
+        return [await q.grad!.read(), await k.grad!.read()];
+      });
+    const [kept, released] = [await run(false), await run(true)];
+    expect(Array.from(released[0])).toEqual(Array.from(kept[0]));
+    expect(Array.from(released[1])).toEqual(Array.from(kept[1]));
+    // softmax's rule reads its output: released, the backward cannot run on a stale value
+    await expect(
+      scope(async () => {
+        const x = Tensor.from(randomArray(6, 3), [2, 3], true);
+        const y = ops.softmax(ops.mul(x, x));
+        const z = ops.sum(ops.mul(y, y));
+        y.release();
+        z.backward();
+      }),
+    ).rejects.toThrow(/used after dispose/);
+    // a leaf is never released
+    const w = Tensor.from([1, 2], [2], true);
+    w.release();
+    expect(Array.from(await w.read())).toEqual([1, 2]);
+    w.data.dispose();
+  });
+
   it('noGrad records nothing', async () => {
     await scope(async () => {
       const x = Tensor.from([1, 2], [2], true);

@@ -101,6 +101,17 @@ export class Tensor implements HoldsGpuArrays {
     return (await this.data.read())[0];
   }
 
+  /**
+   * Free an op's output now instead of at the end of the enclosing scope, where no backward rule reads it (a layer can
+   * say so: matmul's rule reads its inputs, not its output; add's and permute's read nothing). The node stays in the
+   * graph — its shape, its rule, what the rule saved — so gradients still flow through it; only reading its data
+   * afterwards is an error (GpuArray: used after dispose), never a stale value. Leaves (parameters, inputs) are not
+   * released. Data shared with a view lives on while the view does.
+   */
+  release(): void {
+    if (this.op !== 'leaf') this.data.dispose();
+  }
+
   /** A tensor sharing this one's data, cut from the graph. */
   detach(): Tensor {
     return new Tensor(this.data.view(this.shape));
