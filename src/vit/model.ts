@@ -170,8 +170,8 @@ export class MultiheadSelfAttention extends Module {
     const D = C / H;
     // Outputs that no backward rule reads are released as soon as they are used (Tensor.release): qkv and its split
     // (the slices copy q, k, v out), the scores S (softmax's rule reads its output P), the explicit path's P·V and the
-    // out-projection (their consumers' rules read nothing of them). vit_b_16's training step held ~45 % less activation
-    // memory per image this way (`bench profile` reports it).
+    // out-projection (their consumers' rules read nothing of them). The fashion-mnist model's training step at batch 128
+    // peaked at 36.5 MiB above its weights this way, 57.9 before (`bench profile` reports it).
     const qkv = ops.linear(x, this.in_proj_weight, this.in_proj_bias); // [B, N, 3C]
     const qkv5 = ops.reshape(qkv, [B, N, 3, H, D]);
     const split = ops.permute(qkv5, [2, 0, 3, 1, 4]); // [3, B, H, N, D]
