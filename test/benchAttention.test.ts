@@ -55,3 +55,18 @@ describe('bench attention', () => {
     expect(r.stderr).toMatch(/bench attention: unknown variant flsh \(choose from rows, tiled, blocked, subgroup, subgroup-saved, flash, flash-ds, or all\)/);
   });
 });
+
+describe('bench attention --variant', () => {
+  it("checks every name whole, @ blocking included, before anything is timed (as bench matmul and bench rows do)", () => {
+    for (const [v, why] of [
+      ['flash@bogus', /bench attention: --variant: bad variant 'flash@bogus': expected flash@TRxTC/],
+      ['rows,blocked@17x1', /bench attention: --variant: bad variant 'blocked@17x1': expected blocked@RxC/],
+      ['rows@2x2', /bench attention: --variant: variant 'rows' takes no '@' parameters \(got 'rows@2x2'\)/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [CLI, 'bench', 'attention', '--variant', v, '--heads', '1', '--seq', '5', '--dim', '4', '--runs', '1'], { encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, v).toBe(1);
+      expect(r.stdout, v).toBe('');
+      expect(r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning:')), v).toEqual([expect.stringMatching(new RegExp(`^celluscan: ${why.source}`))]);
+    }
+  });
+});

@@ -1,8 +1,10 @@
 // The attention path per adapter and shape (src/vit/attentionTuning.ts): the default table, a tuned choice that the
 // model follows, the measured autotune with its correctness gate, margin and cache file, and the CLI's loader.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { zipSync } from 'fflate';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { noGrad, Tensor } from '../src/autograd/tensor.js';
 import { defaultAttentionVariant } from '../src/kernels/attention.js';
@@ -22,6 +24,8 @@ import {
 } from '../src/vit/attentionTuning.js';
 import { VisionTransformer, type ForwardOptions } from '../src/vit/model.js';
 import { useGpu } from './gpu.js';
+import { benchModel } from '../bench/train.js';
+import { TRAIN_PRESETS } from '../src/train/presets.js';
 
 // image 16 / patch 4: N = 17 tokens, head dimension 32 / 2 = 16.
 const TINY = { image_size: 16, patch_size: 4, num_layers: 1, num_heads: 2, hidden_dim: 32, mlp_dim: 48, num_classes: 3, dropout: 0, attention_dropout: 0, representation_size: null };
@@ -174,5 +178,65 @@ describe('attention path choice', () => {
     // a malformed file is no cache
     writeFileSync(file, '{ not json');
     expect(await loadAttentionTuning()).toBe(0);
+  });
+});
+
+describe('tune and bench on the command line: contradictions, model files, help texts', () => {
+  // (its own cache folder: a command that wrongly went on to measure must not write anyone's tuning cache)
+  const cache = mkdtempSync(join(tmpdir(), 'celluscan-tune-cli-'));
+  afterAll(() => rmSync(cache, { recursive: true, force: true }));
+  const cli = (...args: string[]) => {
+    const r = spawnSync(process.execPath, ['bin/celluscan.mjs', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, XDG_CACHE_HOME: cache } });
+    return { status: r.status, stdout: r.stdout, err: r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning:')) };
+  };
+  /** A command's --help as one line (commander wraps it to the terminal). */
+  const help = (...args: string[]) => cli(...args, '--help').stdout.replace(/\s+/g, ' ');
+
+  it('--attention-variants with --only matmul or rows is an error naming both (attention would not be tuned)', () => {
+    for (const only of ['matmul', 'rows']) {
+      expect(cli('tune', '--only', only, '--attention-variants', 'flash')).toEqual({
+        status: 1,
+        stdout: '',
+        err: [`celluscan: tune: --attention-variants flash contradicts --only ${only} (attention is not tuned): drop one of them`],
+      });
+    }
+  });
+
+  it('--model: a PyTorch checkpoint is told as predict tells it (convert it first), a missing file by name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'celluscan-tune-model-'));
+    try {
+      const pth = join(dir, 'small.pth');
+      writeFileSync(pth, zipSync({ 'archive/data.pkl': new Uint8Array(16) }));
+      expect(cli('tune', '--model', pth).err).toEqual([`celluscan: tune: ${pth} is a PyTorch (zip) checkpoint, not safetensors: convert it first (celluscan convert IN OUT.safetensors)`]);
+      const text = join(dir, 'text.safetensors');
+      writeFileSync(text, 'hello\n');
+      expect(cli('tune', '--model', text).err).toEqual([`celluscan: tune: ${text}: not a safetensors file: 6 bytes is too short for the 8-byte header length`]);
+      expect(cli('tune', '--model', join(dir, 'none.pth')).err).toEqual([`celluscan: tune: cannot read ${join(dir, 'none.pth')}: no such file`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("'fmnist' is described as the model it runs: the patch-7 model of fashion-mnist-quick / -p7, not the fashion-mnist preset's", () => {
+    const { config } = benchModel('fmnist');
+    expect(config).toEqual(TRAIN_PRESETS['fashion-mnist-quick'].options.config);
+    expect(config).toEqual(TRAIN_PRESETS['fashion-mnist-p7'].options.config);
+    expect(config).not.toEqual(TRAIN_PRESETS['fashion-mnist'].options.config);
+    const tokens = (config.image_size / config.patch_size) ** 2 + 1;
+    const p4 = TRAIN_PRESETS['fashion-mnist'].options.config!;
+    for (const h of [help('bench', 'profile'), help('tune')]) {
+      expect(h).not.toMatch(/fashion-mnist preset's model/);
+      expect(h).toMatch(new RegExp(`'fmnist' \\(the patch-${config.patch_size} (Fashion-MNIST )?model of (the )?fashion-mnist-quick`));
+      expect(h).toContain(`${tokens} tokens`);
+    }
+    expect(help('tune')).toContain(`fashion-mnist: the patch-${p4.patch_size} model, ${(p4.image_size / p4.patch_size) ** 2 + 1} tokens`);
+  });
+
+  it('bench matmul --help says what it reports: wall clock with read-back, and GPU time from timestamp queries', () => {
+    const h = help('bench', 'matmul');
+    expect(h).not.toMatch(/readback included/);
+    expect(h).toMatch(/best wall-clock run after a warm-up \(dispatch \+ read-back of C\)/);
+    expect(h).toMatch(/timestamp queries, the median GPU time \(gpu_ms, gpu_gflops\)/);
+    expect(h).toMatch(/several --variant: each call timed without read-back \(GPU time, else the best wall clock\)/);
   });
 });

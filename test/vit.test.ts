@@ -510,3 +510,26 @@ describe('CLI predict and attention', () => {
     expect(existsSync(out2)).toBe(false);
   });
 });
+
+describe('CLI attention --out', () => {
+  it('an existing file as --out is a one-line usage error, found before the model runs; the file is left as it was', async () => {
+    const m = new VisionTransformer(SMALL48, { init: 'random', seed: 5 }).eval();
+    const weights = join(tmp, 'out-check.safetensors');
+    try {
+      writeFileSync(weights, serializeSafetensors(await m.stateDict(), celluscanMetadata({ config: SMALL48 })));
+    } finally {
+      m.dispose();
+    }
+    const img = join(tmp, 'out-check.png');
+    writeFileSync(img, pngBytes(48, 48, randomRgba(48 * 48, 9)));
+    const file = join(tmp, 'one.png');
+    writeFileSync(file, 'not a folder');
+    const run = (out: string) => {
+      const r = spawnSync(process.execPath, ['bin/celluscan.mjs', 'attention', '--weights', weights, '--image', img, '--out', out], { encoding: 'utf8', timeout: 120_000 });
+      return { status: r.status, stdout: r.stdout, err: r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning:')) };
+    };
+    expect(run(file)).toEqual({ status: 1, stdout: '', err: [`celluscan: attention: --out must be a folder, but ${file} is a file`] });
+    expect(run(join(file, 'sub'))).toEqual({ status: 1, stdout: '', err: [`celluscan: attention: cannot create the --out folder ${join(file, 'sub')}: a file stands in its path`] });
+    expect(readFileSync(file, 'utf8')).toBe('not a folder');
+  });
+});

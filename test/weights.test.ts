@@ -2,7 +2,7 @@
 // The torch tests run test/fixtures/make_torch_fixtures.py with Debian's python3-torch / python3-torchvision
 // (fixtures go to a temp dir); without them these tests FAIL, they are never skipped.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import {
   WeightsError,
   celluscanMetadata,
   parseSafetensors,
+  parseSafetensorsFile,
   readCelluscanMetadata,
   serializeSafetensors,
   type TensorData,
@@ -183,6 +184,19 @@ describe('safetensors', () => {
     it('non-string metadata', () => expectWeightsError(() => parseSafetensors(handMade({ __metadata__: { a: 1 } }, eight)), /__metadata__ entry 'a'/));
     it('serialising a shape that does not match the data', () =>
       expectWeightsError(() => serializeSafetensors(new Map([['x', { shape: [2, 2], data: new Float32Array(3) }]])), /tensor 'x'.*\[2, 2\].*3 values/));
+    it('a PyTorch (zip) checkpoint is named as one, not as a bad header length', () => {
+      const zip = zipSync({ 'archive/data.pkl': new Uint8Array(16) });
+      expectWeightsError(() => parseSafetensors(zip), /^this is a PyTorch \(zip\) checkpoint, not safetensors: convert it first \(celluscan convert IN OUT\.safetensors\)$/);
+    });
+  });
+
+  it('parseSafetensorsFile (every command that loads a model) names the file, and tells a PyTorch checkpoint to be converted', () => {
+    expect(parseSafetensorsFile(serializeSafetensors(tensors), 'm.safetensors').tensors.size).toBe(tensors.size);
+    expectWeightsError(() => parseSafetensorsFile(new TextEncoder().encode('hello\n'), 'text.txt'), /^text\.txt: not a safetensors file: 6 bytes/);
+    expectWeightsError(
+      () => parseSafetensorsFile(zipSync({ 'archive/data.pkl': new Uint8Array(16) }), 'small.pth'),
+      /^small\.pth is a PyTorch \(zip\) checkpoint, not safetensors: convert it first \(celluscan convert IN OUT\.safetensors\)$/,
+    );
   });
 
   it('CelluScan metadata: written and read back, validated', () => {
@@ -587,7 +601,7 @@ describe('PyTorch checkpoints and conversion (real torch.save files from python3
     const out = join(dir, 'never.safetensors');
     await expect(convertFile(join(dir, 'evil_system.pth'), out)).rejects.toThrow(/evil_system\.pth: refusing to load/);
     await expect(convertFile(join(dir, 'vit.pth'), out)).rejects.toThrow(/--num-heads/);
-    await expect(convertFile(join(dir, 'vit.pth'), join(dir, 'no-such-dir', 'x.safetensors'), { numHeads: 3 })).rejects.toThrow(/ENOENT/);
+    await expect(convertFile(join(dir, 'vit.pth'), join(dir, 'no-such-dir', 'x.safetensors'), { numHeads: 3 })).rejects.toThrow(/its folder .*no-such-dir does not exist/);
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     // an existing file is replaced whole
@@ -596,5 +610,76 @@ describe('PyTorch checkpoints and conversion (real torch.save files from python3
     await writeFileAtomic(target, new Uint8Array([1, 2, 3]));
     expect([...readFileSync(target)]).toEqual([1, 2, 3]);
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('convertFile refuses to write over its input (the same path, a symbolic link, a hard link), which stays as it was', async () => {
+    const sub = mkdtempSync(join(dir, 'same-'));
+    const input = join(sub, 'self.pth');
+    writeFileSync(input, readFileSync(join(dir, 'vit.pth')));
+    symlinkSync(input, join(sub, 'link.pth'));
+    linkSync(input, join(sub, 'hard.pth'));
+    for (const out of [input, join(sub, '.', 'self.pth'), join(sub, 'link.pth'), join(sub, 'hard.pth')]) {
+      await expect(convertFile(input, out, { numHeads: 3 }), out).rejects.toThrow(/^the input and the output are the same file \(.*self\.pth\): write the output to another path$/);
+    }
+    expect(readFileSync(input).equals(readFileSync(join(dir, 'vit.pth')))).toBe(true);
+    expect(readdirSync(sub).sort()).toEqual(['hard.pth', 'link.pth', 'self.pth']);
+  });
+
+  it('convertFile names an input it cannot read and an output it cannot write (not errno codes or temp-file names)', async () => {
+    const sub = mkdtempSync(join(dir, 'paths-'));
+    const errorOf = (p: Promise<unknown>) => p.then(() => expect.fail('expected an error'), (e: Error) => e);
+    const messages = [
+      await errorOf(convertFile(join(sub, 'missing.pth'), join(sub, 'o.safetensors'))),
+      await errorOf(convertFile(sub, join(sub, 'o.safetensors'))),
+      await errorOf(convertFile(join(dir, 'vit.pth'), join(sub, 'nope', 'm.safetensors'), { numHeads: 3 })),
+      await errorOf(convertFile(join(dir, 'vit.pth'), sub, { numHeads: 3 })),
+      await errorOf(convertFile(join(dir, 'vit.pth'), join(dir, 'vit.pth', 'm.safetensors'), { numHeads: 3 })),
+    ];
+    for (const e of messages) expect(e).toBeInstanceOf(WeightsError);
+    expect(messages.map((e) => e.message)).toEqual([
+      `cannot read ${join(sub, 'missing.pth')}: no such file`,
+      `cannot read ${sub}: it is a folder`,
+      `cannot write ${join(sub, 'nope', 'm.safetensors')}: its folder ${join(sub, 'nope')} does not exist`,
+      `cannot write ${sub}: it is a folder (give a file path, e.g. ${join(sub, 'vit.safetensors')})`,
+      `cannot write ${join(dir, 'vit.pth', 'm.safetensors')}: ${join(dir, 'vit.pth')} is not a folder`,
+    ]);
+    expect(readdirSync(sub)).toEqual([]);
+    // writeFileAtomic itself (also the trainer's checkpoints): the path it was given, why, and no temp file left
+    await expect(writeFileAtomic(join(sub, 'nope', 'x.bin'), new Uint8Array(1))).rejects.toThrow(new RegExp(`^cannot write ${join(sub, 'nope', 'x.bin')}: its folder .*nope does not exist$`));
+    mkdirSync(join(sub, 'a-folder'));
+    await expect(writeFileAtomic(join(sub, 'a-folder'), new Uint8Array(1))).rejects.toThrow(/^cannot write .*a-folder: it is a folder$/);
+    expect(readdirSync(sub)).toEqual(['a-folder']);
+  });
+
+  it("convertFile refuses a --num-heads that differs from the heads a CelluScan input's metadata records (the same number passes)", async () => {
+    const sub = mkdtempSync(join(dir, 'heads-'));
+    const cs = join(sub, 'm.safetensors');
+    await convertFile(join(dir, 'vit.pth'), cs, { numHeads: 3 });
+    const out = join(sub, 'out.safetensors');
+    await expect(convertFile(cs, out, { numHeads: 4 })).rejects.toThrow(
+      /^.*m\.safetensors: --num-heads 4 differs from the 3 heads its metadata \(celluscan_config\) records: leave --num-heads out$/,
+    );
+    expect(existsSync(out)).toBe(false);
+    expect((await convertFile(cs, out, { numHeads: 3 })).config.num_heads).toBe(3);
+    expect((await convertFile(cs, out)).config.num_heads).toBe(3);
+  });
+
+  it('CLI convert: one line naming the problem and the file, exit 1', () => {
+    const sub = mkdtempSync(join(dir, 'cli-'));
+    const self = join(sub, 'self.pth');
+    writeFileSync(self, readFileSync(join(dir, 'vit.pth')));
+    const run = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [join(HERE, '..', 'bin', 'celluscan.mjs'), 'convert', ...args], { encoding: 'utf8', timeout: 120_000, cwd: sub });
+      return { status: r.status, stdout: r.stdout, err: r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning:')) };
+    };
+    expect(run('missing.pth', 'o.safetensors')).toEqual({ status: 1, stdout: '', err: ['celluscan: convert: cannot read missing.pth: no such file'] });
+    expect(run('self.pth', 'self.pth', '--num-heads', '3')).toEqual({
+      status: 1,
+      stdout: '',
+      err: [`celluscan: convert: the input and the output are the same file (${self}): write the output to another path`],
+    });
+    expect(run('self.pth', 'nope/m.safetensors', '--num-heads', '3').err).toEqual(['celluscan: convert: cannot write nope/m.safetensors: its folder nope does not exist']);
+    expect(readFileSync(self).equals(readFileSync(join(dir, 'vit.pth')))).toBe(true);
+    expect(readdirSync(sub)).toEqual(['self.pth']);
   });
 });

@@ -81,7 +81,10 @@ const bench = program
 
 bench
   .command('matmul')
-  .description('matmul GFLOP/s (best of several runs after warm-up, readback included), beside tfjs-backend-webgpu')
+  .description(
+    'matmul time and GFLOP/s at one shape: the best wall-clock run after a warm-up (dispatch + read-back of C) and, where the adapter has timestamp queries, the median GPU time (gpu_ms, gpu_gflops); ' +
+      'several --variant: each call timed without read-back (GPU time, else the best wall clock) in alternating rounds; tfjs-backend-webgpu beside it',
+  )
   .option('--m <m>', 'rows of A', intArg('--m'), 1024)
   .option('--n <n>', 'columns of B', intArg('--n'), 1024)
   .option('--k <k>', 'inner dimension', intArg('--k'), 1024)
@@ -170,6 +173,20 @@ bench
     const { benchAttentionCompare } = await import('../../bench/attention.js');
     const { initGpu } = await import('../kernels/device.js');
     await initGpu();
+    // The whole name, @ blocking included, by the kernels' own parser (one tiny forward at this head dimension) before
+    // anything is timed; what this adapter cannot run (no subgroups, tiles too large) stays a row of the table.
+    const { attentionForward } = await import('../kernels/attention.js');
+    const { GpuArray, scope } = await import('../kernels/memory.js');
+    for (const v of names) {
+      try {
+        scope(() => {
+          const x = GpuArray.zeros([1, 1, 1, o.dim]);
+          attentionForward(x, x, x, { variant: v });
+        });
+      } catch (e) {
+        if (e instanceof RangeError && /bad variant|takes no '@' parameters/.test(e.message)) throw new UsageError(`bench attention: --variant: ${e.message.replace(/^attentionForward: /, '')}`);
+      }
+    }
     const rows = (await benchAttentionCompare({ batch: o.batch, heads: o.heads, seq: o.seq, dim: o.dim, runs: o.runs, variants: names.length ? names : [defaultAttentionVariant()] })) as Record<string, unknown>[];
     const f = (x: unknown, d = 2) => (typeof x === 'number' ? x.toFixed(d) : '');
     const mb = (x: unknown) => (typeof x === 'number' ? (x >= 100 ? x.toFixed(0) : x.toPrecision(3)) : '');
@@ -185,7 +202,7 @@ bench
 bench
   .command('profile')
   .description('GPU time per kernel (timestamp queries) of one training step or forward pass, grouped by pass label')
-  .option('--model <name>', "'fmnist' (the fashion-mnist preset's model), a ViT preset (vit_b_16, vit_ti_16, …) or a .json VitConfig file", 'fmnist')
+  .option('--model <name>', "'fmnist' (the patch-7 Fashion-MNIST model of the fashion-mnist-quick and fashion-mnist-p7 presets: image 28, 17 tokens), a ViT preset (vit_b_16, vit_ti_16, …) or a .json VitConfig file", 'fmnist')
   .option('--batch <n>', 'images per step (default 128 for fmnist and small-image configs, 8 otherwise)', intArg('--batch'))
   .addOption(new Option('--what <w>', 'what to profile').choices(['train', 'forward']).default('train'))
   .addOption(new Option('--attention <path>', "attention path (default: the adapter's)").choices(['fused', 'explicit']))

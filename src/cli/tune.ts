@@ -41,20 +41,21 @@ async function resolveModel(name: string): Promise<{ config: VitConfig; label: s
     if (!config) throw new UsageError(`tune: the preset '${name}' names no model`);
     return { config, label: `preset ${name}`, batch: p.options.batchSize ?? 32 };
   }
-  if (name.endsWith('.safetensors')) {
+  // (.pth/.pt too, to be told as predict tells it: convert it first)
+  if (/\.(safetensors|pth|pt)$/.test(name)) {
     let bytes: Uint8Array;
     try {
       bytes = new Uint8Array(await readFile(name));
     } catch (e) {
       throw new UsageError(`tune: cannot read ${name}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
     }
-    const { parseSafetensors, readCelluscanMetadata } = await import('../vit/safetensors.js');
+    const { parseSafetensorsFile, readCelluscanMetadata } = await import('../vit/safetensors.js');
     const { inferConfig } = await import('../vit/config.js');
     let file;
     try {
-      file = parseSafetensors(bytes);
+      file = parseSafetensorsFile(bytes, name);
     } catch (e) {
-      throw new UsageError(`tune: ${name}: ${(e as Error).message}`);
+      throw new UsageError(`tune: ${(e as Error).message}`);
     }
     const config = readCelluscanMetadata(file.metadata).config ?? inferConfig(new Map([...file.tensors].map(([k, t]) => [k, t.shape]))).config;
     // A from-scratch model saved without a class token attends over the patches alone.
@@ -75,7 +76,11 @@ export function register(program: Command): void {
     .description(
       "measure which matmul variant, attention path and row-kernel variant (softmax, layernorm) are fastest on this adapter for a model's shapes, and cache the choices (every later command uses them)",
     )
-    .option('--model <name>', 'a training preset (fashion-mnist, celluscan, …), fmnist, a ViT preset (vit_b_16, …), a .json config or a .safetensors model', 'fashion-mnist')
+    .option(
+      '--model <name>',
+      "a training preset (fashion-mnist: the patch-4 model, 50 tokens; celluscan, …), 'fmnist' (the patch-7 model of fashion-mnist-quick / -p7, 17 tokens), a ViT preset (vit_b_16, …), a .json config or a .safetensors model",
+      'fashion-mnist',
+    )
     .option('--batch <n>', "images per step the attention is timed at (default: the preset's batch; 32 for ViT presets, 8 for a .safetensors model)", intArg('--batch'))
     .addOption(new Option('--only <what>', 'tune only one of them').choices(['matmul', 'attention', 'rows']))
     .addOption(new Option('--mode <mode>', "what is timed: 'train' (attention forward+backward; the linear layer's three matmul products), 'infer' (forward only) or both (matmul as for train)").choices(['train', 'infer', 'both']).default('both'))
@@ -84,6 +89,9 @@ export function register(program: Command): void {
     .option('--force', 'measure again even where a cached result exists')
     .option('--json', 'one JSON object')
     .action(async (o) => {
+      if (o.attentionVariants !== undefined && o.only !== undefined && o.only !== 'attention') {
+        throw new UsageError(`tune: --attention-variants ${o.attentionVariants} contradicts --only ${o.only} (attention is not tuned): drop one of them`);
+      }
       const model = await resolveModel(o.model);
       const c = model.config;
       const { initGpu } = await import('../kernels/device.js');

@@ -34,8 +34,18 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`${path}: cannot read the ${what}${code === 'ENOENT' ? ': no such file' : `: ${(e as Error).message}`}`);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    throw new UsageError(`${path}: cannot read the ${what}: ${why}`);
   }
+}
+
+/**
+ * The bytes of a --weights file, with predict's errors (unreadable: one line naming the file). Parse them with
+ * loadModelFromSafetensors or parseSafetensorsFile(bytes, path), which name the file too and tell a PyTorch
+ * checkpoint to be converted first: every command that loads a model (predict, attention, eval, tune) says it alike.
+ */
+export function readWeightsBytes(path: string): Promise<Uint8Array> {
+  return readBytes(path, 'weights file');
 }
 
 /** Read, decode and check every image before the model is touched. */
@@ -47,7 +57,7 @@ async function loadImages(paths: string[]) {
 }
 
 async function loadModel(weights: string) {
-  const bytes = await readBytes(weights, 'weights file');
+  const bytes = await readWeightsBytes(weights);
   const { initGpu } = await import('../kernels/device.js');
   await initGpu();
   const { loadModelFromSafetensors } = await import('../vit/predict.js');
@@ -78,6 +88,18 @@ async function resolveLabels(spec: string | undefined): Promise<{ labels?: strin
   if (spec === 'generic') return { note: "labels 'generic': none stored; predictions name classes class_0, class_1, …" };
   if (isLabelPreset(spec)) return { labels: presetLabels(spec) };
   throw new UsageError(`--labels: '${spec}' is neither a file nor a label preset (presets: wbc14, generic)`);
+}
+
+/** --out of `attention` must be a folder (it is created if missing): a file there is a usage error, found before any work. */
+async function checkOutFolder(out: string): Promise<void> {
+  let s;
+  try {
+    s = await stat(out);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new UsageError(`attention: cannot create the --out folder ${out}: a file stands in its path`);
+    return; // absent: created once the overlays are ready
+  }
+  if (!s.isDirectory()) throw new UsageError(`attention: --out must be a folder, but ${out} is a file`);
 }
 
 /** 'auto' (or nothing): the adapter's choice for the model's shape (the table, or what `celluscan tune` cached). */
@@ -135,7 +157,14 @@ export function register(program: Command): void {
     .action(async (input: string, out: string, o) => {
       const lab = await resolveLabels(o.labels);
       const { convertFile } = await import('../vit/convert.js');
-      const r = await convertFile(input, out, { numHeads: o.numHeads, labels: lab.labels, mean: o.mean, std: o.std });
+      const { WeightsError } = await import('../vit/safetensors.js');
+      let r;
+      try {
+        r = await convertFile(input, out, { numHeads: o.numHeads, labels: lab.labels, mean: o.mean, std: o.std });
+      } catch (e) {
+        if (e instanceof WeightsError) throw new UsageError(`convert: ${e.message}`);
+        throw e;
+      }
       const notes = [...r.notes, ...(lab.note ? [lab.note] : [])];
       const res = { input, output: out, layout: r.layout, config: r.config, labels: lab.labels ?? null, mean: o.mean ?? null, std: o.std ?? null, tensors: r.tensorCount, bytes: r.bytes, notes };
       output(o.json, res, () => {
@@ -162,6 +191,7 @@ export function register(program: Command): void {
     .action(async (o) => {
       const { parseAblateHeads, attentionMaps, overlayRgba, ablationChanges } = await import('../vit/attentionMaps.js');
       const ablate = o.ablateHeads !== undefined ? parseAblateHeads(o.ablateHeads) : undefined;
+      await checkOutFolder(o.out);
       const [im] = await loadImages([o.image]);
       const lm = await loadModel(o.weights);
       const { prepareImage } = await import('../vit/image.js');
@@ -189,7 +219,11 @@ export function register(program: Command): void {
       files.push(['rollout.png', encode(overlayRgba(img, r.rollout, r.grid))]);
       r.clsMean.forEach((m, l) => files.push([`layer_${String(l).padStart(2, '0')}_mean.png`, encode(overlayRgba(img, m, r.grid))]));
       r.cls.forEach((heads, l) => heads.forEach((m, h) => files.push([`layer_${String(l).padStart(2, '0')}_head_${String(h).padStart(2, '0')}.png`, encode(overlayRgba(img, m, r.grid))])));
-      await mkdir(o.out, { recursive: true });
+      try {
+        await mkdir(o.out, { recursive: true });
+      } catch (e) {
+        throw new UsageError(`attention: cannot create the --out folder ${o.out}: ${(e as NodeJS.ErrnoException).code === 'EEXIST' || (e as NodeJS.ErrnoException).code === 'ENOTDIR' ? 'a file stands in its path' : (e as Error).message}`);
+      }
       for (const [name, bytes] of files) await writeAtomic(join(o.out, name), bytes);
       const { topK } = await import('../vit/predict.js');
       const top = topK(r.probs, lm.labels, o.top);

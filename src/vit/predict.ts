@@ -1,7 +1,7 @@
 // Inference: a VisionTransformer from a CelluScan safetensors file (config, labels, mean and std from its
 // metadata), images batched through it on the GPU, top-K results. Pure apart from the GPU (no Node imports):
 // the browser shares it; reading files is the CLI's job (src/cli/vit.ts).
-import { parseSafetensors, readCelluscanMetadata, WeightsError } from './safetensors.js';
+import { parseSafetensorsFile, readCelluscanMetadata, WeightsError } from './safetensors.js';
 import { inferConfig, type VitConfig } from './config.js';
 import { IMAGENET_MEAN, IMAGENET_STD, type PreparedImage } from './image.js';
 import { genericLabels } from './labels.js';
@@ -19,15 +19,7 @@ export interface LoadedModel {
 
 /** Build the model from safetensors bytes and load its weights (strictly). `what` names the file in errors. */
 export function loadModelFromSafetensors(bytes: Uint8Array, what = 'weights', opts: VitOptions = {}): LoadedModel {
-  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) {
-    throw new WeightsError(`${what} is a PyTorch (zip) checkpoint, not safetensors: convert it first (celluscan convert IN OUT.safetensors)`);
-  }
-  let file;
-  try {
-    file = parseSafetensors(bytes);
-  } catch (e) {
-    throw new WeightsError(`${what}: ${(e as Error).message}`);
-  }
+  const file = parseSafetensorsFile(bytes, what);
   const meta = readCelluscanMetadata(file.metadata);
   const notes: string[] = [];
   let config = meta.config;

@@ -103,8 +103,13 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
+/** What a PyTorch zip checkpoint given where safetensors are expected is told (every command that loads a model says it alike). */
+const TORCH_ZIP = 'a PyTorch (zip) checkpoint, not safetensors: convert it first (celluscan convert IN OUT.safetensors)';
+const isZipBytes = (b: Uint8Array): boolean => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04;
+
 /** Parses a .safetensors file; every tensor is converted to a Float32Array. Throws WeightsError on any defect. */
 export function parseSafetensors(bytes: Uint8Array): SafetensorsFile {
+  if (isZipBytes(bytes)) throw new WeightsError(`this is ${TORCH_ZIP}`);
   if (bytes.length < 8) {
     throw new WeightsError(`not a safetensors file: ${bytes.length} bytes is too short for the 8-byte header length`);
   }
@@ -195,6 +200,19 @@ export function parseSafetensors(bytes: Uint8Array): SafetensorsFile {
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: decodeFloats(bytes, dataStart + e.begin, dataStart + e.end, e.dtype) });
   }
   return { tensors, metadata };
+}
+
+/**
+ * parseSafetensors for a model file that `what` names (predict, attention, eval, tune): every error starts with the
+ * name, and a PyTorch checkpoint is told to be converted first.
+ */
+export function parseSafetensorsFile(bytes: Uint8Array, what: string): SafetensorsFile {
+  if (isZipBytes(bytes)) throw new WeightsError(`${what} is ${TORCH_ZIP}`);
+  try {
+    return parseSafetensors(bytes);
+  } catch (e) {
+    throw new WeightsError(`${what}: ${(e as Error).message}`);
+  }
 }
 
 /**
