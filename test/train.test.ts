@@ -372,6 +372,23 @@ describe('CLI', () => {
   const cli = (args: string[]) =>
     spawnSync(process.execPath, ['bin/celluscan.mjs', ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
 
+  it('celluscan eval names a weights file it cannot use, as predict does', () => {
+    const text = join(tmp, 'not-weights.txt');
+    writeFileSync(text, 'hello\n');
+    const pth = join(tmp, 'torch.pth');
+    writeFileSync(pth, Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(64)])); // a zip: torch.save's format
+    const cases: [string, RegExp][] = [
+      [text, /^celluscan: .*not-weights\.txt: not a safetensors file/m],
+      [pth, /^celluscan: .*torch\.pth is a PyTorch \(zip\) checkpoint, not safetensors: convert it first/m],
+      [join(tmp, 'missing.safetensors'), /^celluscan: .*missing\.safetensors: cannot read the weights file: no such file/m],
+    ];
+    for (const [w, msg] of cases) {
+      const r = cli(['eval', '--weights', w, '--data', DATA]);
+      expect(r.status, w).toBe(1);
+      expect(r.stderr).toMatch(msg);
+    }
+  });
+
   it('celluscan train refuses options that cannot take effect together, naming them', () => {
     const out = join(tmp, 'run-conflicts');
     const cases: [string[], RegExp][] = [

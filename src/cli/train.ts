@@ -130,16 +130,11 @@ export function register(program: Command): void {
 
 async function makeEval(m: typeof import('../train/trainer.js')) {
   return async (o: { weights: string; data: string; split: 'train' | 'val' | 'test'; batchSize: number; valFraction?: number; subset?: number; seed: number }) => {
-    let bytes: Uint8Array;
-    try {
-      const b = await readFile(o.weights);
-      bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-    } catch (e) {
-      throw new UsageError(`${o.weights}: cannot read the weights file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    // read and told apart as predict and attention do (a missing file, a torch checkpoint to convert first: named)
+    const bytes = await (await import('./vit.js')).readWeightsBytes(o.weights);
     const { loadSplit, DataError } = await import('../train/data.js');
-    const { parseSafetensors, readCelluscanMetadata } = await import('../vit/safetensors.js');
-    const md = readCelluscanMetadata(parseSafetensors(bytes).metadata);
+    const { parseSafetensorsFile, readCelluscanMetadata } = await import('../vit/safetensors.js');
+    const md = readCelluscanMetadata(parseSafetensorsFile(bytes, o.weights).metadata);
     if (!md.config) throw new UsageError(`${o.weights}: no celluscan_config metadata (convert it with \`celluscan convert\` first)`);
     let split;
     try {
