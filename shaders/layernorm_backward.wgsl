@@ -23,10 +23,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = select(0u, row * P.cols, live);
   let mu = select(0.0, mean_in[min(row, P.rows - 1u)], live);
   let r = select(0.0, rstd_in[min(row, P.rows - 1u)], live);
+  // Both row sums in blocks (row_block_stride, shaders/lib/row_team.wgsl).
   var acc = vec2<f32>(0.0, 0.0);
-  for (var i = lane; i < n; i += T) {
-    let g = dy[base + i] * gamma[i];
-    acc += vec2<f32>(g, g * (x[base + i] - mu) * r);
+  let stride = row_block_stride(n);
+  for (var i0 = lane; i0 < n; i0 += stride) {
+    let i1 = min(i0 + stride, n);
+    var b = vec2<f32>(0.0, 0.0);
+    for (var i = i0; i < i1; i += T) {
+      let g = dy[base + i] * gamma[i];
+      b += vec2<f32>(g, g * (x[base + i] - mu) * r);
+    }
+    acc += b;
   }
   let m = team_sum2(lid, acc) / f32(P.cols);
   for (var i = lane; i < n; i += T) {

@@ -17,8 +17,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let live = row < P.rows;
   let n = select(0u, P.cols, live);
   let base = select(0u, row * P.cols, live);
+  // Σ dy·y in blocks (row_block_stride, shaders/lib/row_team.wgsl).
   var d = 0.0;
-  for (var i = lane; i < n; i += T) { d += dy[base + i] * y[base + i]; }
+  let stride = row_block_stride(n);
+  for (var i0 = lane; i0 < n; i0 += stride) {
+    let i1 = min(i0 + stride, n);
+    var b = 0.0;
+    for (var i = i0; i < i1; i += T) { b += dy[base + i] * y[base + i]; }
+    d += b;
+  }
   d = team_sum(lid, d);
   for (var i = lane; i < n; i += T) { dx[base + i] = y[base + i] * (dy[base + i] - d); }
 }
