@@ -14,7 +14,7 @@ import { benchModel } from './train.js';
 import { VisionTransformer, type AttentionPath } from '../src/vit/model.js';
 
 export interface ProfileOptions {
-  /** 'fmnist' (the fashion-mnist preset's model, default) or a ViT preset name such as 'vit_b_16'. */
+  /** 'fmnist' (the patch-7 Fashion-MNIST model of the fashion-mnist-quick and -p7 presets, default) or a ViT preset name such as 'vit_b_16'. */
   model?: string;
   batch?: number;
   /** 'train' (forward, backward, AdamW; default) or 'forward' (inference). */

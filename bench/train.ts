@@ -1,6 +1,6 @@
 // Training throughput: images/s of full training steps (host batch upload, forward, cross-entropy, backward, AdamW,
 // loss read back) on random inputs, best of `runs` timed runs of `steps` steps after 2 warm-up steps. Models: the
-// fashion-mnist preset's (image 28 / patch 7 / 4 layers / 4 heads / dim 64 / MLP 128, 10 classes, batch 128), or a
+// fashion-mnist-quick / -p7 presets' (image 28 / patch 7 / 4 layers / 4 heads / dim 64 / MLP 128, 10 classes, batch 128), or a
 // ViT preset such as vit_b_16 (14 classes; batch 32 by default).
 // Peer: the same torchvision model and torch.optim.AdamW through python3 (when torch is installed): on the CPU, or
 // with device 'auto' on CUDA when torch sees a GPU (fp32, TF32 off: the same arithmetic as ours).
@@ -22,7 +22,7 @@ import { validateConfig, VIT_PRESETS, vitPreset, type VitConfig, type VitPresetN
 import { VisionTransformer } from '../src/vit/model.js';
 
 export interface BenchTrainOptions {
-  /** 'fmnist' (the fashion-mnist preset's model, default) or a ViT preset name such as 'vit_b_16'. */
+  /** 'fmnist' (the patch-7 Fashion-MNIST model of the fashion-mnist-quick and -p7 presets, default) or a ViT preset name such as 'vit_b_16'. */
   model?: string;
   /** A model given as its config instead (batch 32 unless `batch` says otherwise). */
   config?: VitConfig;
@@ -76,7 +76,7 @@ export type BenchTrainResult = {
 const shapeLabel = (c: VitConfig) => `img${c.image_size}/p${c.patch_size}/L${c.num_layers}/H${c.num_heads}/D${c.hidden_dim}/mlp${c.mlp_dim}`;
 
 /**
- * A benchmark model by name: 'fmnist' (the fashion-mnist preset's ViT), a ViT preset with 14 classes, or a path to a
+ * A benchmark model by name: 'fmnist' (the patch-7 Fashion-MNIST ViT of the fashion-mnist-quick and -p7 presets), a ViT preset with 14 classes, or a path to a
  * JSON VitConfig (torchvision argument names, as `celluscan train --config` takes); its label and default batch.
  * `alsoKnown`: more accepted names for the error message of a caller that takes them (`tune`).
  */

@@ -403,6 +403,10 @@ describe('CLI', () => {
       expect(r.stderr).toMatch(msg);
       expect(existsSync(out), args.join(' ')).toBe(false);
     }
+    // commander's own usage errors: the error and a one-line hint, not the whole help
+    const u = cli(['train', '--data', DATA, '--out', out, '--epochs']);
+    expect(u.status).not.toBe(0);
+    expect(u.stderr.split('\n').filter((l) => l && !l.startsWith('Warning:'))).toEqual(["error: option '--epochs <n>' argument missing", '(add --help for the options)']);
   });
 
   it('celluscan train then eval --json (metrics match the run) and the printed table', () => {

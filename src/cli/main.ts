@@ -10,7 +10,7 @@ program
   .name('celluscan')
   .description('CelluScan on WebGPU: kernels, autograd and a ViT-B/16, in Node through Dawn')
   .option('--debug', 'print stack traces on errors')
-  .showHelpAfterError()
+  .showHelpAfterError('(add --help for the options)')
   .enablePositionalOptions()
   .exitOverride();
 
@@ -29,17 +29,6 @@ program
   .option('--json', 'one JSON object')
   .action(async (o) => {
     const ok = await runSelfCheck(o.json);
-    if (!ok) process.exitCode = 1;
-  });
-
-program
-  .command('demo')
-  .description('the main job for now: adapter info, then the kernel self-check')
-  .option('--json', 'one JSON object')
-  .action(async (o) => {
-    const i = await adapterInfo();
-    if (!o.json) console.log(formatInfo(i) + '\n');
-    const ok = await runSelfCheck(o.json, i);
     if (!ok) process.exitCode = 1;
   });
 
