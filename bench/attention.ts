@@ -140,7 +140,7 @@ export async function benchAttentionCompare(opts: BenchAttentionOptions & { vari
     const mem = await attentionPeakMemory(path === 'explicit' ? 'explicit' : 'fused', { batch: B, heads: H, seq: N, dim: D, ...(path === 'explicit' ? {} : { variant: path }) });
     rows.push({
       path, adapter: gpu().adapterKey, shape: `B${B} H${H} N${N} D${D}`, first_ms: Math.round(firstMs), fwd_ms: fwd.gpuMs ?? fwd.wallMs, fwd_bwd_ms: both.gpuMs ?? both.wallMs, clock: fwd.clock,
-      fwd_mb: mem.fwd_bytes / 2 ** 20, fwd_bwd_mb: mem.fwd_bwd_bytes / 2 ** 20,
+      fwd_mib: mem.fwd_bytes / 2 ** 20, fwd_bwd_mib: mem.fwd_bwd_bytes / 2 ** 20,
     });
   }
   const e = rows[0];
@@ -149,7 +149,7 @@ export async function benchAttentionCompare(opts: BenchAttentionOptions & { vari
     r.fwd_speedup = Math.round(((e.fwd_ms as number) / (r.fwd_ms as number)) * 100) / 100;
     r.fwd_bwd_speedup = Math.round(((e.fwd_bwd_ms as number) / (r.fwd_bwd_ms as number)) * 100) / 100;
     // memory: explicit / fused (> 1: the fused path needs less)
-    r.fwd_bwd_mem_ratio = Math.round(((e.fwd_bwd_mb as number) / (r.fwd_bwd_mb as number)) * 100) / 100;
+    r.fwd_bwd_mem_ratio = Math.round(((e.fwd_bwd_mib as number) / (r.fwd_bwd_mib as number)) * 100) / 100;
   }
   for (const a of arrays) a.dispose();
   return rows;

@@ -24,8 +24,8 @@ describe('bench attention', () => {
     }
     expect(rows[0].fwd_speedup).toBe(1);
     // peak memory per path, in MiB, and its ratio explicit / this path
-    for (const r of rows.slice(0, 3)) expect(r.fwd_bwd_mem_ratio).toBeCloseTo((rows[0].fwd_bwd_mb as number) / (r.fwd_bwd_mb as number), 1);
-    expect(rows[0].fwd_mb).toBeCloseTo((2 * 2 * 13 * 13 * 4 + 2 * 13 * 8 * 4) / 2 ** 20, 9);
+    for (const r of rows.slice(0, 3)) expect(r.fwd_bwd_mem_ratio).toBeCloseTo((rows[0].fwd_bwd_mib as number) / (r.fwd_bwd_mib as number), 1);
+    expect(rows[0].fwd_mib).toBeCloseTo((2 * 2 * 13 * 13 * 4 + 2 * 13 * 8 * 4) / 2 ** 20, 9);
     expect(rows[3].fwd_ms).toBeUndefined();
     expect(String(rows[3].note)).toMatch(/^not timed: .*bad variant 'blocked@17x1'/);
   });
@@ -68,5 +68,20 @@ describe('bench attention --variant', () => {
       expect(r.stdout, v).toBe('');
       expect(r.stderr.split('\n').filter((l) => l && !l.startsWith('Warning:')), v).toEqual([expect.stringMatching(new RegExp(`^celluscan: ${why.source}`))]);
     }
+  });
+});
+
+describe('bench attention --seq sweep', () => {
+  it('one comparison per sequence length, each with its own explicit baseline; the N²-sized memory grows with N', () => {
+    const r = spawnSync(process.execPath, [CLI, 'bench', 'attention', '--variant', 'rows', '--heads', '2', '--seq', '13,29', '--dim', '8', '--runs', '1', '--json'], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const rows = JSON.parse(r.stdout) as Record<string, number | string>[];
+    expect(rows.map((x) => `${x.shape} ${x.path}`)).toEqual(['B1 H2 N13 D8 explicit', 'B1 H2 N13 D8 rows', 'B1 H2 N29 D8 explicit', 'B1 H2 N29 D8 rows']);
+    // the explicit forward holds S and P (2·H·N² floats) and the output (H·N·D)
+    for (const [i, n] of [[0, 13], [2, 29]]) expect(rows[i].fwd_mib).toBeCloseTo((2 * 2 * n * n * 4 + 2 * n * 8 * 4) / 2 ** 20, 9);
+    expect(rows[2].fwd_speedup).toBe(1);
+    const bad = spawnSync(process.execPath, [CLI, 'bench', 'attention', '--seq', '13,,29'], { encoding: 'utf8', timeout: 60_000 });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--seq must be one or more comma-separated integers >= 1, got '13,,29'/);
   });
 });

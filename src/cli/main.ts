@@ -3,7 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { destroyGpu, onGpuReady } from '../kernels/device.js';
 import { adapterInfo, formatInfo } from './info.js';
-import { intArg, matmulVariantList, nameList, output, table, UsageError } from './util.js';
+import { intArg, intListArg, matmulVariantList, nameList, output, table, UsageError } from './util.js';
 
 const program = new Command();
 program
@@ -146,11 +146,11 @@ bench
 
 bench
   .command('attention')
-  .description('fused attention variants beside the explicit path (matmul → softmax → matmul) at one shape: forward and forward+backward time, each variant checked against the explicit path before it is timed')
+  .description('fused attention variants beside the explicit path (matmul → softmax → matmul): forward and forward+backward time and peak memory, at one shape or a sweep of sequence lengths (--seq 197,577,1025), each variant checked against the explicit path before it is timed')
   .option('--variant <names>', "comma-separated fused variants (rows, tiled, blocked, subgroup, subgroup-saved, flash, flash-ds, with @ blockings), or 'all' (default: the adapter's)")
   .option('--batch <n>', 'batch (default: 1 on a CPU adapter, 32 on a GPU)', intArg('--batch'))
   .option('--heads <n>', 'heads', intArg('--heads'), 12)
-  .option('--seq <n>', 'tokens', intArg('--seq'), 197)
+  .option('--seq <n,…>', 'tokens, or a comma-separated sweep (one table per length)', intListArg('--seq'), [197])
   .option('--dim <n>', 'head dimension', intArg('--dim'), 64)
   .option('--runs <n>', 'timed runs per path', intArg('--runs'), 3)
   .option('--json', 'one JSON array')
@@ -176,15 +176,24 @@ bench
         if (e instanceof RangeError && /bad variant|takes no '@' parameters/.test(e.message)) throw new UsageError(`bench attention: --variant: ${e.message.replace(/^attentionForward: /, '')}`);
       }
     }
-    const rows = (await benchAttentionCompare({ batch: o.batch, heads: o.heads, seq: o.seq, dim: o.dim, runs: o.runs, variants: names.length ? names : [defaultAttentionVariant()] })) as Record<string, unknown>[];
+    // One comparison per sequence length (each its own explicit baseline), shortest first as given.
+    const bySeq: Record<string, unknown>[][] = [];
+    for (const seq of o.seq as number[]) {
+      bySeq.push((await benchAttentionCompare({ batch: o.batch, heads: o.heads, seq, dim: o.dim, runs: o.runs, variants: names.length ? names : [defaultAttentionVariant()] })) as Record<string, unknown>[]);
+    }
     const f = (x: unknown, d = 2) => (typeof x === 'number' ? x.toFixed(d) : '');
     const mb = (x: unknown) => (typeof x === 'number' ? (x >= 100 ? x.toFixed(0) : x.toPrecision(3)) : '');
-    output(o.json, rows, () =>
-      `${rows[0]?.adapter}, ${rows[0]?.shape} (${rows[0]?.clock} time; speed-up = explicit / fused, > 1: fused is faster; MB = peak GPU memory above q, k, v and the gradient, memory ratio = explicit / fused)\n` +
-      table(
-        rows.map((r) => [String(r.path), f(r.fwd_ms), f(r.fwd_bwd_ms), f(r.fwd_speedup), f(r.fwd_bwd_speedup), mb(r.fwd_mb), mb(r.fwd_bwd_mb), f(r.fwd_bwd_mem_ratio), String(r.note ?? '')]),
-        ['path', 'fwd ms', 'fwd+bwd ms', 'fwd speed-up', 'fwd+bwd speed-up', 'fwd MB', 'fwd+bwd MB', 'memory ratio', 'note'],
-      ),
+    output(o.json, bySeq.flat(), () =>
+      bySeq
+        .map(
+          (rows) =>
+            `${rows[0]?.adapter}, ${rows[0]?.shape} (${rows[0]?.clock} time; speed-up = explicit / fused, > 1: fused is faster; MiB = peak GPU memory above q, k, v and the gradient, memory ratio = explicit / fused)\n` +
+            table(
+              rows.map((r) => [String(r.path), f(r.fwd_ms), f(r.fwd_bwd_ms), f(r.fwd_speedup), f(r.fwd_bwd_speedup), mb(r.fwd_mib), mb(r.fwd_bwd_mib), f(r.fwd_bwd_mem_ratio), String(r.note ?? '')]),
+              ['path', 'fwd ms', 'fwd+bwd ms', 'fwd speed-up', 'fwd+bwd speed-up', 'fwd MiB', 'fwd+bwd MiB', 'memory ratio', 'note'],
+            ),
+        )
+        .join('\n\n'),
     );
   });
 

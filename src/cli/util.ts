@@ -13,6 +13,18 @@ export function intArg(name: string, min = 1) {
   };
 }
 
+/** A comma-separated list of integers >= min (e.g. --seq 197,577), in the order given, repeats dropped. */
+export function intListArg(name: string, min = 1) {
+  return (v: string): number[] => {
+    const xs = v.split(',').map((s) => s.trim());
+    const ns = xs.map(Number);
+    if (!xs.length || xs.some((s, i) => s === '' || !Number.isInteger(ns[i]) || ns[i] < min)) {
+      throw new InvalidArgumentError(`${name} must be one or more comma-separated integers >= ${min}, got '${v}'`);
+    }
+    return [...new Set(ns)];
+  };
+}
+
 export function floatArg(name: string) {
   return (v: string): number => {
     const n = Number(v);
