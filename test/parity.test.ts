@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { celluscanMetadata, serializeSafetensors } from '../src/vit/safetensors.js';
+import { celluscanMetadata, parseSafetensors, serializeSafetensors } from '../src/vit/safetensors.js';
 import { decodeImage } from '../src/vit/decode.js';
 import { prepareImage } from '../src/vit/image.js';
 import { VisionTransformer } from '../src/vit/model.js';
@@ -114,6 +114,36 @@ describe('torchvision parity (small configs)', () => {
     console.log(`parity fmnist28: max |Δlogit| fused ${diffs.fused.toExponential(2)}, explicit ${diffs.explicit.toExponential(2)}`);
     expect(diffs.fused).toBeLessThanOrEqual(TOL);
     expect(diffs.explicit).toBeLessThanOrEqual(TOL);
+  }, 300_000);
+
+  it('attention --probs: every layer\'s attention probabilities equal torch.nn.MultiheadAttention\'s (need_weights) within 1e-5', () => {
+    const f = fx.small48;
+    const st = join(tmp, 'small48-attn.safetensors');
+    celluscan(['convert', f.state_dict, st, '--num-heads', '3', '--mean', f.mean.join(','), '--std', f.std.join(',')], 240_000);
+    const out = join(tmp, 'attn-probs');
+    const res = JSON.parse(celluscan(['attention', '--weights', st, '--image', f.images[1], '--out', out, '--probs', '--json'], 240_000));
+    expect(res.files).toContain(join(out, 'attention_probs.safetensors'));
+    const file = parseSafetensors(new Uint8Array(readFileSync(join(out, 'attention_probs.safetensors'))));
+    const torchProbs = JSON.parse(run(python, [TOOL, 'attention', '--weights', st, '--image', f.images[1]], 240_000)).probs as number[][][][];
+    const [L, H, N] = [f.config.num_layers, f.config.num_heads, (f.config.image_size / f.config.patch_size) ** 2 + 1];
+    expect(torchProbs.length).toBe(L);
+    let worst = 0;
+    for (let l = 0; l < L; l++) {
+      const t = file.tensors.get(`layer_${String(l).padStart(2, '0')}`)!;
+      expect(t.shape).toEqual([H, N, N]);
+      for (let h = 0; h < H; h++) {
+        for (let i = 0; i < N; i++) {
+          for (let j = 0; j < N; j++) worst = Math.max(worst, Math.abs(t.data[(h * N + i) * N + j] - torchProbs[l][h][i][j]));
+          // the JSON's class-token maps are row 0 without its own column
+          if (i === 0) expect(res.cls_attention[l][h]).toEqual(Array.from(t.data.subarray(h * N * N + 1, h * N * N + N)));
+        }
+      }
+    }
+    console.log(`parity attention probabilities (small48, 2 layers × 3 heads × 10²): max |Δp| ${worst.toExponential(2)}`);
+    // Probabilities in [0, 1] from f32 scores over 16-wide heads after at most one layer: the two sides' summation
+    // orders differ by ~1e-7 relative in the scores; 1e-5 absolute is ~100× that and far below a wrong scale, mask or
+    // head order (O(0.1)).
+    expect(worst).toBeLessThanOrEqual(1e-5);
   }, 300_000);
 
   it('convert without --num-heads on hidden 48 fails with one line naming the fix, and writes nothing', () => {

@@ -14,6 +14,11 @@
       VisionTransformer from its celluscan_config metadata, load_state_dict(strict=True), and prints (or writes)
       {"logits": [[...], ...]} for the images, normalised with the file's celluscan_mean/std.
 
+  attention --weights FILE.safetensors --image A.png [--out JSON]
+      As logits, then every layer's attention probabilities from torch.nn.MultiheadAttention itself
+      (need_weights=True, average_attn_weights=False, on the input each layer's self_attention received in the
+      forward: its ln_1 output): {"probs": [layer][head][query][key]}.
+
 Configs: small48 (image 48, patch 16, 2 layers, 3 heads, hidden 48, mlp 100, 5 classes),
 fmnist28 (image 28, patch 7, 2 layers, 4 heads, hidden 64, mlp 128, 10 classes), vit_b_16 (14 classes).
 """
@@ -175,6 +180,25 @@ def logits_from_safetensors(path, images):
     return {"logits": logits.double().tolist()}
 
 
+def attention_from_safetensors(path, image):
+    tensors, meta = read_safetensors(path)
+    cfg = json.loads(meta["celluscan_config"])
+    args = {k: cfg[k] for k in ("image_size", "patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim", "num_classes")}
+    model = VisionTransformer(**args).eval()
+    model.load_state_dict(tensors, strict=True)
+    mean = json.loads(meta.get("celluscan_mean", json.dumps([0.485, 0.456, 0.406])))
+    std = json.loads(meta.get("celluscan_std", json.dumps([0.229, 0.224, 0.225])))
+    inputs = []
+    # self_attention's input is ln_1's output (torchvision passes it by keyword, which torch 1.13's pre-hooks do not see)
+    hooks = [layer.ln_1.register_forward_hook(lambda mod, a, out: inputs.append(out.detach())) for layer in model.encoder.layers]
+    with torch.no_grad():
+        model(to_input([read_png_rgb(image)], mean, std))
+        for h in hooks:
+            h.remove()
+        probs = [layer.self_attention(x, x, x, need_weights=True, average_attn_weights=False)[1][0] for layer, x in zip(model.encoder.layers, inputs)]
+    return {"probs": [p.double().tolist() for p in probs]}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -186,6 +210,10 @@ def main():
     lg.add_argument("--weights", required=True)
     lg.add_argument("--images", nargs="+", required=True)
     lg.add_argument("--out")
+    at = sub.add_parser("attention")
+    at.add_argument("--weights", required=True)
+    at.add_argument("--image", required=True)
+    at.add_argument("--out")
     a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     if a.cmd == "make":
@@ -193,7 +221,7 @@ def main():
         res = {name: make(a.out, name, a.seed + i) for i, name in enumerate(a.config)}
         print(json.dumps({name: os.path.join(a.out, f"{name}.json") for name in res}))
     else:
-        r = logits_from_safetensors(a.weights, a.images)
+        r = logits_from_safetensors(a.weights, a.images) if a.cmd == "logits" else attention_from_safetensors(a.weights, a.image)
         if a.out:
             with open(a.out, "w") as f:
                 json.dump(r, f)

@@ -187,6 +187,7 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'folder for the PNG overlays (created if missing)')
     .option('--ablate-heads <L:H,...>', 'mask these (layer, head) pairs (0-based) and report each class\'s probability change')
     .option('--top <k>', 'classes to show', intArg('--top'), 5)
+    .option('--probs', 'also write every layer\'s full attention probabilities [heads, tokens, tokens] (row: query, column: key; token 0 the class token) to OUT/attention_probs.safetensors (numpy: safetensors.numpy.load_file)')
     .option('--json', 'one JSON object with the numbers')
     .action(async (o) => {
       const { parseAblateHeads, attentionMaps, overlayRgba, ablationChanges } = await import('../vit/attentionMaps.js');
@@ -219,6 +220,20 @@ export function register(program: Command): void {
       files.push(['rollout.png', encode(overlayRgba(img, r.rollout, r.grid))]);
       r.clsMean.forEach((m, l) => files.push([`layer_${String(l).padStart(2, '0')}_mean.png`, encode(overlayRgba(img, m, r.grid))]));
       r.cls.forEach((heads, l) => heads.forEach((m, h) => files.push([`layer_${String(l).padStart(2, '0')}_head_${String(h).padStart(2, '0')}.png`, encode(overlayRgba(img, m, r.grid))])));
+      if (o.probs) {
+        const { serializeSafetensors } = await import('../vit/safetensors.js');
+        const H = lm.config.num_heads;
+        const tensors = new Map<string, { shape: number[]; data: Float32Array }>(r.layerProbs.map((p, l) => [`layer_${String(l).padStart(2, '0')}`, { shape: [H, r.tokens, r.tokens], data: p }]));
+        files.push([
+          'attention_probs.safetensors',
+          serializeSafetensors(tensors, {
+            celluscan_attention: 'softmax(q·kᵀ/√d) per layer and head, [heads, tokens, tokens]: row = query, column = key; token 0 is the class token where the model has one, then the patches row by row',
+            image: o.image,
+            weights: o.weights,
+            config: JSON.stringify(lm.config),
+          }),
+        ]);
+      }
       try {
         await mkdir(o.out, { recursive: true });
       } catch (e) {

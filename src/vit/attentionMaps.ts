@@ -23,6 +23,10 @@ export interface AttentionResult {
   rollout: number[];
   logits: number[];
   probs: number[];
+  /** Tokens per sequence (the patches, and the class token first where the model has one). */
+  tokens: number;
+  /** [layer]: the attention probabilities [heads, tokens, tokens] (row: query, column: key), as the model computed them. */
+  layerProbs: Float32Array[];
 }
 
 /** One forward on the explicit path with every layer's probabilities; B = 1. */
@@ -80,7 +84,7 @@ export async function attentionMaps(lm: LoadedModel, img: PreparedImage, ablate?
     const s = rollout.reduce((a, b) => a + b, 0);
     if (s > 0) for (let j = 0; j < n; j++) rollout[j] /= s;
   }
-  return { image: img.name, grid: g, cls, clsMean, rollout, logits: Array.from(logits), probs: softmax(logits) };
+  return { image: img.name, grid: g, cls, clsMean, rollout, logits: Array.from(logits), probs: softmax(logits), tokens: N, layerProbs: probsPerLayer };
 }
 
 function matmul64(a: Float64Array, b: Float64Array, N: number): Float64Array {
