@@ -253,6 +253,24 @@ describe('trainer', () => {
     expect(c.steps).toBe(9);
   });
 
+  it('a run stopped after its last step is finished by --resume (evaluation, summary); a folder with run files but no checkpoint is not overwritten', async () => {
+    const first = base('run-finish');
+    const a = await train({ ...first, debugInterruptAtStep: 6 }); // the last of 6 steps
+    expect(a.status).toBe('interrupted');
+    const again = () => train({ out: first.out, data: DATA, resume: true, cacheDir: false, handleSigint: false, stream: sink().stream });
+    const b = await again();
+    expect(b.status).toBe('completed');
+    expect(b.steps).toBe(6);
+    expect(b.val).toBeDefined();
+    expect(JSON.parse(readFileSync(join(first.out, 'summary.json'), 'utf8')).status).toBe('completed');
+    await expect(again()).rejects.toThrow(/already complete/);
+    // run files without model.safetensors (killed while writing it): a new run refuses the folder
+    rmSync(join(first.out, 'model.safetensors'));
+    const metrics = readFileSync(join(first.out, 'metrics.jsonl'), 'utf8');
+    await expect(train(base('run-finish'))).rejects.toThrow(/holds files of an earlier run \(metrics\.jsonl, optimizer\.safetensors, summary\.json\) but no checkpoint/);
+    expect(readFileSync(join(first.out, 'metrics.jsonl'), 'utf8')).toBe(metrics);
+  });
+
   it('--grad-accum 2 at batch 4 trains as batch 8: the same images per step (made ahead within the step too), the same losses', async () => {
     // Batches of 4 accumulated in pairs cover the images of batches of 8 (the epoch's last step: 4 + a remainder,
     // weighted by size), so each step's loss and gradient are the same sums in another order: f32 rounding (~1e-7

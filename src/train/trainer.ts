@@ -8,7 +8,7 @@
 //
 // GPU memory: every step runs in a scope(); only parameters, their .grad between micro-batches, and the optimizer's
 // moments outlive it.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ops from '../autograd/ops.js';
@@ -391,6 +391,12 @@ async function trainInto(input: TrainOptions): Promise<TrainResult> {
     say(`resuming ${input.out} at step ${ck.state.step} (epoch ${ck.state.epoch + 1}, batch ${ck.state.batchInEpoch})`);
   } else if (hasCheckpoint(input.out)) {
     throw new TrainError(`${input.out} already holds a run (${join(input.out, 'model.safetensors')}): pass --resume to continue it, or choose another --out`);
+  } else {
+    // files of a run without its checkpoint (killed while writing it): not overwritten by a new run
+    const left = ['metrics.jsonl', 'optimizer.safetensors', 'summary.json'].filter((f) => existsSync(join(input.out, f)));
+    if (left.length) {
+      throw new TrainError(`${input.out} holds files of an earlier run (${left.join(', ')}) but no checkpoint to resume (model.safetensors): choose another --out, or move those files away first`);
+    }
   }
   const o = resolveDefaults(opts);
 
@@ -471,7 +477,9 @@ async function runTraining(
     if (!same) throw new TrainError(`--resume: the checkpoint's labels [${ck.meta.labels.join(', ')}] differ from the data's classes [${classes.join(', ')}]`);
     // A finished run: nothing to do, and nothing written (a second end-of-run would replace its summary).
     const total = Math.min(o.maxSteps ?? Infinity, o.epochs * Math.ceil(numBatches(data.train.length, o.batchSize) / o.gradAccum));
-    if (ck.state.step >= total) {
+    // (all steps done but no summary: stopped during the final evaluation; resuming finishes it)
+    if (ck.state.step >= total && summaryStatus(o.out) !== 'completed') say(`the run's ${total} steps are done; writing its final evaluation and summary`);
+    else if (ck.state.step >= total) {
       throw new TrainError(`--resume: the run in ${o.out} is already complete (step ${ck.state.step} of ${total}); its files are left as they are. To train it further, pass a larger --epochs or --max-steps`);
     }
     const was = ck.state.options as Partial<TrainOptions>;
@@ -585,11 +593,18 @@ async function runTraining(
   };
 
   // Ctrl-C: finish the step, checkpoint, stop. A second Ctrl-C exits at once.
+  // The handler stays until the run's files are all written: after the last step, a Ctrl-C during the final checkpoint,
+  // evaluation or summary lets them finish (a killed process there lost the run's only checkpoint).
   let interrupted = false;
+  let finishing = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
-    progress.log('interrupt: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)');
+    progress.log(
+      finishing
+        ? 'interrupt: finishing the checkpoint, final evaluation and summary (Ctrl-C again to quit now)'
+        : 'interrupt: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)',
+    );
   };
   const handle = o.handleSigint ?? true;
   if (handle) process.on('SIGINT', onSigint);
@@ -699,98 +714,123 @@ async function runTraining(
       message = `${e.message}; the last good checkpoint (step ${lastCheckpointStep}) is kept`;
     } else throw e;
   } finally {
-    if (handle) process.removeListener('SIGINT', onSigint);
     progress.finish();
   }
-
-  state.elapsedS = elapsedBefore + (performance.now() - t0) / 1000;
-  const files: string[] = [];
-  let testResult: EvalResult | undefined;
-  if (status === 'diverged') {
-    say(`error: ${message}`);
-  } else {
-    await checkpoint();
-    files.push(join(runDir, 'model.safetensors'), join(runDir, 'optimizer.safetensors'));
-    if (interrupted) {
-      status = 'interrupted';
-      message = `interrupted at step ${state.step}: checkpoint written to ${runDir}; continue with --resume`;
-      say(message);
-    } else {
-      // Final evaluation: validation (unless just done), test when there is one.
-      const lastEval = readJsonl(metricsPath).filter((r) => r.type === 'eval' && r.split === 'val').pop();
-      if (data.val && (!lastEval || lastEval.step !== state.step)) valResult = await runEval('val', data.val);
-      if (data.val && valResult) say(`val: loss ${valResult.loss.toFixed(4)}, accuracy ${(100 * valResult.report.accuracy).toFixed(2)}%`);
-      if (data.test) {
-        testResult = await runEval('test', data.test);
-        say(`test: loss ${testResult.loss.toFixed(4)}, accuracy ${(100 * testResult.report.accuracy).toFixed(2)}%`);
-      }
-    }
+  // (an interrupt from here on is one during the last step's wrap-up: the run is finished, not cut short)
+  const stoppedEarly = interrupted;
+  finishing = true;
+  try {
+    return await finishRun();
+  } finally {
+    if (handle) process.removeListener('SIGINT', onSigint);
   }
 
-  // Plots from the whole metrics history (a resumed run included).
-  const hist = readJsonl(metricsPath);
-  const trainPts: StepPoint[] = hist.filter((r) => r.type === 'step').map((r) => ({ step: r.step as number, loss: r.loss as number }));
-  const evalPts: EvalPoint[] = hist
-    .filter((r) => r.type === 'eval' && r.split === 'val')
-    .map((r) => ({ step: r.step as number, epoch: r.epoch as number, loss: r.loss as number, split: 'val' }));
-  let cmSource = testResult ?? valResult;
-  if (!cmSource && status === 'completed') cmSource = await runEval('train', data.train);
-  const plotFiles = await writeTrainingPlots(runDir, {
-    train: trainPts,
-    evals: evalPts,
-    confusion: cmSource ? { matrix: cmSource.report.confusion, labels, title: `Confusion matrix (${cmSource.split}, accuracy ${(100 * cmSource.report.accuracy).toFixed(2)}%)` } : undefined,
-  });
-  files.push(metricsPath, ...plotFiles);
+  async function finishRun(): Promise<TrainResult> {
+    state.elapsedS = elapsedBefore + (performance.now() - t0) / 1000;
+    const files: string[] = [];
+    let testResult: EvalResult | undefined;
+    if (status === 'diverged') {
+      say(`error: ${message}`);
+    } else {
+      await checkpoint();
+      files.push(join(runDir, 'model.safetensors'), join(runDir, 'optimizer.safetensors'));
+      if (stoppedEarly) {
+        status = 'interrupted';
+        message = `interrupted at step ${state.step}: checkpoint written to ${runDir}; continue with --resume`;
+        say(message);
+      } else {
+        // Final evaluation: validation (unless just done), test when there is one.
+        const lastEval = readJsonl(metricsPath).filter((r) => r.type === 'eval' && r.split === 'val').pop();
+        if (data.val && (!lastEval || lastEval.step !== state.step)) valResult = await runEval('val', data.val);
+        if (data.val && valResult) say(`val: loss ${valResult.loss.toFixed(4)}, accuracy ${(100 * valResult.report.accuracy).toFixed(2)}%`);
+        if (data.test) {
+          testResult = await runEval('test', data.test);
+          say(`test: loss ${testResult.loss.toFixed(4)}, accuracy ${(100 * testResult.report.accuracy).toFixed(2)}%`);
+        }
+      }
+    }
 
-  const wall = (performance.now() - t0) / 1000;
-  const trainedHere = state.images - (ck?.state.images ?? 0);
-  const summary: Record<string, unknown> = {
-    status,
-    ...(message ? { message } : {}),
-    data: o.data,
-    layout: data.layout,
-    config,
-    labels,
-    mean,
-    std,
-    train_images: N,
-    val_images: data.val?.length ?? 0,
-    test_images: data.test?.length ?? 0,
-    skipped: data.skipped,
-    options: savedOptions,
-    steps: state.step,
-    total_steps: totalSteps,
-    epochs_completed: state.epoch,
-    wall_s: state.elapsedS,
-    kernels,
-    images_per_s: trainedHere / Math.max(1e-9, wall),
-    // Peak: the most bytes of arrays alive at once in this process's run (weights, AdamW state, a step's activations and
-    // gradients, the evaluations'); allocated: the buffer pool's buffers at the end (bucket sizes, free ones included).
-    gpu_memory: { peak_mib: memoryStats().peakLiveBytes / 2 ** 20, allocated_mib: memoryStats().allocatedBytes / 2 ** 20 },
-    final_train_loss: lastLoss,
-    ...(valResult ? { val: { loss: valResult.loss, accuracy: valResult.report.accuracy, macro: valResult.report.macro } } : {}),
-    ...(testResult ? { test: { loss: testResult.loss, accuracy: testResult.report.accuracy, macro: testResult.report.macro, per_class: testResult.report.per_class, confusion: testResult.report.confusion } } : {}),
-    ...(cmSource ? { confusion_split: cmSource.split, confusion: cmSource.report.confusion } : {}),
-  };
-  writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-  writeFileSync(join(runDir, 'summary.md'), summaryMarkdown(summary, cmSource, labels));
-  files.push(join(runDir, 'summary.json'), join(runDir, 'summary.md'));
-  model.dispose();
-  opt.dispose();
-  return {
-    status,
-    message,
-    steps: state.step,
-    epochs: state.epoch,
-    wallS: state.elapsedS,
-    imagesPerS: summary.images_per_s as number,
-    finalLoss: lastLoss,
-    val: valResult,
-    test: testResult,
-    skipped: data.skipped,
-    files,
-    summary,
-  };
+    // Plots from the whole metrics history (a resumed run included).
+    const hist = readJsonl(metricsPath);
+    const trainPts: StepPoint[] = hist.filter((r) => r.type === 'step').map((r) => ({ step: r.step as number, loss: r.loss as number }));
+    const evalPts: EvalPoint[] = hist
+      .filter((r) => r.type === 'eval' && r.split === 'val')
+      .map((r) => ({ step: r.step as number, epoch: r.epoch as number, loss: r.loss as number, split: 'val' }));
+    let cmSource = testResult ?? valResult;
+    if (!cmSource && status === 'completed') cmSource = await runEval('train', data.train);
+    const plotFiles = await writeTrainingPlots(runDir, {
+      train: trainPts,
+      evals: evalPts,
+      confusion: cmSource ? { matrix: cmSource.report.confusion, labels, title: `Confusion matrix (${cmSource.split}, accuracy ${(100 * cmSource.report.accuracy).toFixed(2)}%)` } : undefined,
+    });
+    files.push(metricsPath, ...plotFiles);
+
+    const wall = (performance.now() - t0) / 1000;
+    const trainedHere = state.images - (ck?.state.images ?? 0);
+    const summary: Record<string, unknown> = {
+      status,
+      ...(message ? { message } : {}),
+      data: o.data,
+      layout: data.layout,
+      config,
+      labels,
+      mean,
+      std,
+      train_images: N,
+      val_images: data.val?.length ?? 0,
+      test_images: data.test?.length ?? 0,
+      skipped: data.skipped,
+      options: savedOptions,
+      steps: state.step,
+      total_steps: totalSteps,
+      epochs_completed: state.epoch,
+      wall_s: state.elapsedS,
+      kernels,
+      images_per_s: trainedHere / Math.max(1e-9, wall),
+      // Peak: the most bytes of arrays alive at once in this process's run (weights, AdamW state, a step's activations and
+      // gradients, the evaluations'); allocated: the buffer pool's buffers at the end (bucket sizes, free ones included).
+      gpu_memory: { peak_mib: memoryStats().peakLiveBytes / 2 ** 20, allocated_mib: memoryStats().allocatedBytes / 2 ** 20 },
+      final_train_loss: lastLoss,
+      ...(valResult ? { val: { loss: valResult.loss, accuracy: valResult.report.accuracy, macro: valResult.report.macro } } : {}),
+      ...(testResult ? { test: { loss: testResult.loss, accuracy: testResult.report.accuracy, macro: testResult.report.macro, per_class: testResult.report.per_class, confusion: testResult.report.confusion } } : {}),
+      ...(cmSource ? { confusion_split: cmSource.split, confusion: cmSource.report.confusion } : {}),
+    };
+    writeAtomicSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+    writeAtomicSync(join(runDir, 'summary.md'), summaryMarkdown(summary, cmSource, labels));
+    files.push(join(runDir, 'summary.json'), join(runDir, 'summary.md'));
+    model.dispose();
+    opt.dispose();
+    return {
+      status,
+      message,
+      steps: state.step,
+      epochs: state.epoch,
+      wallS: state.elapsedS,
+      imagesPerS: summary.images_per_s as number,
+      finalLoss: lastLoss,
+      val: valResult,
+      test: testResult,
+      skipped: data.skipped,
+      files,
+      summary,
+    };
+  }
+}
+
+/** The status a run folder's summary.json records, or undefined (none, or unreadable: a run stopped before it). */
+function summaryStatus(dir: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as { status?: string }).status;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write a file whole or not at all (a temporary sibling renamed over it). */
+function writeAtomicSync(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
 }
 
 /** Images in the micro-batches [first, first + micro) of an epoch (the last batch may be partial). */
