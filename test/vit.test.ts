@@ -2,6 +2,7 @@
 // strict state-dict loading; image decoding and preprocessing; attention rollout. (Parity with torchvision itself:
 // test/parity.test.ts.)
 import { execFileSync, spawnSync } from 'node:child_process';
+import { deflateSync } from 'node:zlib';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -531,5 +532,40 @@ describe('CLI attention --out', () => {
     expect(run(file)).toEqual({ status: 1, stdout: '', err: [`celluscan: attention: --out must be a folder, but ${file} is a file`] });
     expect(run(join(file, 'sub'))).toEqual({ status: 1, stdout: '', err: [`celluscan: attention: cannot create the --out folder ${join(file, 'sub')}: a file stands in its path`] });
     expect(readFileSync(file, 'utf8')).toBe('not a folder');
+  });
+});
+
+describe('decodeImage: PNG headers are checked before decoding', () => {
+  const crc = (b: Buffer) => {
+    let c = ~0;
+    for (const x of b) {
+      c ^= x;
+      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+    }
+    return ~c >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const png = (w: number, h: number, raw: Buffer) => {
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(w, 0);
+    ihdr.writeUInt32BE(h, 4);
+    ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, not interlaced
+    return new Uint8Array(Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]));
+  };
+
+  it('a declared size above 100 megapixels is refused before anything is allocated; pixel data short of the header is corrupt', () => {
+    expect(() => decodeImage(png(30000, 30000, Buffer.alloc(300)), 'huge.png')).toThrow(/^huge\.png: PNG declares 30000×30000 pixels, above the limit of 100 megapixels/);
+    expect(() => decodeImage(png(1000, 1000, Buffer.alloc(300)), 'short.png')).toThrow(/^short\.png: corrupt PNG \(truncated: 300 of the 3001000 bytes/);
+    // whole rows (a filter byte and 3 bytes per pixel each) decode
+    const rows = Buffer.concat([0, 1, 2, 3].map((r) => Buffer.from([0, ...Array.from({ length: 15 }, (_, i) => r * 15 + i)])));
+    const img = decodeImage(png(5, 4, rows), 'ok.png');
+    expect([img.width, img.height, img.data[3 * 7 + 1]]).toEqual([5, 4, 22]);
   });
 });
