@@ -188,3 +188,28 @@ describe('--val-fraction', () => {
     expectError(cli('info', root, '--val-fraction', '1'), /^celluscan: --val-fraction must be in \[0, 1\) .*got 1$/);
   });
 });
+
+describe('the image cache key', () => {
+  it('a file replaced by one of the same size with its old mtime restored (cp -p, rsync -a) changes the fingerprint', async () => {
+    const { FolderDataset } = await import('../src/train/data.js');
+    const { statSync, utimesSync, renameSync } = await import('node:fs');
+    const root = mkdtempSync(join(tmpdir(), 'cache-key-'));
+    try {
+      mkdirSync(join(root, 'a'));
+      const f = join(root, 'a', 'x.png');
+      writeFileSync(f, png(1));
+      utimesSync(f, 1_700_000_000, 1_700_000_000); // whole seconds: restored exactly below
+      const before = FolderDataset.open(root).fingerprint();
+      const st = statSync(f);
+      const other = join(root, 'y.tmp');
+      writeFileSync(other, Buffer.from(png(1)).reverse()); // other bytes, the same size
+      expect(statSync(other).size).toBe(st.size);
+      renameSync(other, f);
+      utimesSync(f, 1_700_000_000, 1_700_000_000);
+      expect(statSync(f).mtimeMs).toBe(st.mtimeMs);
+      expect(FolderDataset.open(root).fingerprint()).not.toBe(before);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -47,7 +47,7 @@ export interface Dataset {
   name(i: number): string;
   /** Stable identity of this list of items (where they come from, not their contents). */
   readonly id: string;
-  /** Identity of the contents: changes when an input file changes (size or mtime). */
+  /** Identity of the contents: changes when an input file changes (size, mtime, ctime or inode). */
   fingerprint(): string;
 }
 
@@ -258,7 +258,7 @@ export class FolderDataset implements Dataset {
         let st = 'missing';
         try {
           const s = statSync(this.paths[i]);
-          st = `${s.size}:${s.mtimeMs}`;
+          st = `${s.size}:${s.mtimeMs}:${s.ctimeMs}:${s.ino}`; // ctime: a copy that restores the mtime (cp -p, rsync -a) still changes it
         } catch {
           /* a vanished file changes the fingerprint */
         }
