@@ -264,6 +264,16 @@ describe('trainer', () => {
     expect(b.val).toBeDefined();
     expect(JSON.parse(readFileSync(join(first.out, 'summary.json'), 'utf8')).status).toBe('completed');
     await expect(again()).rejects.toThrow(/already complete/);
+    // a run's optimizer file given as weights: named, and what it is said
+    const { loadModelFromSafetensors } = await import('../src/vit/predict.js');
+    const of = join(first.out, 'optimizer.safetensors');
+    expect(() => loadModelFromSafetensors(new Uint8Array(readFileSync(of)), of)).toThrow(/optimizer\.safetensors: cannot infer the ViT config: .*optimizer\.safetensors holds AdamW's state/);
+    // a damaged checkpoint file is named
+    const mf = join(first.out, 'model.safetensors');
+    const whole = readFileSync(mf);
+    writeFileSync(mf, whole.subarray(0, whole.length - 100));
+    await expect(again()).rejects.toThrow(/--resume: .*model\.safetensors is damaged \(.*\); the run cannot continue from it/);
+    writeFileSync(mf, whole);
     // run files without model.safetensors (killed while writing it): a new run refuses the folder
     rmSync(join(first.out, 'model.safetensors'));
     const metrics = readFileSync(join(first.out, 'metrics.jsonl'), 'utf8');

@@ -102,8 +102,16 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const of = join(dir, OPTIMIZER_FILE);
   if (!existsSync(mf)) throw new CheckpointError(`--resume: no checkpoint in '${dir}' (${MODEL_FILE} is missing)`);
   if (!existsSync(of)) throw new CheckpointError(`--resume: ${of} is missing: the optimizer state is needed to continue the run`);
-  const m = parseSafetensors(new Uint8Array(await readFile(mf)));
-  const o = parseSafetensors(new Uint8Array(await readFile(of)));
+  // a damaged file (truncated, emptied) is named, as the fix is about that file
+  const parse = async (f: string) => {
+    try {
+      return parseSafetensors(new Uint8Array(await readFile(f)));
+    } catch (e) {
+      throw new CheckpointError(`--resume: ${f} is damaged (${(e as Error).message}); the run cannot continue from it: start a new run in another --out`);
+    }
+  };
+  const m = await parse(mf);
+  const o = await parse(of);
   const cm = readCelluscanMetadata(m.metadata);
   if (!cm.config || !cm.labels || !cm.mean || !cm.std) throw new CheckpointError(`${mf}: not a training checkpoint (config, labels, mean and std metadata are needed)`);
   const raw = m.metadata[TRAIN_STATE_KEY];
@@ -115,7 +123,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     throw new CheckpointError(`${mf}: ${TRAIN_STATE_KEY} is not valid JSON: ${(e as Error).message}`);
   }
   if (o.metadata.checkpoint !== state.checkpoint) {
-    throw new CheckpointError(`${of} (checkpoint ${o.metadata.checkpoint}) does not belong to ${mf} (checkpoint ${state.checkpoint}): the run was stopped while saving; start again without --resume`);
+    throw new CheckpointError(`${of} (checkpoint ${o.metadata.checkpoint}) does not belong to ${mf} (checkpoint ${state.checkpoint}): the run was stopped while saving its checkpoint, which cannot be resumed: start a new run in another --out`);
   }
   return {
     meta: { config: cm.config, labels: cm.labels, mean: cm.mean, std: cm.std },

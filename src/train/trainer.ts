@@ -550,7 +550,7 @@ async function runTraining(
   );
   say(
     `AdamW lr ${o.lr} (${o.schedule}${o.warmupSteps ? `, warmup ${o.warmupSteps}` : ''}), weight decay ${o.weightDecay}${o.decayNormBias ? '' : ' (none on norms/biases)'}, ` +
-      `batch ${B}${o.gradAccum > 1 ? ` × ${o.gradAccum} accumulated` : ''}, ${totalSteps} steps (${stepsPerEpoch}/epoch), augment ${o.augment}` +
+      `batch ${B}${o.gradAccum > 1 ? ` × ${Math.min(o.gradAccum, nb)} accumulated${o.gradAccum > nb ? ` (--grad-accum ${o.gradAccum}, but an epoch has ${nb} batches)` : ''}` : ''}, ${totalSteps} steps (${stepsPerEpoch}/epoch), augment ${o.augment}` +
       `${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}${o.clipGradNorm ? `, clip grad norm ${o.clipGradNorm}` : ''}`,
   );
 

@@ -25,7 +25,12 @@ export function loadModelFromSafetensors(bytes: Uint8Array, what = 'weights', op
   let config = meta.config;
   if (!config) {
     const shapes = new Map([...file.tensors].map(([k, t]) => [k, t.shape]));
-    const inf = inferConfig(shapes);
+    let inf: ReturnType<typeof inferConfig>;
+    try {
+      inf = inferConfig(shapes);
+    } catch (e) {
+      throw new WeightsError(`${what}: ${(e as Error).message} (is it a model's weights? a run's optimizer.safetensors holds AdamW's state)`);
+    }
     config = inf.config;
     notes.push(`${what} has no celluscan_config metadata: config inferred from the tensor shapes`, ...inf.notes);
   }
