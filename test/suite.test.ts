@@ -50,3 +50,28 @@ describe('bench suite', () => {
     }
   }, 240_000);
 });
+
+describe('bench --results-dir', () => {
+  it('a folder that cannot be written is an error before any bench runs', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'results-dir-'));
+    try {
+      const file = join(dir, 'a-file');
+      writeFileSync(file, 'x');
+      for (const [args, msg] of [
+        [['bench', 'gelu', '--results-dir', file], /^celluscan: bench: --results-dir .*a-file is a file, not a folder$/m],
+        [['bench', 'browser', '--record', '--results-dir', join(file, 'sub')], /^celluscan: bench browser: --results-dir .*a-file\/sub: a file stands in its path$/m],
+      ] as const) {
+        const r = spawnSync(process.execPath, ['bin/celluscan.mjs', ...args], { encoding: 'utf8', timeout: 60_000 });
+        expect(r.status, args.join(' ')).toBe(1);
+        expect(r.stderr).toMatch(msg);
+        expect(r.stdout).not.toMatch(/running gelu/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

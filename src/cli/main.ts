@@ -3,6 +3,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { destroyGpu, onGpuReady } from '../kernels/device.js';
 import { adapterInfo, formatInfo } from './info.js';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { intArg, intListArg, matmulVariantList, nameList, output, table, UsageError } from './util.js';
 
 const program = new Command();
@@ -32,6 +33,21 @@ program
     if (!ok) process.exitCode = 1;
   });
 
+/** A --results-dir that cannot be written is found before the benches run (it was found after, when recording). */
+function checkResultsDir(op: string, dir: string | undefined): void {
+  if (dir === undefined) return;
+  try {
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`${op}: --results-dir ${dir} is a file, not a folder`);
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, fsConstants.W_OK);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EACCES' || code === 'EROFS' ? 'not writable' : code === 'ENOTDIR' || code === 'EEXIST' ? 'a file stands in its path' : (e as Error).message;
+    throw new UsageError(`${op}: --results-dir ${dir}: ${why}`);
+  }
+}
+
 async function runSelfCheck(json: boolean, info?: unknown): Promise<boolean> {
   const { selfCheck } = await import('../kernels/selfcheck.js');
   const results = await selfCheck(json ? undefined : (r) => console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.kernel.padEnd(26)} ${r.shape.padEnd(20)} error/tolerance ${r.worstRatio.toFixed(3)}`));
@@ -60,6 +76,7 @@ const bench = program
     if (o.resultsDir !== undefined && !o.record) throw new UsageError('bench: --results-dir and --no-record contradict each other');
     const bad = names.filter((n) => !(BENCHMARKS as readonly string[]).includes(n));
     if (bad.length) throw new UsageError(`bench: unknown benchmark ${bad.join(', ')} (choose from all, ${BENCHMARKS.join(', ')})`);
+    if (o.record) checkResultsDir('bench', o.resultsDir);
     // Recorded after every bench, not only at the end: a run cut short keeps the benches it finished (each write is
     // atomic and merges with the file's rows of benches this run has not reached).
     let files: string[] = [];
@@ -240,6 +257,7 @@ bench
         throw new UsageError(`bench browser: ${flag(child)} needs ${flag(parent)}`);
       }
     }
+    if (o.record) checkResultsDir('bench browser', o.resultsDir);
     let vit;
     if (o.vit !== undefined) {
       const { VIT_PRESETS } = await import('../vit/config.js');
