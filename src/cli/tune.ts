@@ -6,27 +6,35 @@ import { readFile } from 'node:fs/promises';
 import { intArg, output, table, UsageError } from './util.js';
 import type { VitConfig } from '../vit/config.js';
 
+/** The tuning cache files loadTunings has already warned about (once per process: it runs at every GPU start). */
+const warnedCaches = new Set<string>();
+
 /** Cached tuning is loaded unless CELLUSCAN_TUNING=off (the test suite sets it, so its runs do not depend on a cache). */
 export async function loadTunings(): Promise<void> {
   if (process.env.CELLUSCAN_TUNING === 'off') return;
-  const { loadMatmulTuning, tuningCachePath } = await import('../kernels/autotune.js');
+  const { loadMatmulTuning, tuningCachePath, tuningCacheReadProblem } = await import('../kernels/autotune.js');
   const { loadAttentionTuning } = await import('../vit/attentionTuning.js');
   const { loadRowTuning } = await import('../kernels/rowTuning.js');
   const { isRowVariant } = await import('../kernels/softmax.js');
-  // A cache that cannot be used must not stop a command: the table's choices stand, and one line says why.
+  // A cache that cannot be used (unreadable, corrupt, not a tuning cache) must not stop a command: the table's choices
+  // stand, and one line (once per file and process) says why. A missing cache is said nothing of.
   for (const [file, load] of [
     ['matmul-autotune.json', loadMatmulTuning],
     ['attention-autotune.json', loadAttentionTuning],
     ['rows-autotune.json', () => loadRowTuning(isRowVariant)],
   ] as const) {
+    let problem: string | undefined;
     try {
       await load();
+      problem = tuningCacheReadProblem(file);
     } catch (e) {
-      console.error(
-        `celluscan: warning: ignoring the tuning cache ${(await tuningCachePath(file)) ?? file} (${(e as Error).message}); ` +
-          're-measure with `celluscan tune --force`, or set CELLUSCAN_TUNING=off',
-      );
+      problem = (e as Error).message;
     }
+    if (problem === undefined) continue;
+    const path = (await tuningCachePath(file)) ?? file;
+    if (warnedCaches.has(path)) continue;
+    warnedCaches.add(path);
+    console.error(`celluscan: warning: ignoring the tuning cache ${path} (${problem}); re-measure with \`celluscan tune --force\`, or set CELLUSCAN_TUNING=off`);
   }
 }
 
@@ -182,11 +190,29 @@ export function register(program: Command): void {
         result.rows = rowResults;
       }
       const files = [
-        o.only === undefined || o.only === 'matmul' ? await tuningCachePath('matmul-autotune.json') : undefined,
-        o.only === undefined || o.only === 'attention' ? await tuningCachePath('attention-autotune.json') : undefined,
-        o.only === undefined || o.only === 'rows' ? await tuningCachePath('rows-autotune.json') : undefined,
-      ].filter(Boolean);
-      result.files = files;
-      output(o.json, result, () => `${table(lines, ['what', 'shape', 'choice', 'timings (ms per call: wall clock, or GPU time where marked)'])}\ncached in ${files.join(', ')} (re-measure with --force)`);
+        o.only === undefined || o.only === 'matmul' ? 'matmul-autotune.json' : undefined,
+        o.only === undefined || o.only === 'attention' ? 'attention-autotune.json' : undefined,
+        o.only === undefined || o.only === 'rows' ? 'rows-autotune.json' : undefined,
+      ].filter((f): f is string => f !== undefined);
+      // A cache file that could not be written (a read-only home, a cache folder that is a file): its choices hold for
+      // this run only, and neither the text nor --json's `files` may say it was cached.
+      const { tuningCacheWriteErrors } = await import('../kernels/autotune.js');
+      const cached: string[] = [];
+      const failures: string[] = [];
+      for (const f of files) {
+        const path = (await tuningCachePath(f)) ?? f;
+        const why = tuningCacheWriteErrors().get(f);
+        if (why === undefined) cached.push(path);
+        else {
+          failures.push(`${path} (${why})`);
+          console.error(`celluscan: warning: cannot write the tuning cache ${path} (${why}); its choices apply to this run only`);
+        }
+      }
+      result.files = cached;
+      if (failures.length) result.cacheError = `cannot write ${failures.join('; ')}`;
+      const where = [cached.length ? `cached in ${cached.join(', ')} (re-measure with --force)` : '', failures.length ? `not cached: could not write ${failures.join('; ')}` : '']
+        .filter(Boolean)
+        .join('\n');
+      output(o.json, result, () => `${table(lines, ['what', 'shape', 'choice', 'timings (ms per call: wall clock, or GPU time where marked)'])}\n${where}`);
     });
 }

@@ -320,17 +320,49 @@ export async function tuningCachePath(fileName: string): Promise<string | undefi
 }
 
 /**
+ * Why each tuning cache file (by file name) could not be used when last read, while it cannot: a file that exists but
+ * is unreadable, not JSON or not a tuning cache. Read by loadTunings (src/cli/tune.ts) to say so; a missing file, or
+ * one of another version (a stale cache only costs a re-tune), is no problem.
+ */
+const readProblems = new Map<string, string>();
+
+/** Why the tuning cache file `fileName` was ignored when last read (undefined when it was fine or missing). */
+export function tuningCacheReadProblem(fileName: string): string | undefined {
+  return readProblems.get(fileName);
+}
+
+/** Record that a tuning cache file that was read is not a tuning cache (a caller's check of its contents). */
+export function noteTuningCacheProblem(fileName: string, problem: string): void {
+  readProblems.set(fileName, problem);
+}
+
+/**
  * A tuning cache file's parsed JSON when its `version` is `version`; an empty object with that version when the file
- * is missing, unreadable, malformed or of another version (a stale cache only costs a re-tune).
+ * is missing, unreadable, malformed or of another version (a stale cache only costs a re-tune). An unreadable or
+ * malformed file is also recorded (tuningCacheReadProblem), so the CLI can say it is ignored.
  */
 export async function readTuningFile<T extends { version: number }>(fileName: string, version: number, empty: () => T): Promise<T> {
   const n = await nodeFs(fileName);
   if (n) {
+    let text: string | undefined;
     try {
-      const c = JSON.parse(await n.fs.readFile(n.file, 'utf8')) as T;
-      if (c && typeof c === 'object' && c.version === version) return c;
-    } catch {
-      /* no cache yet, or unreadable: start afresh */
+      text = await n.fs.readFile(n.file, 'utf8');
+    } catch (e) {
+      // no cache yet (no file, or no cache folder): fine; anything else (a folder, no permission): recorded
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') readProblems.delete(fileName);
+      else readProblems.set(fileName, `cannot read it: ${(e as Error).message}`);
+    }
+    if (text !== undefined) {
+      try {
+        const c = JSON.parse(text) as unknown;
+        if (!c || typeof c !== 'object' || Array.isArray(c)) throw new Error(`not a tuning cache: a JSON ${Array.isArray(c) ? 'array' : c === null ? 'null' : typeof c}, expected an object`);
+        if (typeof (c as { version?: unknown }).version !== 'number') throw new Error('not a tuning cache: no version number');
+        readProblems.delete(fileName);
+        if ((c as T).version === version) return c as T;
+      } catch (e) {
+        readProblems.set(fileName, e instanceof SyntaxError ? `not valid JSON: ${e.message}` : (e as Error).message);
+      }
     }
   }
   return empty();
@@ -347,7 +379,9 @@ export function keyedTuningCache<T>(fileName: string, version: number, field: st
   type File = { version: number; entries: Record<string, Entry> };
   const read = async (): Promise<File> => {
     const c = await readTuningFile<File>(fileName, version, () => ({ version, entries: {} }));
-    return c.entries && typeof c.entries === 'object' ? c : { version, entries: {} };
+    if (c.entries && typeof c.entries === 'object' && !Array.isArray(c.entries)) return c;
+    noteTuningCacheProblem(fileName, 'not a tuning cache: no entries object');
+    return { version, entries: {} };
   };
   const itemsOf = (e: Entry | undefined, description: string): Record<string, T> => {
     const items = e && e.description === description ? e[field] : undefined;
@@ -369,10 +403,30 @@ export function keyedTuningCache<T>(fileName: string, version: number, field: st
   };
 }
 
-/** Write a tuning cache file atomically (temporary file + rename); a read-only home only costs a re-tune next time. */
-export async function writeTuningFile(fileName: string, content: unknown): Promise<void> {
+/**
+ * Tuning cache files (by file name) that this process failed to write, with why: their choices hold for this run only.
+ * Kept for the process (a later write of the same file lacks the results the failed one held); `celluscan tune` reports them.
+ */
+const writeErrors = new Map<string, string>();
+
+/** The tuning cache files this process could not write, by file name, with the reason. */
+export function tuningCacheWriteErrors(): ReadonlyMap<string, string> {
+  return writeErrors;
+}
+
+/** Forget the recorded write failures (tests; a command that reports them once). */
+export function clearTuningCacheWriteErrors(): void {
+  writeErrors.clear();
+}
+
+/**
+ * Write a tuning cache file atomically (temporary file + rename). A failure (a read-only home, a cache folder that is
+ * a file) does not throw, as it only costs a re-tune next time: it is returned (undefined when written) and recorded
+ * (tuningCacheWriteErrors), so that a command does not claim the choices were cached.
+ */
+export async function writeTuningFile(fileName: string, content: unknown): Promise<string | undefined> {
   const n = await nodeFs(fileName);
-  if (!n) return;
+  if (!n) return undefined;
   const tmp = `${n.file}.tmp-${process.pid}`;
   try {
     const pathName = 'node:path';
@@ -380,8 +434,12 @@ export async function writeTuningFile(fileName: string, content: unknown): Promi
     await n.fs.mkdir(path.dirname(n.file), { recursive: true });
     await n.fs.writeFile(tmp, JSON.stringify(content, null, 2));
     await n.fs.rename(tmp, n.file);
-  } catch {
+    return undefined;
+  } catch (e) {
     await n.fs.unlink(tmp).catch(() => {});
+    const reason = (e as Error).message;
+    writeErrors.set(fileName, reason);
+    return reason;
   }
 }
 
@@ -389,9 +447,13 @@ const MATMUL_CACHE = 'matmul-autotune.json';
 const emptyCache = (): CacheFile => ({ version: CACHE_VERSION, entries: {} });
 async function readCache(): Promise<CacheFile> {
   const c = await readTuningFile<CacheFile>(MATMUL_CACHE, CACHE_VERSION, emptyCache);
-  return c.entries && typeof c.entries === 'object' ? c : emptyCache();
+  if (c.entries && typeof c.entries === 'object' && !Array.isArray(c.entries)) return c;
+  noteTuningCacheProblem(MATMUL_CACHE, 'not a tuning cache: no entries object');
+  return emptyCache();
 }
-const writeCache = (c: CacheFile): Promise<void> => writeTuningFile(MATMUL_CACHE, c);
+const writeCache = async (c: CacheFile): Promise<void> => {
+  await writeTuningFile(MATMUL_CACHE, c);
+};
 
 /** A cached variant name this build can run (a hand-edited or damaged entry is no cache). */
 function knownVariant(v: unknown): v is string {

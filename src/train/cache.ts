@@ -2,7 +2,7 @@
 // per split, so later epochs and later runs never decode again.
 //
 // File: <cacheDir>/<slot>-<key>.bin. `slot` hashes what the split is (its source and image_size); `key` also
-// hashes every input file's path, size and mtime, so a changed input gives a new file (the old file of the same
+// hashes every input file's path, size, mtime, ctime and inode, so a changed input gives a new file (the old file of the same
 // slot is then deleted). Written to a temp file and renamed into place, so a crash never leaves a half file.
 //
 //   0   'CSCACHE1'                8 bytes
@@ -10,7 +10,7 @@
 //   32  f64 metaOffset (little-endian)            … zero padding to 64
 //   64  count records of imageSize·imageSize·channels bytes (HWC)
 //   metaOffset: JSON { key, id, classes, labels, sourceIndex, skipped, histogram (256 counts per channel) }
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { prepareImage } from '../vit/image.js';
@@ -243,6 +243,7 @@ export function prepareDataset(ds: Dataset, opts: PrepareOptions): PreparedDatas
   if (opts.cacheDir && file) {
     try {
       mkdirSync(opts.cacheDir, { recursive: true });
+      removeStaleTemps(opts.cacheDir);
       tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
       fd = openSync(tmp, 'w');
     } catch (e) {
@@ -325,7 +326,7 @@ export function prepareDataset(ds: Dataset, opts: PrepareOptions): PreparedDatas
   }
 }
 
-/** Delete the other cache files of the same slot (older inputs of the same split and image size). */
+/** Delete the other cache files of the same slot (older inputs of the same split and image size), and stale temp files. */
 function removeStale(dir: string, keep: string): void {
   const base = keep.slice(dir.length + 1);
   const slot = base.slice(0, base.indexOf('-'));
@@ -338,4 +339,48 @@ function removeStale(dir: string, keep: string): void {
       }
     }
   }
+  removeStaleTemps(dir);
+}
+
+/** A temp file untouched this long is no one's (a live writer writes a chunk every few dozen images). */
+export const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/** Whether process `pid` runs on this machine (EPERM: it runs, as another user). */
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Delete the temp files (`<slot>-<key>.bin.tmp-<pid>-<rand>`) that a writer left behind when it was stopped (Ctrl-C,
+ * a crash) mid-write: those whose writer pid no longer runs, or untouched for STALE_TEMP_MS (a reused pid). A temp file
+ * a live process is writing is kept. Returns the names deleted.
+ */
+export function removeStaleTemps(dir: string, now = Date.now()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const f of names) {
+    const m = /\.bin\.tmp-(\d+)-[0-9a-z]*$/.exec(f);
+    if (!m) continue;
+    const path = join(dir, f);
+    try {
+      const pid = Number(m[1]);
+      if (pidAlive(pid) && now - statSync(path).mtimeMs < STALE_TEMP_MS) continue;
+      unlinkSync(path);
+      removed.push(f);
+    } catch {
+      /* gone already, or not ours to delete */
+    }
+  }
+  return removed;
 }
