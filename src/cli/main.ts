@@ -3,7 +3,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { destroyGpu, onGpuReady } from '../kernels/device.js';
 import { adapterInfo, formatInfo } from './info.js';
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { intArg, intListArg, matmulVariantList, nameList, output, table, UsageError } from './util.js';
 
 const program = new Command();
@@ -38,8 +39,11 @@ function checkResultsDir(op: string, dir: string | undefined): void {
   if (dir === undefined) return;
   try {
     if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UsageError(`${op}: --results-dir ${dir} is a file, not a folder`);
-    mkdirSync(dir, { recursive: true });
-    accessSync(dir, fsConstants.W_OK);
+    // nothing is created here (a run that records nothing leaves no folder): the nearest existing folder must be writable
+    let at = resolve(dir);
+    while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+    if (!statSync(at).isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+    accessSync(at, fsConstants.W_OK);
   } catch (e) {
     if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
