@@ -167,7 +167,8 @@ def read_safetensors(path):
     return tensors, meta
 
 
-def logits_from_safetensors(path, images):
+def model_from_safetensors(path):
+    """torchvision's VisionTransformer from a CelluScan safetensors file (strict load), with its mean and std."""
     tensors, meta = read_safetensors(path)
     cfg = json.loads(meta["celluscan_config"])
     args = {k: cfg[k] for k in ("image_size", "patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim", "num_classes")}
@@ -175,19 +176,18 @@ def logits_from_safetensors(path, images):
     model.load_state_dict(tensors, strict=True)
     mean = json.loads(meta.get("celluscan_mean", json.dumps([0.485, 0.456, 0.406])))
     std = json.loads(meta.get("celluscan_std", json.dumps([0.229, 0.224, 0.225])))
+    return model, mean, std
+
+
+def logits_from_safetensors(path, images):
+    model, mean, std = model_from_safetensors(path)
     with torch.no_grad():
         logits = model(to_input([read_png_rgb(p) for p in images], mean, std))
     return {"logits": logits.double().tolist()}
 
 
 def attention_from_safetensors(path, image):
-    tensors, meta = read_safetensors(path)
-    cfg = json.loads(meta["celluscan_config"])
-    args = {k: cfg[k] for k in ("image_size", "patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim", "num_classes")}
-    model = VisionTransformer(**args).eval()
-    model.load_state_dict(tensors, strict=True)
-    mean = json.loads(meta.get("celluscan_mean", json.dumps([0.485, 0.456, 0.406])))
-    std = json.loads(meta.get("celluscan_std", json.dumps([0.229, 0.224, 0.225])))
+    model, mean, std = model_from_safetensors(path)
     inputs = []
     # self_attention's input is ln_1's output (torchvision passes it by keyword, which torch 1.13's pre-hooks do not see)
     hooks = [layer.ln_1.register_forward_hook(lambda mod, a, out: inputs.append(out.detach())) for layer in model.encoder.layers]
