@@ -33,9 +33,8 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
     const b = await readFile(path);
     return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw new UsageError(`${path}: cannot read the ${what}: ${why}`);
+    const { fsReason } = await import('../vit/weightsFile.node.js'); // (the error path only: not loaded at start-up)
+    throw new UsageError(`${path}: cannot read the ${what}: ${fsReason(e)}`);
   }
 }
 

@@ -33,7 +33,7 @@ export function parseWeights(bytes: Uint8Array): WeightsFile {
 }
 
 /** Why a file operation failed, in words (no errno names, no temp-file names); `e.message` for anything unusual. */
-function fsReason(e: unknown): string {
+export function fsReason(e: unknown): string {
   switch ((e as NodeJS.ErrnoException).code) {
     case 'ENOENT':
       return 'no such file';
