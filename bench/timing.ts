@@ -1,6 +1,7 @@
 // Timing for the benchmarks: GPU time from timestamp queries where the adapter has them (summed over
 // the compute passes a run records), wall time always; medians of N runs after warm-up.
 import { gpu } from '../src/kernels/device.js';
+import { lastTimedEnd, markTimedEnd, warmClocks } from '../src/kernels/clocks.js';
 import { sync } from '../src/kernels/encoder.js';
 import { setPassHook } from '../src/kernels/launch.js';
 import { PassTimer } from '../src/kernels/passTimer.js';
@@ -24,16 +25,19 @@ export const median = (xs: number[]) => {
 };
 
 /**
- * Time fn (which records GPU work and may read back) after `warmup` untimed runs. Each timed run
+ * Time fn (which records GPU work and may read back) after `warmup` untimed runs (and, on a hardware GPU that was
+ * idle, clocks.ts' warm-up: the card's clocks raised again). Each timed run
  * ends with a full sync so runs do not overlap.
  */
 export async function timeRuns(fn: () => unknown | Promise<unknown>, opts: { runs?: number; warmup?: number; gpuTime?: boolean } = {}): Promise<Timing> {
   const runs = opts.runs ?? 5;
   const warmup = opts.warmup ?? 2;
+  const idleSince = lastTimedEnd();
   for (let i = 0; i < warmup; i++) {
     await fn();
     await sync();
   }
+  await warmClocks(fn, idleSince);
   const g = gpu();
   const useTs = (opts.gpuTime ?? true) && g.features.has('timestamp-query');
   const timer = useTs ? new PassTimer(g.device) : null;
@@ -56,6 +60,7 @@ export async function timeRuns(fn: () => unknown | Promise<unknown>, opts: { run
   } finally {
     setPassHook(null);
     timer?.destroy();
+    markTimedEnd();
   }
   // A GPU time of 0 is no measurement (the work took less than one timestamp step): fall back to wall-clock time.
   const gpuMs = gpus.length && median(gpus) > 0 ? median(gpus) : null;
