@@ -48,7 +48,13 @@ describe('attention path choice', () => {
     expect(defaultAttentionChoice(197, 64, 'train', 'llvmpipe')).toEqual(subgroupSize() !== null || key !== 'llvmpipe' ? { path: 'fused', variant: 'subgroup-saved' } : { path: 'explicit' });
     expect(defaultAttentionChoice(257, 80, 'infer', 'llvmpipe').path).toBe(defaultAttentionChoice(197, 64, 'infer', 'llvmpipe').path);
     for (const [n, d] of [[50, 64], [196, 64], [197, 32], [17, 16]]) expect(defaultAttentionChoice(n, d, 'train', 'llvmpipe')).toEqual({ path: 'explicit' });
-    for (const a of ['nvidia-h200', 'swiftshader', 'some-gpu']) expect(defaultAttentionChoice(197, 64, 'train', a)).toEqual({ path: 'explicit' });
+    for (const a of ['swiftshader', 'some-gpu']) expect(defaultAttentionChoice(197, 64, 'train', a)).toEqual({ path: 'explicit' });
+    // NVIDIA (measured on an H100, clocks up): flash-ds for training, flash for inference, at ViT-B/16's shape and up
+    for (const a of ['nvidia-h100', 'nvidia-h200']) {
+      expect(defaultAttentionChoice(197, 64, 'train', a)).toEqual({ path: 'fused', variant: 'flash-ds' });
+      expect(defaultAttentionChoice(577, 128, 'infer', a)).toEqual({ path: 'fused', variant: 'flash' });
+      for (const [n, d] of [[196, 64], [197, 80], [197, 32], [50, 16], [197, 256]]) expect(defaultAttentionChoice(n, d, 'train', a)).toEqual({ path: 'explicit' });
+    }
     expect(attentionChoiceFor(197, 64, 'train')).toEqual({ ...defaultAttentionChoice(197, 64, 'train'), source: 'default' });
     setAttentionChoice(key, 197, 64, 'train', { path: 'fused', variant: 'rows' });
     expect(attentionChoiceFor(197, 64, 'train')).toEqual({ path: 'fused', variant: 'rows', source: 'tuned' });

@@ -73,9 +73,10 @@ const ROWS_BK = 16;
  * subgroups of a fixed size (lavapipe: SG 8; its forward is the 'subgroup' one, 1.1–1.4× the explicit path at B1–2
  * H12 N197 D64; with the scores kept for the backward, forward+backward 1.08–1.25× the explicit path in the suite
  * (default 2×4 / 2×2 blocking) where 'subgroup', recomputing them, was 0.6–0.8×: bench/results/llvmpipe-attention.md), else 'rows'. 'flash' on
- * GPUs (an NVIDIA H200 at B32 H12 N197 D64, forward / forward+backward, 2026-11-26: flash 0.446 / 2.00 ms, subgroup
- * 1.84 / 9.65, flash-ds 1.70 / 6.54, blocked 2.63 / 12.7, tiled 3.66 / 20.0, rows 6.23 / 31.9; the explicit path
- * 0.410 / 1.57, which is why a model there runs it: vit/attentionTuning.ts; bench/results/nvidia-h200.md). `subgroups`: whether
+ * GPUs (an NVIDIA H100 at B32 H12 N197 D64, forward / forward+backward, clocks held up, 2026-11-27: flash 0.379 / 1.86
+ * ms, flash-ds 0.380 / 1.66, subgroup 0.684 / 3.55, subgroup-saved 1.36 / 9.59, blocked 3.02 / 14.4, tiled 3.67 / 20.7,
+ * rows 2.72 / 34.5; the explicit path 0.604 / 1.98: bench/results/nvidia-h100.md; a model there trains with flash-ds,
+ * vit/attentionTuning.ts). `subgroups`: whether
  * that adapter has fixed-size subgroups (known for the current device only).
  */
 export function defaultAttentionVariant(adapterKey = gpu().adapterKey, subgroups?: boolean): AttentionVariant {

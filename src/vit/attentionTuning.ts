@@ -32,25 +32,32 @@ export interface AttentionChoice {
  * - llvmpipe, N ≥ 197 tokens and head dimension ≥ 64 (ViT-B/16 and larger): the fused kernel the adapter defaults to
  *   (`subgroup-saved`, which needs fixed-size subgroups): at B32 H12 N197 D64 1,208 vs 1,483 ms forward+backward
  *   (1.23×) and 533 vs 715 ms forward (1.34×); 1.08–1.27× at batch 1 (bench/results/llvmpipe-attention.md).
+ * - NVIDIA GPUs, N ≥ 197 and head dimension 64 or 128 (the flash kernels' P·V loop takes the head
+ *   columns 64 at a time; larger ones unmeasured): the fused `flash` kernels, training as `flash-ds`. On an H100 at B32 H12 N197 D64, the
+ *   card's clocks held up (2026-11-27, bench/results/nvidia-h100.md; alternated in 3 rounds): forward 0.379 ms
+ *   against the explicit path's 0.604 (1.59×); forward+backward `flash-ds` 1.66 against 1.97 ms (1.19×; `flash`
+ *   1.86, 1.07×); at batch 1, 3.2× and 2.2–3.0×. (The H200's table of 2026-11-26 had the explicit path ahead, 1.57
+ *   against 2.00 ms, before the flash kernels' vec4 P·V loops and with the clocks unchecked: an idle H100 timed
+ *   the same paths 2.5× slower, src/kernels/clocks.ts.)
  * - everything else: the explicit path. On lavapipe at the from-scratch models' small shapes (N 17 or 50, D 16)
- *   the answer flips with the batch and is within ~20 % either way; on an NVIDIA H200 at B32 H12 N197 D64 the
- *   explicit path took 0.410 ms forward and 1.57 ms forward+backward against the best fused variant (`flash`) 0.446 /
- *   2.00 ms (bench/results/nvidia-h200.md, 2026-11-26), and `tune` kept it there (2.0 against 2.6 ms per train call).
+ *   the answer flips with the batch and is within ~20 % either way.
  * `celluscan tune` measures the candidates at a model's own shape and batch on the adapter at hand.
  */
 export function defaultAttentionChoice(N: number, D: number, mode: AttentionMode, adapterKey = gpu().adapterKey): { path: AttentionPath; variant?: string } {
-  void mode; // both modes measured the same way so far
   if (adapterKey === 'llvmpipe' && N >= 197 && D >= 64) {
     // The kernel needs the device's fixed-size subgroups (every lavapipe Dawn runs on has them; checked anyway).
     const here = hasGpu() && gpu().adapterKey === adapterKey;
     if (!here || subgroupSize() !== null) return { path: 'fused', variant: 'subgroup-saved' };
   }
+  if (adapterKey.startsWith('nvidia') && N >= 197 && (D === 64 || D === 128)) return { path: 'fused', variant: mode === 'train' ? 'flash-ds' : 'flash' };
   return { path: 'explicit' };
 }
 
 /** The default table's rule for an adapter, in words (for `celluscan info`). */
 export function defaultAttentionRule(adapterKey = gpu().adapterKey): string {
-  return adapterKey === 'llvmpipe' ? 'fused subgroup-saved for N ≥ 197 and D ≥ 64, else explicit' : 'explicit';
+  if (adapterKey === 'llvmpipe') return 'fused subgroup-saved for N ≥ 197 and D ≥ 64, else explicit';
+  if (adapterKey.startsWith('nvidia')) return 'fused for N ≥ 197 and D 64 or 128 (flash-ds in training, flash in inference), else explicit';
+  return 'explicit';
 }
 
 /** Bump when the kernels change enough that cached choices are stale. */
