@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneMatmul, measuredKOfLabels, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneCandidates, autotuneMatmul, measuredKOfLabels, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, matmulGrid, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, SPLIT_K_TARGET_WORKGROUPS, splitKOf, splitKParts, splitKPlan, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
@@ -538,20 +538,34 @@ describe('matmul', () => {
       rmSync(cacheDir, { recursive: true, force: true });
     });
 
+    it("the autotune's candidates parse on every adapter of the table (a split-K table variant keeps ':plain' off it)", () => {
+      for (const a of [...Object.keys(DEFAULT_MATMUL_VARIANTS), 'nvidia-h100', 'some-new-gpu']) {
+        for (const transposed of [false, true]) {
+          const c = autotuneCandidates(a, transposed, a === 'llvmpipe' || a === 'swiftshader');
+          expect(c[0]).toBe(matmulVariantFor(a));
+          for (const v of c) expect(() => parseMatmulVariant(v), `${a}: ${v}`).not.toThrow();
+        }
+      }
+      expect(autotuneCandidates('nvidia-h100', true, false)).toContain('tiled-vec4:plain');
+    });
+
     it('has a default per adapter, and tiled for unknown (real) GPUs', () => {
       expect(matmulVariantFor('llvmpipe')).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
       expect(matmulVariantFor('some-new-gpu')).toBe('tiled');
       // a vendor's entry covers its models until one is measured apart
       expect(matmulVariantFor('nvidia-h100')).toBe(DEFAULT_MATMUL_VARIANTS.nvidia);
       expect(matmulVariantFor('nvidia')).toBe(DEFAULT_MATMUL_VARIANTS.nvidia);
-      for (const v of Object.values(DEFAULT_MATMUL_VARIANTS)) expect(MATMUL_VARIANTS).toContain(v.split('@')[0]);
-      // per form: NVIDIA's Aᵀ·B split over K; the other forms and other adapters keep the adapter's variant
+      for (const v of Object.values(DEFAULT_MATMUL_VARIANTS)) {
+        expect(MATMUL_VARIANTS).toContain(v.split('@')[0].replace(/:.*$/, ''));
+        expect(() => parseMatmulVariant(v)).not.toThrow();
+      }
+      // per form: NVIDIA's Aᵀ·B split over K in up to 8; the other forms (in up to 4) and other adapters keep the adapter's variant
       expect(matmulVariantFor('nvidia-h100', true, false)).toBe('tiled-vec4:k8');
-      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('tiled-vec4');
-      expect(matmulVariantFor('nvidia-h100', false, false)).toBe('tiled-vec4');
+      expect(matmulVariantFor('nvidia-h100', false, true)).toBe('tiled-vec4:k4');
+      expect(matmulVariantFor('nvidia-h100', false, false)).toBe('tiled-vec4:k4');
       expect(matmulVariantFor('llvmpipe', false, true)).toBe(DEFAULT_MATMUL_VARIANTS.llvmpipe);
       expect(matmulVariantFor('some-new-gpu', false, true)).toBe('tiled');
-      expect(describeMatmulChoice('nvidia-h100')).toBe('tiled-vec4 (tA: tiled-vec4:k8)');
+      expect(describeMatmulChoice('nvidia-h100')).toBe('tiled-vec4:k4 (tA: tiled-vec4:k8)');
       expect(describeMatmulChoice('llvmpipe')).toBe(`${DEFAULT_MATMUL_VARIANTS.llvmpipe} (tB with K ≥ 2048: ${DEFAULT_MATMUL_VARIANTS.llvmpipe}:plain)`);
       // the K rule: lavapipe's x·Wᵀ through a copy from K = 2048 (vit_b_16's second MLP Linear), not below, not other forms
       expect(matmulVariantForProduct('llvmpipe', false, true, 3072)).toBe('subgroup:plain');

@@ -26,7 +26,7 @@ import { randomArray, toleranceRatio } from './ref/math.js';
 export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
   llvmpipe: 'subgroup',
   swiftshader: 'subgroup',
-  nvidia: 'tiled-vec4',
+  nvidia: 'tiled-vec4:k4',
   default: 'tiled',
 };
 
@@ -37,6 +37,12 @@ export const DEFAULT_MATMUL_VARIANTS: Record<string, string> = {
  * 128×128 for 132 SMs), 1.16 as ':k4' and 1.01 as ':k8'; in the tuned vit_b_16 training step at batch 32 the four dW
  * products of a block went from 58.3 ms (7.4–22 TFLOP/s) to 37.4 (18.6–30.8), the step from 189.5 to 169.8 ms of GPU
  * time, and the step's throughput from 0.47× to 0.52× PyTorch's eager fp32 on the same card.
+ * The other forms split over K in up to 4 (':k4', DEFAULT_MATMUL_VARIANTS), where a product has few workgroups for
+ * its K (vit_b_16's 768-wide outputs with K = 3072: 6304×768×3072 and its x·Wᵀ form; wider products have enough
+ * workgroups and run unsplit). H100 `tune` at batch 32 (2026-11-27, GPU time): 6304×768×3072 1.49 ms as tiled-vec4,
+ * 1.05 as ':k4', 1.04 as ':k8'; its x·Wᵀ form 1.25 → 1.04 / 1.04; 6304×3072×768 x·Wᵀ 0.94 / 0.94 / 0.95 (not split);
+ * dW 3072×768×6304 1.51 / 1.18 / 1.04 (hence ':k8' there). The suite's rows agree: 19.7 → 28.7 TFLOP/s for the
+ * plain product (bench/results/nvidia-h100.md).
  * (The x·Bᵀ entry of the seventh session, blocked-vec4 through a plain-layout copy, was an inference from one run;
  * tiled-vec4 reads Bᵀ along k with vec4s and ran the forward's x·Wᵀ at 28–30 TFLOP/s, so it is gone.)
  */
@@ -578,6 +584,31 @@ export async function timeCandidate(call: () => Promise<number | void>, runs: nu
 }
 
 /**
+ * The matmul autotune's default candidates on an adapter: the table's choice first (with a good time known early, slow
+ * families are given up after one timed run), its per-form variants, every family, and on GPUs the extra shapes,
+ * plain-layout and split-K candidates. `transposed`: whether a product to time is transposed (the plain-layout
+ * candidates only run there; elsewhere they are their base kernel).
+ */
+export function autotuneCandidates(adapterKey: string, transposed: boolean, software: boolean): string[] {
+  const table = tableMatmulVariant(adapterKey);
+  return [
+    ...new Set([
+      table,
+      ...Object.values(tableMatmulForms(adapterKey)).filter((v) => transposed || !v.endsWith(PLAIN_SUFFIX)),
+      // (tiled-vec4, written for GPUs, ran at half of subgroup's rate on lavapipe at 1024³, and may win on a software
+      // adapter without subgroups: tried everywhere, a slow candidate costs one timed run)
+      ...MATMUL_VARIANTS.filter((v) => v !== 'naive'),
+      'subgroup@2x4/0x4',
+      'subgroup@1x8/0x4',
+      // the table's variant through the plain-layout copy, on every adapter (DEFAULT_PLAIN_MIN_K: it wins some
+      // shapes on lavapipe too); of a split-K table variant its base (':plain' and ':k<S>' exclude each other)
+      ...(transposed ? [(splitKOf(table)?.base ?? table) + PLAIN_SUFFIX] : []),
+      ...(software ? [] : [...GPU_MATMUL_SHAPES, ...(transposed ? GPU_PLAIN_CANDIDATES : []), ...GPU_SPLIT_K_CANDIDATES]),
+    ]),
+  ];
+}
+
+/**
  * Time each candidate (after checking it against the float64 reference on a small awkward shape, in every transpose
  * form) and make the fastest the default for this adapter, in memory and in the Node cache file.
  */
@@ -606,26 +637,8 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
       return { adapter: c.adapter, variant: c.variant, timings: c.timings, shape: c.shape, products: cachedLabels, productTimings: c.productTimings, forms, clock: c.clock, fromCache: true };
     }
   }
-  // The table's choice first: with a good time known early, slow families are given up after one timed run. The
-  // plain-layout candidates only where a product is transposed (elsewhere they are their base kernel).
   const transposed = products.some((p) => p.transA || p.transB);
-  const candidates =
-    opts.candidates ??
-    [
-      ...new Set([
-        tableMatmulVariant(g.adapterKey),
-        ...Object.values(tableMatmulForms(g.adapterKey)).filter((v) => transposed || !v.endsWith(PLAIN_SUFFIX)),
-        // (tiled-vec4, written for GPUs, ran at half of subgroup's rate on lavapipe at 1024³, and may win on a software
-        // adapter without subgroups: tried everywhere, a slow candidate costs one timed run)
-        ...MATMUL_VARIANTS.filter((v) => v !== 'naive'),
-        'subgroup@2x4/0x4',
-        'subgroup@1x8/0x4',
-        // the table's variant through the plain-layout copy, on every adapter (DEFAULT_PLAIN_MIN_K: it wins some
-        // shapes on lavapipe too)
-        ...(transposed ? [tableMatmulVariant(g.adapterKey) + PLAIN_SUFFIX] : []),
-        ...(software ? [] : [...GPU_MATMUL_SHAPES, ...(transposed ? GPU_PLAIN_CANDIDATES : []), ...GPU_SPLIT_K_CANDIDATES]),
-      ]),
-    ];
+  const candidates = opts.candidates ?? autotuneCandidates(g.adapterKey, transposed, software);
   const runs = opts.runs ?? 3;
   // GPU time where there is a GPU with timestamp queries; on CPU adapters the kernels are the wall clock anyway.
   const wantGpu = (opts.clock ?? (software ? 'wall' : 'gpu')) === 'gpu';
