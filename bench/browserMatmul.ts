@@ -262,7 +262,7 @@ export function browserSuiteResult(r: BrowserBenchResult & { browser: string }, 
     for (const x of vit.rows) {
       rows.push({
         bench: 'vit', case: `${vit.config} forward, batch ${vit.batch}`, variant: `matmul ${x.matmul}${x.matmul === a.defaultVariant ? ' (default)' : ''}, attention ${vit.attention}`, metric: 'time/image (wall clock, host input to logits)',
-        value: x.seconds! / vit.batch, unit: 's',
+        value: x.seconds! / vit.batch, unit: 's/image',
       });
     }
   }

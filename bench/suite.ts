@@ -250,7 +250,7 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
         ...(typeof ortGpu !== 'number' && typeof peers.onnxruntime_note === 'string' ? [`ONNX Runtime: ${peers.onnxruntime_note}`] : []),
       ];
       rows.push({
-        bench: 'vit', case: `${r.config ?? 'vit_b_16'} forward, batch ${r.batch}`, variant: String(r.attention ?? 'fused'), metric: 'time/image', value: s, unit: 's',
+        bench: 'vit', case: `${r.config ?? 'vit_b_16'} forward, batch ${r.batch}`, variant: String(r.attention ?? 'fused'), metric: 'time/image', value: s, unit: 's/image',
         ...(peerName ? { peer: peerName, peerValue, ratio: (peerValue as number) / s } : {}),
         ...(others.length ? { note: others.join('; ') } : {}),
       });
@@ -437,8 +437,17 @@ export async function recordSuite(s: SuiteResult, o: { dir?: string; name?: stri
   }
   atomicWrite(`${base}.json`, JSON.stringify(merged, null, 1) + '\n');
   atomicWrite(`${base}.md`, markdownTable(merged));
+  const data = await writeSuiteChart(base, merged);
+  return [`${base}.json`, `${base}.md`, ...(data.length ? [`${base}.png`] : [])];
+}
+
+/**
+ * <base>.png: the speed ratios of a suite's rows against their peers (chartData); nothing where no row has a peer.
+ * Returns the chart's bars. (Also re-renders a recorded JSON's chart: writeSuiteChart(base, JSON.parse(…)).)
+ */
+export async function writeSuiteChart(base: string, s: SuiteResult): Promise<ReturnType<typeof chartData>> {
   const { writeChartPng } = await import('../src/plot/chart.js');
-  const data = chartData(merged.rows);
+  const data = chartData(s.rows);
   if (data.length) {
     await writeChartPng(`${base}.png`, {
       title: `CelluScan vs peers on ${s.adapter}${s.runtime ? ` in ${s.runtime.split(' (')[0]}` : ''} (same run; >1 = CelluScan faster)`,
@@ -451,5 +460,5 @@ export async function recordSuite(s: SuiteResult, o: { dir?: string; name?: stri
       ],
     } as never);
   }
-  return [`${base}.json`, `${base}.md`, ...(data.length ? [`${base}.png`] : [])];
+  return data;
 }

@@ -28,6 +28,8 @@ xz -dc .devpack/node.xz > /tmp/node && chmod +x /tmp/node
 # The native libraries travel compressed (scripts/pack-node-bundle.sh): unpack each beside its .xz.
 find .devpack/app -name '*.xz' | while read -r f; do xz -dc "$f" > "${f%.xz}.tmp" && mv "${f%.xz}.tmp" "${f%.xz}"; done
 export XDG_RUNTIME_DIR=/tmp CELLUSCAN_PYTHON=$(command -v python3)
+# the pack's font: the machine may have none, and the charts' labels would be blank
+export CELLUSCAN_FONT_DIRS=$root/.devpack/app/fonts
 # The tuning cache in the working tree (git-ignored, not carried): it survives between calls on a warm machine. One
 # call can do it all within the device tool's 10 minutes (the ninth session's, on the H200: 294 s), e.g.
 #   DEADLINE=530 PROFILE=1 PROFILE_WHAT=forward SKIP_PARITY=1 BENCHES="train attention matmul vit softmax layernorm gelu" \

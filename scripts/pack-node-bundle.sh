@@ -25,6 +25,11 @@ cp node_modules/webgpu/index.js node_modules/webgpu/package.json "$out/app/node_
 xz -T0 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node > "$out/app/node_modules/webgpu/dist/linux-x64/dawn.node.xz"
 cp -r node_modules/@resvg/resvg-js node_modules/@resvg/resvg-js-linux-x64-gnu "$out/app/node_modules/@resvg/"
 cp tools/*.py "$out/app/tools/"
+# A font for the charts (a bare GPU machine has none, and resvg then draws every label blank): device-bench.sh points
+# CELLUSCAN_FONT_DIRS at it.
+mkdir -p "$out/app/fonts"
+if [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then cp /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf "$out/app/fonts/"
+else echo "pack: no /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf (Debian's fonts-dejavu-core): charts made on the other machine may have blank labels" >&2; fi
 # The GPU results recorded so far: scripts/device-bench.sh merges the new run's rows into them (a bench the run does
 # not reach keeps its last recorded rows).
 mkdir -p "$out/app/dist/results"; cp bench/results/nvidia-*.json "$out/app/dist/results/" 2>/dev/null || true

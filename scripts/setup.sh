@@ -33,6 +33,7 @@ apt_install() { # why, packages...
 }
 
 apt_install "the Fashion-MNIST data the main job (and the training tests) train on" dataset-fashion-mnist
+apt_install "a font for the charts' labels (loss curves, confusion matrices, benchmark charts: blank text without one)" fonts-dejavu-core
 if ((for_tests)); then
   apt_install "the tests' oracle: torchvision models with random weights for parity checks" python3-torch python3-torchvision libopenblas0-pthread
   apt_install "headless Chromium for the browser test (WebGPU through SwiftShader)" chromium
