@@ -245,8 +245,8 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       // the others go in the note.
       const [peerName, peerValue] = typeof ortGpu === 'number' ? ['ONNX Runtime WebGPU EP', ortGpu] : (torch ?? []);
       const others = [
-        ...(typeof ortGpu === 'number' && torch ? [`${torch[0]} ${torch[1].toFixed(3)} s (×${(torch[1] / s).toFixed(2)})`] : []),
-        ...(typeof ortCpu === 'number' ? [`ONNX Runtime CPU EP ${ortCpu.toFixed(3)} s (×${(ortCpu / s).toFixed(2)})`] : []),
+        ...(typeof ortGpu === 'number' && torch ? [`${torch[0]} ${fmtNum(torch[1])} s/image (×${(torch[1] / s).toFixed(2)})`] : []),
+        ...(typeof ortCpu === 'number' ? [`ONNX Runtime CPU EP ${fmtNum(ortCpu)} s/image (×${(ortCpu / s).toFixed(2)})`] : []),
         ...(typeof ortGpu !== 'number' && typeof peers.onnxruntime_note === 'string' ? [`ONNX Runtime: ${peers.onnxruntime_note}`] : []),
       ];
       rows.push({
