@@ -249,6 +249,32 @@ describe('the page in headless Chromium (SwiftShader WebGPU)', () => {
     await page.close();
   });
 
+  it('names a wrong URL parameter or an unreadable weights address instead of failing later or quietly', async () => {
+    const page = await browser!.newPage();
+    const cases: [string, RegExp][] = [
+      ['?ablate=zz&weights=/fixtures/tiny.safetensors', /^URL parameter ablate=zz: 'zz' is not LAYER:HEAD/],
+      ['?labels=bogus', /^URL parameter labels=bogus: choose one of file, wbc14$/],
+      ['?weights=/fixtures/none.safetensors', /^weights: \/fixtures\/none\.safetensors: HTTP 404/],
+      // a development server's answer to a wrong path: its index page with status 200
+      ['?weights=/index.html', /^weights: \/index\.html: the server sent an HTML page, not a \.safetensors file/],
+      ['?weights=http://127.0.0.1:1/w.safetensors', /^weights: http:\/\/127\.0\.0\.1:1\/w\.safetensors: could not be fetched \(/],
+    ];
+    for (const [query, want] of cases) {
+      await page.goto(`${base}/${query}`);
+      const s = await settled(page, 1);
+      expect(s.status, query).toBe('error');
+      expect(s.error, query).toMatch(want);
+      expect(await page.locator('#error').textContent(), query).toBe(s.error);
+    }
+    // An ablation the loaded model has no head for is said in the notes, not dropped quietly.
+    await page.goto(`${base}/?ablate=1:2,7:0&weights=/fixtures/tiny.safetensors&image=/fixtures/cell.png`);
+    const s = await settled(page, 1);
+    expect(s.error, s.error).toBeUndefined();
+    expect(s.ablate).toEqual([ABLATE]);
+    expect(await page.locator('#notes').textContent()).toMatch(/not ablated: 7:0 \(this model has 2 layers of 3 heads/);
+    await page.close();
+  });
+
   it('says plainly that there is no WebGPU adapter when Chromium runs without WebGPU', async () => {
     const plain = await chromium.launch({ executablePath: CHROMIUM, args: BASE_ARGS, timeout: 60_000 });
     try {

@@ -129,10 +129,21 @@ async function start(): Promise<void> {
   setStatus('idle');
 
   const params = new URLSearchParams(location.search);
+  // A wrong parameter stops here with a message that names it (nothing is loaded for a URL that is not what was meant).
   const labelsParam = params.get('labels');
-  if (labelsParam) els.labels.value = labelsParam;
+  if (labelsParam !== null) {
+    const choices = [...els.labels.options].map((o) => o.value);
+    if (!choices.includes(labelsParam)) return showError(`URL parameter labels=${labelsParam}: choose one of ${choices.join(', ')}`);
+    els.labels.value = labelsParam;
+  }
   const ablate = params.get('ablate');
-  if (ablate) for (const [l, h] of parseAblateHeads(ablate)) ablated.add(`${l}:${h}`);
+  if (ablate !== null) {
+    try {
+      for (const [l, h] of parseAblateHeads(ablate)) ablated.add(`${l}:${h}`);
+    } catch (e) {
+      return showError(`URL parameter ablate=${ablate}: ${(e as Error).message.replace(/^--ablate-heads: /, '')}`);
+    }
+  }
   const w = params.get('weights');
   const im = params.get('image');
   if (w) await enqueue(() => loadWeightsUrl(w));
@@ -148,16 +159,22 @@ function setModel(next: LoadedModel, what: string): void {
   baseLogits = undefined;
   prepared = undefined;
   lastMaps = undefined;
+  const dropped: string[] = [];
   for (const k of [...ablated]) {
     const [l, h] = k.split(':').map(Number);
-    if (l >= next.config.num_layers || h >= next.config.num_heads) ablated.delete(k);
+    if (l >= next.config.num_layers || h >= next.config.num_heads) {
+      ablated.delete(k);
+      dropped.push(k);
+    }
   }
   const c = next.config;
   const nParams = next.model.numParameters();
   els.modelInfo.textContent =
     `${what}: ViT image ${c.image_size}, patch ${c.patch_size}, ${c.num_layers} layers, ${c.num_heads} heads, hidden ${c.hidden_dim}, ` +
     `mlp ${c.mlp_dim}, ${c.num_classes} classes — ${(nParams / 1e6).toFixed(nParams < 1e6 ? 3 : 1)} M parameters`;
-  els.notes.textContent = next.notes.join(' · ');
+  // (an ablation asked for in the URL or for the previous model that this one has no head for is said, not lost quietly)
+  const droppedNote = dropped.length ? [`not ablated: ${dropped.join(', ')} (this model has ${next.config.num_layers} layers of ${next.config.num_heads} heads, counted from 0)`] : [];
+  els.notes.textContent = [...next.notes, ...droppedNote].join(' · ');
   const wbcOption = els.labels.querySelector<HTMLOptionElement>('option[value="wbc14"]')!;
   wbcOption.disabled = c.num_classes !== 14;
   if (els.labels.value === 'wbc14' && c.num_classes !== 14) els.labels.value = 'file';
@@ -178,11 +195,27 @@ async function loadWeightsBytes(bytes: Uint8Array, name: string): Promise<void> 
   await analyse();
 }
 
+/**
+ * fetch(url) for `what` ('weights', 'image'), with errors that name the URL: a network failure (the browser says only
+ * "Failed to fetch"), an HTTP error, or an HTML page where a file was expected (a development server answers a wrong
+ * path with its index page and status 200, which would otherwise read as a damaged file).
+ */
+async function fetchFile(url: string, what: string): Promise<Response> {
+  let r: Response;
+  try {
+    r = await fetch(url);
+  } catch (e) {
+    throw new Error(`${what}: ${url}: could not be fetched (${(e as Error).message}; is the address right and the server reachable, and does it allow this page to read it (CORS)?)`);
+  }
+  if (!r.ok) throw new Error(`${what}: ${url}: HTTP ${r.status} ${r.statusText}`);
+  if ((r.headers.get('content-type') ?? '').startsWith('text/html')) throw new Error(`${what}: ${url}: the server sent an HTML page, not a ${what === 'weights' ? '.safetensors file' : 'PNG or JPEG image'} (a wrong path?)`);
+  return r;
+}
+
 async function loadWeightsUrl(url: string): Promise<void> {
   setStatus('loading');
   els.modelInfo.textContent = `loading ${url}…`;
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`weights: ${url}: HTTP ${r.status} ${r.statusText}`);
+  const r = await fetchFile(url, 'weights');
   await loadWeightsBytes(new Uint8Array(await r.arrayBuffer()), url.split('/').pop() || url);
 }
 
@@ -234,8 +267,7 @@ async function loadImageBlob(blob: Blob, name: string): Promise<void> {
 }
 
 async function loadImageUrl(url: string): Promise<void> {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`image: ${url}: HTTP ${r.status} ${r.statusText}`);
+  const r = await fetchFile(url, 'image');
   await loadImageBlob(await r.blob(), url.split('/').pop() || url);
 }
 
