@@ -113,6 +113,15 @@ describe('metrics', () => {
     const r2 = reportFromConfusion(confusionMatrix([0, 1], [0, 0], 2), ['x', 'y']);
     expect(r2.per_class.y).toEqual({ precision: 0, recall: 0, f1: 0, support: 1 });
     expect(formatReport(r, ['a', 'b', 'c'])).toMatch(/accuracy 70\.00% \(7\/10\)/);
+    // A class with no items: recall and F1 shown as undefined (not 0, which reads as "every one missed"), said in a
+    // note, and left out of the macro average; a class never predicted but present: precision '—', recall 0.
+    const r3 = reportFromConfusion(confusionMatrix([0, 0, 1], [0, 0, 0], 3), ['x', 'y', 'z']);
+    const t3 = formatReport(r3, ['x', 'y', 'z']);
+    expect(t3).toMatch(/^z\s+—\s+—\s+—\s+0$/m);
+    expect(t3).toMatch(/^y\s+—\s+0\.000\s+0\.000\s+1$/m);
+    expect(t3).toMatch(/note: no images of z here: recall and F1 undefined \(—\), left out of the macro average \(over 2 of 3 classes\)/);
+    expect(r3.macro.recall).toBeCloseTo(0.5, 12);
+    expect(formatReport(r, ['a', 'b', 'c'])).not.toMatch(/note: no images/);
     expect(() => confusionMatrix([3], [0], 3)).toThrow(/true label 3/);
   });
 
@@ -199,6 +208,17 @@ describe('trainer', () => {
     expect(ck.moments.has('encoder.layers.encoder_layer_0.ln_1.bias.exp_avg_sq')).toBe(true);
     // A second run into the same folder without --resume is refused.
     await expect(train(base('run-basic'))).rejects.toThrow(/already holds a run.*--resume/);
+  });
+
+  it('warns at the start when a split has no images of a class (its recall would be undefined)', async () => {
+    const root = join(tmp, 'data-missing-class');
+    makeFolder(join(root, 'train'), 4);
+    makeFolder(join(root, 'val'), 2);
+    rmSync(join(root, 'val', 'square'), { recursive: true });
+    const o = base('run-missing-class', { data: root, epochs: 1 });
+    await train(o);
+    expect(o.text()).toMatch(/warning: the val split has no images of 1 of 3 classes: square\n/);
+    expect(o.text()).not.toMatch(/the train split has no images/);
   });
 
   it('--resume after an interrupt ends at the same weights as an uninterrupted run (shuffle, augmentation, dropout, cosine, clipping)', async () => {

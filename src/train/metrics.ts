@@ -123,11 +123,23 @@ export function formatReport(r: ClassificationReport, labels: readonly string[],
   const w = Math.max(5, ...labels.map((l) => l.length));
   lines.push('');
   lines.push(`${'class'.padEnd(w)}  precision  recall  f1     support`);
-  for (const l of labels) {
+  // A class with no items has no recall (and no F1): '—' here, not a 0 that reads as "all missed" (the JSON keeps
+  // scikit-learn's zero_division=0, and the macro average leaves the class out). Precision is undefined where the
+  // class was never predicted: '—' too.
+  const absent: string[] = [];
+  labels.forEach((l, c) => {
     const m = r.per_class[l];
-    lines.push(`${l.padEnd(w)}  ${f3(m.precision).padStart(9)}  ${f3(m.recall).padStart(6)}  ${f3(m.f1).padStart(5)}  ${String(m.support).padStart(7)}`);
-  }
+    const predicted = r.confusion.reduce((a, row) => a + row[c], 0);
+    if (m.support === 0) absent.push(l);
+    const p = predicted > 0 ? f3(m.precision) : '—';
+    const rc = m.support > 0 ? f3(m.recall) : '—';
+    const f = m.support > 0 && predicted > 0 ? f3(m.f1) : m.support > 0 ? f3(0) : '—';
+    lines.push(`${l.padEnd(w)}  ${p.padStart(9)}  ${rc.padStart(6)}  ${f.padStart(5)}  ${String(m.support).padStart(7)}`);
+  });
   lines.push(`${'macro avg'.padEnd(w)}  ${f3(r.macro.precision).padStart(9)}  ${f3(r.macro.recall).padStart(6)}  ${f3(r.macro.f1).padStart(5)}  ${String(r.count).padStart(7)}`);
+  if (absent.length && r.count > 0) {
+    lines.push(`note: no images of ${absent.join(', ')} here: recall and F1 undefined (—), left out of the macro average (over ${labels.length - absent.length} of ${labels.length} classes)`);
+  }
   lines.push('');
   lines.push('confusion matrix (rows: true class, columns: predicted; column k = class k above)');
   const cw = Math.max(3, ...r.confusion.flat().map((v) => String(v).length));

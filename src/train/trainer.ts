@@ -544,6 +544,14 @@ async function runTraining(
     `${data.layout}\ntrain ${N} images${data.val ? `, val ${data.val.length}` : ''}${data.test ? `, test ${data.test.length}` : ''}; ${classes.length} classes; ` +
       `mean [${mean.map((v) => v.toFixed(4)).join(', ')}] std [${std.map((v) => v.toFixed(4)).join(', ')}]${data.meanStdFromData ? ' (from the training set)' : ''}`,
   );
+  // A class a split has no images of: its training gets no signal, and its val/test recall is undefined (the report
+  // shows '—'); said now rather than discovered in the final table.
+  for (const [split, ds] of [['train', data.train], ['val', data.val], ['test', data.test]] as const) {
+    if (!ds || ds.length === 0) continue;
+    const seen = new Set(ds.labels);
+    const missing = classes.filter((_, c) => !seen.has(c));
+    if (missing.length) say(`warning: the ${split} split has no images of ${missing.length} of ${classes.length} classes: ${missing.join(', ')}`);
+  }
   say(
     `model: image ${config.image_size}, patch ${config.patch_size}, ${config.num_layers} layers, ${config.num_heads} heads, hidden ${config.hidden_dim}, mlp ${config.mlp_dim} ` +
       `(${model.numParameters().toLocaleString('en')} parameters)${o.init ? `, from ${o.init}` : ''}`,
