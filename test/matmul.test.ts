@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { autotuneCandidates, autotuneMatmul, measuredKOfLabels, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
+import { autotuneCandidates, autotuneMatmul, cachedMatmulProducts, measuredKOfLabels, plainMinK, timeCandidate, DEFAULT_MATMUL_FORMS, DEFAULT_MATMUL_VARIANTS, formsOfLabels, matmulChoice, matmulVariantForProduct, restoreMatmulChoice, describeMatmulChoice, formChoices, GPU_MATMUL_SHAPES, linearProducts, loadMatmulTuning, matmulVariantFor, productLabel, setMatmulVariant } from '../src/kernels/autotune.js';
 import { getPassHook, setPassHook } from '../src/kernels/launch.js';
 import { gpu } from '../src/kernels/device.js';
 import { matmul, matmulGrid, MATMUL_VARIANTS, parseMatmulVariant, PLAIN_SUFFIX, resolveMatmulKernel, SPLIT_K_TARGET_WORKGROUPS, splitKOf, splitKParts, splitKPlan, subgroupSize, tiledBK, tiledPad, tiledVec4Stride, tiledVec4WorkgroupBytes, tiledWorkgroupBytes, variantForShape, vec4Aligned } from '../src/kernels/matmul.js';
@@ -626,6 +626,12 @@ describe('matmul', () => {
       expect(Object.values(r.timings).every((t) => t > 0 && Number.isFinite(t))).toBe(true);
       setMatmulVariant(gpu().adapterKey, undefined);
       expect(await autotuneMatmul({ products })).toMatchObject({ fromCache: true, variant: r.variant });
+      // `info` says which products the choice was measured on (it serves every model's products on the adapter)
+      expect(await cachedMatmulProducts()).toEqual(['50×24×16 tB', '50×16×24', '24×16×50 tA']);
+      const { adapterInfo, formatInfo } = await import('../src/cli/info.js');
+      const info = await adapterInfo();
+      expect(info.kernels).toMatchObject({ matmulTuned: true, matmulTunedOn: ['50×24×16 tB', '50×16×24', '24×16×50 tA'] });
+      expect(formatInfo(info)).toMatch(/^matmul +\S+.* \(tuned by `celluscan tune` on 50×24×16 tB, 50×16×24, 24×16×50 tA; used for every model's products here/m);
       // other products: measured again (and kept, as the last tuning)
       const other = await autotuneMatmul({ products: linearProducts(20, 16, 24, false), candidates: ['blocked-vec4'], runs: 1 });
       expect(other).toMatchObject({ fromCache: false, variant: 'blocked-vec4', products: ['20×24×16 tB'] });

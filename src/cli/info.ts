@@ -1,5 +1,5 @@
 // `celluscan info`: the adapter, its features and the limits that matter.
-import { describeMatmulChoice, formTransposes, isMatmulTuned, MATMUL_FORMS, matmulVariantFor, plainMinK } from '../kernels/autotune.js';
+import { cachedMatmulProducts, describeMatmulChoice, formTransposes, isMatmulTuned, MATMUL_FORMS, matmulVariantFor, plainMinK } from '../kernels/autotune.js';
 import { WANTED_FEATURES, initGpu, keyLimits } from '../kernels/device.js';
 import { defaultAttentionRule, tunedAttentionChoices } from '../vit/attentionTuning.js';
 import { describeRowRule } from '../kernels/softmax.js';
@@ -24,6 +24,8 @@ export async function adapterInfo() {
       // the default table's rule for long inner dimensions: these forms run through a plain-layout copy from this K
       matmulPlainFromK: plainMinK(g.adapterKey),
       matmulTuned: isMatmulTuned(g.adapterKey),
+      // the products (M×N×K, transposes) that tune measured: one choice serves every model's products on this adapter
+      matmulTunedOn: isMatmulTuned(g.adapterKey) ? ((await cachedMatmulProducts(g.adapterKey)) ?? null) : null,
       attentionDefault: defaultAttentionRule(g.adapterKey),
       attentionTuned: tunedAttentionChoices(g.adapterKey),
       // softmax and layernorm: the table's rule, and what a tune measured per kernel and row length (kernel:cols)
@@ -45,7 +47,13 @@ export function formatInfo(i: Awaited<ReturnType<typeof adapterInfo>>): string {
   }
   const k = i.kernels;
   const tunedAtt = Object.entries(k.attentionTuned).map(([shape, c]) => `${shape}: ${c}`);
-  lines.push(`matmul        ${k.matmul} (${k.matmulTuned ? 'tuned: `celluscan tune`' : "this adapter's default"})`);
+  lines.push(
+    `matmul        ${k.matmul} (${
+      k.matmulTuned
+        ? `tuned by \`celluscan tune\`${k.matmulTunedOn?.length ? ` on ${k.matmulTunedOn.join(', ')}` : ''}; used for every model's products here: tune again with another --model to measure at its shapes`
+        : "this adapter's default"
+    })`,
+  );
   lines.push(`attention     ${tunedAtt.length ? `tuned ${tunedAtt.join('; ')}; other shapes ` : ''}${k.attentionDefault} (default)`);
   const tunedRows = Object.entries(k.rowsTuned).map(([key, v]) => `${key}: ${v}`);
   lines.push(`row kernels   ${tunedRows.length ? `tuned ${tunedRows.join('; ')}; otherwise ` : ''}${k.rowsDefault} (default)`);

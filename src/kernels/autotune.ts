@@ -498,6 +498,16 @@ export async function loadMatmulTuning(): Promise<string | undefined> {
   return undefined;
 }
 
+/**
+ * The products the cached matmul tune for this adapter was measured on (productLabel form), or undefined when nothing
+ * is cached for it: the choice serves every model's products, so `info` says which ones it was measured at.
+ */
+export async function cachedMatmulProducts(adapterKey = gpu().adapterKey): Promise<string[] | undefined> {
+  const e = (await readCache()).entries[adapterKey];
+  if (!e || e.description !== gpu().info.description) return undefined;
+  return e.products ?? (Array.isArray(e.shape) ? [productLabel({ m: e.shape[0], n: e.shape[1], k: e.shape[2] })] : []);
+}
+
 /** One product timed by the autotune: op(A) [m, k] · op(B) [k, n], A stored [k, m] with transA, B [n, k] with transB. */
 export interface MatmulProduct {
   m: number;
