@@ -25,9 +25,18 @@ export function register(program: Command): void {
     .option('--seed <s>', 'seed for the augmentation', intArg('--seed', 0), 0)
     .option('--json', 'one JSON object')
     .action(async (dir: string, o) => {
-      const { balance, formatBalance } = await import('../train/balance.js');
+      const { BalanceInterrupted, balanceAsync, formatBalance } = await import('../train/balance.js');
       const p = progress(o.json);
-      const r = balance(dir, { minPerClass: o.minPerClass, out: o.out, seed: o.seed, progress: p ? (c, d, t) => p(`augmenting ${c}`, d, t) : undefined });
+      let r;
+      try {
+        // Ctrl-C / SIGTERM: the run removes its partial folder and stops; one line, and the shell's status for the signal.
+        r = await balanceAsync(dir, { minPerClass: o.minPerClass, out: o.out, seed: o.seed, progress: p ? (c, d, t) => p(`augmenting ${c}`, d, t) : undefined });
+      } catch (e) {
+        if (!(e instanceof BalanceInterrupted)) throw e;
+        console.error(`${p ? '\r\x1b[K' : ''}celluscan: ${e.message}`); // (over any progress line)
+        process.exitCode = e.exitCode;
+        return;
+      }
       output(o.json, r, () => formatBalance(r));
     });
 

@@ -6,11 +6,14 @@
 // OUT/<class>/<source path without extension>_aug<k>.png  the k-th augmented copy of that source
 //
 // Files in image formats CelluScan does not decode (.bmp, .webp, …) are neither counted nor copied (the report says
-// how many). OUT is written atomically: everything goes into a hidden sibling folder, renamed to OUT only when
-// every class is done, and removed on any failure, so a failed run leaves no half-written OUT.
+// how many). OUT is written atomically: everything goes into a hidden sibling folder `.OUT.partial-<pid>-<8 hex>`,
+// renamed to OUT only when every class is done, and removed on any failure, so a failed run leaves no half-written OUT.
+// `balanceAsync` (what the CLI runs) also removes it on SIGINT/SIGTERM, and every run first removes the partial folders
+// of OUT whose process is gone (a run killed by SIGKILL or a power loss could not clean up after itself).
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pngjs from 'pngjs';
 import { decodeImage } from '../vit/decode.js';
 import type { RgbImage } from '../vit/image.js';
@@ -23,6 +26,30 @@ export interface BalanceOptions {
   seed?: number;
   warn?: (msg: string) => void;
   progress?: (cls: string, done: number, total: number) => void;
+  /** One-line notes (a stale partial folder removed); default: stderr. */
+  note?: (msg: string) => void;
+}
+
+export interface BalanceAsyncOptions extends BalanceOptions {
+  /**
+   * Install SIGINT and SIGTERM handlers for the run (default true): on either, the run stops at the next file, removes
+   * its partial folder and rejects with a BalanceInterrupted. The handlers are removed when the run ends, however it ends.
+   */
+  handleSignals?: boolean;
+}
+
+/** A balance run stopped by a signal: nothing was written (the partial folder is removed). */
+export class BalanceInterrupted extends DataError {
+  /** 128 + the signal's number, the shell's status for a process killed by it (130 for SIGINT, 143 for SIGTERM). */
+  readonly exitCode: number;
+  constructor(
+    readonly signal: 'SIGINT' | 'SIGTERM',
+    out: string,
+  ) {
+    super(`interrupted by ${signal}: nothing was written to '${out}'`);
+    this.name = 'BalanceInterrupted';
+    this.exitCode = signal === 'SIGINT' ? 130 : 143;
+  }
 }
 
 export interface ClassBalance {
@@ -86,11 +113,63 @@ function checkOut(out: string, given: string): string {
   return realpathSync(out);
 }
 
-export function balance(dir: string, opts: BalanceOptions): BalanceReport {
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Whether process `pid` exists (EPERM: it does, owned by someone else). */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Remove the partial folders a killed earlier run left beside OUT: only folders (not links) named exactly
+ * `.<OUT's name>.partial-<pid>-<8 hex digits>` whose process no longer exists. A live pid (a run going on now, or a
+ * reused pid) keeps its folder; anything that cannot be read or removed is left alone.
+ */
+function removeStalePartials(parent: string, name: string, note: (msg: string) => void): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return; // no parent yet: nothing stale
+  }
+  const re = new RegExp(`^\\.${escapeRe(name)}\\.partial-([1-9][0-9]{0,9})-[0-9a-f]{8}$`);
+  for (const entry of entries) {
+    const m = re.exec(entry);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || pidAlive(pid)) continue;
+    const path = join(parent, entry);
+    try {
+      if (!lstatSync(path).isDirectory()) continue;
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      continue;
+    }
+    note(`removed ${path}: the partial output of an earlier run that was killed (process ${pid} no longer exists)`);
+  }
+}
+
+interface Run {
+  given: string;
+  target: string;
+  tmp: string;
+  report: BalanceReport;
+  /** The writing, one step per file written. */
+  steps: Generator<void>;
+}
+
+/** Check everything, remove stale partial folders, create this run's partial folder. */
+function startRun(dir: string, opts: BalanceOptions): Run {
   const min = opts.minPerClass;
   if (!Number.isInteger(min) || min < 1) throw new DataError(`--min-per-class must be a positive integer, got ${min}`);
   const seed = opts.seed ?? 0;
   const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
+  const note = opts.note ?? ((m: string) => console.warn(m));
   const src = resolve(dir);
   const out = resolve(opts.out);
   if (out === src || out.startsWith(src + '/')) throw new DataError(`the output folder '${opts.out}' must not be inside '${dir}'`);
@@ -103,11 +182,13 @@ export function balance(dir: string, opts: BalanceOptions): BalanceReport {
   if (listing.ignored.length) warn(`${describeIgnored(listing.ignored)}: not counted and not copied`);
   // Everything is written into a hidden sibling of OUT (same file system, so the final rename is atomic).
   const parent = dirname(target);
+  removeStalePartials(parent, basename(target), note);
   try {
     mkdirSync(parent, { recursive: true });
   } catch (e) {
     throw new DataError(`cannot create the output folder '${opts.out}': ${errText(e)}`);
   }
+  // (removeStalePartials matches exactly this name)
   const tmp = join(parent, `.${basename(target)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     mkdirSync(tmp);
@@ -115,23 +196,78 @@ export function balance(dir: string, opts: BalanceOptions): BalanceReport {
     throw new DataError(`cannot create the output folder '${opts.out}': ${errText(e)}`);
   }
   const report: BalanceReport = { dir, out: opts.out, minPerClass: min, seed, classes: [], copied: 0, generated: 0, ignored: listing.ignored };
-  try {
-    writeBalanced(dir, tmp, listing, min, seed, warn, opts.progress, report);
-    try {
-      renameSync(tmp, target); // onto a missing path, or an empty folder
-    } catch (e) {
-      throw new DataError(`cannot create the output folder '${opts.out}': ${errText(e)}`);
-    }
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof DataError) throw e;
-    if ((e as NodeJS.ErrnoException).code) throw new DataError(`cannot write the output folder '${opts.out}': ${errText(e)}; nothing was written`);
-    throw new DataError(`${(e as Error).message}; nothing was written`);
-  }
-  return report;
+  return { given: opts.out, target, tmp, report, steps: writeBalanced(dir, tmp, listing, min, seed, warn, opts.progress, report) };
 }
 
-function writeBalanced(
+function finishRun(run: Run): void {
+  try {
+    renameSync(run.tmp, run.target); // onto a missing path, or an empty folder
+  } catch (e) {
+    throw new DataError(`cannot create the output folder '${run.given}': ${errText(e)}`);
+  }
+}
+
+/** Remove the partial folder and throw the failure as a DataError. */
+function failRun(run: Run, e: unknown): never {
+  rmSync(run.tmp, { recursive: true, force: true });
+  if (e instanceof DataError) throw e;
+  if ((e as NodeJS.ErrnoException).code) throw new DataError(`cannot write the output folder '${run.given}': ${errText(e)}; nothing was written`);
+  throw new DataError(`${(e as Error).message}; nothing was written`);
+}
+
+export function balance(dir: string, opts: BalanceOptions): BalanceReport {
+  const run = startRun(dir, opts);
+  try {
+    for (const _ of run.steps);
+    finishRun(run);
+  } catch (e) {
+    failRun(run, e);
+  }
+  return run.report;
+}
+
+/**
+ * `balance`, giving the event loop a turn after every file written, so that a SIGINT (Ctrl-C) or SIGTERM stops the run
+ * cleanly (see BalanceAsyncOptions.handleSignals) instead of leaving the partial folder behind.
+ */
+export async function balanceAsync(dir: string, opts: BalanceAsyncOptions): Promise<BalanceReport> {
+  let caught: 'SIGINT' | 'SIGTERM' | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    caught ??= signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+  };
+  const handle = opts.handleSignals ?? true;
+  // Test hook: CELLUSCAN_TEST_BALANCE_DELAY_MS=N waits N ms after every file written, so a test can signal a run
+  // while its partial folder exists (test/balanceInterrupt.test.ts). Unset (or not a positive number): no wait.
+  const delay = Number(process.env.CELLUSCAN_TEST_BALANCE_DELAY_MS ?? 0);
+  const turn = () => (delay > 0 ? sleep(delay) : new Promise<void>((r) => setImmediate(r)));
+  // Installed before the run starts: a signal during the (synchronous) checks waits for the first turn.
+  if (handle) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  try {
+    const run = startRun(dir, opts);
+    try {
+      for (const _ of run.steps) {
+        await turn();
+        if (caught) throw new BalanceInterrupted(caught, opts.out);
+      }
+      await turn();
+      if (caught) throw new BalanceInterrupted(caught, opts.out);
+      finishRun(run);
+    } catch (e) {
+      failRun(run, e);
+    }
+    return run.report;
+  } finally {
+    if (handle) {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
+  }
+}
+
+function* writeBalanced(
   dir: string,
   out: string,
   listing: ReturnType<typeof listImageFolder>,
@@ -140,8 +276,8 @@ function writeBalanced(
   warn: (msg: string) => void,
   progress: BalanceOptions['progress'],
   report: BalanceReport,
-): void {
-  listing.classes.forEach((name, c) => {
+): Generator<void> {
+  for (const [c, name] of listing.classes.entries()) {
     const classDir = join(dir, name);
     const files = listing.paths.filter((_, i) => listing.labels[i] === c);
     const cb: ClassBalance = { name, before: files.length, copied: 0, generated: 0, after: 0, unreadable: [] };
@@ -156,6 +292,7 @@ function writeBalanced(
       }
       written.add(dst);
       cb.copied++;
+      yield;
     }
     const need = Math.max(0, min - files.length);
     if (need > 0) {
@@ -193,13 +330,14 @@ function writeBalanced(
         written.add(dst);
         cb.generated++;
         progress?.(name, k + 1, need);
+        yield;
       }
     }
     cb.after = cb.copied + cb.generated;
     report.copied += cb.copied;
     report.generated += cb.generated;
     report.classes.push(cb);
-  });
+  }
 }
 
 export function formatBalance(r: BalanceReport): string {
