@@ -32,19 +32,22 @@ async function time(fn: () => void, runs: number, warmup: number): Promise<Timin
     fn();
     await sync();
   }
-  await warmClocks(fn, -Infinity);
   const wall: number[] = [];
   const cpu: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    fn();
-    await sync();
-    wall.push(performance.now() - t0);
-    const c = process.cpuUsage(c0);
-    cpu.push((c.user + c.system) / 1000);
+  try {
+    await warmClocks(fn, -Infinity);
+    for (let i = 0; i < runs; i++) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      fn();
+      await sync();
+      wall.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1000);
+    }
+  } finally {
+    markTimedEnd();
   }
-  markTimedEnd();
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const r = (x: number) => Math.round(x * 1000) / 1000;
   return { best: r(Math.min(...wall)), median: r(med(wall)), cpu_median: r(med(cpu)) };

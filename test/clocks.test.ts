@@ -30,9 +30,9 @@ describe('clock warm-up', () => {
   });
 
   it('rejects an override that is not a number of milliseconds >= 0, naming the variable', () => {
-    for (const bad of ['abc', '-1', 'Infinity']) {
+    for (const bad of ['abc', '-1', 'Infinity', '1e12']) {
       process.env[KEY] = bad;
-      expect(() => clockWarmupMs()).toThrow(new RegExp(`${KEY} must be a number of milliseconds >= 0, got '${bad}'`));
+      expect(() => clockWarmupMs()).toThrow(new RegExp(`${KEY} must be a number of milliseconds from 0 to 10000, got '${bad}'`));
     }
   });
 
@@ -60,6 +60,31 @@ describe('clock warm-up', () => {
     const b = counted();
     await timeRuns(b.fn, { runs: 2, warmup: 1, gpuTime: false });
     expect(b.state.calls).toBe(3);
+  });
+
+  it('GPU work already done counts: slow warm-up runs, or a slow first call measured on the GPU, need no more', async () => {
+    process.env[KEY] = '30';
+    // each call ~35 ms: the second warm-up run alone covers the 30 ms
+    const slow = counted();
+    const slowFn = async () => {
+      slow.fn();
+      await new Promise((r) => setTimeout(r, 35));
+    };
+    await new Promise((r) => setTimeout(r, 40));
+    await timeRuns(slowFn, { runs: 1, warmup: 2, gpuTime: false });
+    expect(slow.state.calls).toBe(3);
+    // timeCandidate: a first call that reports 40 ms of GPU time is warm-up enough; warm-up calls are told they are untimed
+    const seen: boolean[] = [];
+    await new Promise((r) => setTimeout(r, 40));
+    await timeCandidate(async (timed?: boolean) => (seen.push(timed !== false), 40), 2, Infinity);
+    expect(seen).toEqual([true, true, true]);
+    const fast: boolean[] = [];
+    await new Promise((r) => setTimeout(r, 40));
+    await timeCandidate(async (timed?: boolean) => (fast.push(timed !== false), 1), 1, Infinity);
+    expect(fast[0]).toBe(true);
+    expect(fast.at(-1)).toBe(true);
+    expect(fast.slice(1, -1).length).toBeGreaterThan(0);
+    expect(fast.slice(1, -1).every((t) => t === false)).toBe(true);
   });
 
   it("the autotune's timeCandidate warms up after its first (compiling) call when the GPU was idle", async () => {

@@ -571,7 +571,12 @@ describe('matmul', () => {
       expect(matmulVariantForProduct('llvmpipe', false, true, 3072)).toBe('subgroup:plain');
       expect(matmulVariantForProduct('llvmpipe', false, true, 768)).toBe('subgroup');
       expect(matmulVariantForProduct('llvmpipe', true, false, 3072)).toBe('subgroup');
-      expect(matmulVariantForProduct('nvidia-h100', true, false, 64)).toBe('tiled-vec4:k8');
+      // split-K only where K is long enough (SPLIT_K_MIN_K): shorter products run the base variant
+      expect(matmulVariantForProduct('nvidia-h100', true, false, 6304)).toBe('tiled-vec4:k8');
+      expect(matmulVariantForProduct('nvidia-h100', false, false, 3072)).toBe('tiled-vec4:k4');
+      expect(matmulVariantForProduct('nvidia-h100', true, false, 64)).toBe('tiled-vec4');
+      expect(matmulVariantForProduct('nvidia-h100', false, true, 511)).toBe('tiled-vec4');
+      expect(matmulVariantForProduct('nvidia-h100', false, true, 512)).toBe('tiled-vec4:k4');
       expect(matmulVariantForProduct('some-new-gpu', false, true, 4096)).toBe('tiled');
       // a tune that kept the table's variant for the form keeps the rule (it timed one K); one that chose another drops it
       setMatmulVariant('llvmpipe', 'subgroup', {}, ['plain', 'tB']);

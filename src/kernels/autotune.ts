@@ -165,8 +165,18 @@ export function matmulVariantForProduct(adapterKey: string, transA: boolean, tra
 /** matmulVariantForProduct's answers; emptied whenever a choice is set or forgotten. */
 const productVariants = new Map<string, string>();
 
+/**
+ * A split-K choice (':k<S>', from the table or a tune) applies to products with at least this K; shorter ones run
+ * its base variant. Every split measured faster had K ≥ 768 (vit_b_16's products: 768, 3072, 6304 on the H100 and
+ * H200); a short K gives chunks of a few k steps and a reduce pass for a product that is launch-bound anyway (the
+ * fashion-mnist model's K is 64-128). An explicit variant (matmul's `variant` option, `bench`) splits at any K.
+ */
+export const SPLIT_K_MIN_K = 512;
+
 function variantForProductUncached(adapterKey: string, transA: boolean, transB: boolean, K: number): string {
-  const v = matmulVariantFor(adapterKey, transA, transB);
+  const chosen = matmulVariantFor(adapterKey, transA, transB);
+  const split = splitKOf(chosen);
+  const v = split && K < SPLIT_K_MIN_K ? split.base : chosen;
   // measured with the subgroup kernel: not where it runs as another kernel (no fixed subgroup size)
   if (parseMatmulVariant(v).family === 'subgroup' && !subgroupSize()) return v;
   const minK = plainMinK(adapterKey)[matmulForm(transA, transB)];
@@ -569,7 +579,7 @@ export const AUTOTUNE_FORM_MARGIN = 0.05;
  * AUTOTUNE_GIVE_UP_RATIO × `bestSoFar` or 20 s; a warm-up past 20 s stands as the time (by wall clock, compile
  * included, whatever `call` returns).
  */
-export async function timeCandidate(call: () => Promise<number | void>, runs: number, bestSoFar: number): Promise<number> {
+export async function timeCandidate(call: (timed?: boolean) => Promise<number | void>, runs: number, bestSoFar: number): Promise<number> {
   let best = Infinity;
   const idleSince = lastTimedEnd();
   try {
@@ -580,8 +590,10 @@ export async function timeCandidate(call: () => Promise<number | void>, runs: nu
       const ms = typeof measured === 'number' ? measured : wall;
       if (r === 0) {
         if (wall > 20_000) return wall;
-        // On a GPU that sat idle while the candidate was checked and compiled: its clocks raised first (clocks.ts).
-        await warmClocks(call, idleSince);
+        // On a GPU that sat idle while the candidate was checked and compiled: its clocks raised first (clocks.ts); a
+        // first call measured on the GPU (not wall clock: that includes compiling) counts towards it. Warm-up calls
+        // get timed = false (not counted, e.g. by autotuneMatmul's clock bookkeeping).
+        await warmClocks(() => call(false), idleSince, typeof measured === 'number' ? measured : 0);
         continue;
       }
       best = Math.min(best, ms);
@@ -706,7 +718,7 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
       for (const [i, { p, A, B }] of operands.entries()) {
         const byVariant = productTimings[labels[i]];
         const ms = await timeCandidate(
-          async () => {
+          async (timed = true) => {
             const t0 = performance.now();
             if (timer) setPassHook(timer.hook);
             try {
@@ -722,11 +734,11 @@ export async function autotuneMatmul(opts: AutotuneOptions = {}): Promise<Autotu
               timer.overflow = false;
               // 0: shorter than one timestamp step (a browser's coarse timer); then the wall clock stands
               if (gpuMs > 0 && !over) {
-                timedOnGpu++;
+                if (timed) timedOnGpu++;
                 return gpuMs;
               }
             }
-            timedOnWall++;
+            if (timed) timedOnWall++;
             return wallMs;
           },
           runs,

@@ -12,6 +12,8 @@ import { sync } from './encoder.js';
 export const IDLE_GAP_MS = 20;
 /** The untimed warm-up on a hardware GPU after an idle gap, ms. */
 export const DEFAULT_CLOCK_WARMUP_MS = 300;
+/** The most CELLUSCAN_BENCH_CLOCK_WARMUP_MS may ask for (a typo must not stall every timed run). */
+export const MAX_CLOCK_WARMUP_MS = 10_000;
 
 let lastBusy = -Infinity;
 
@@ -20,7 +22,7 @@ export function clockWarmupMs(): number {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.CELLUSCAN_BENCH_CLOCK_WARMUP_MS;
   if (env !== undefined && env.trim() !== '') {
     const v = Number(env);
-    if (!Number.isFinite(v) || v < 0) throw new RangeError(`CELLUSCAN_BENCH_CLOCK_WARMUP_MS must be a number of milliseconds >= 0, got '${env}'`);
+    if (!Number.isFinite(v) || v < 0 || v > MAX_CLOCK_WARMUP_MS) throw new RangeError(`CELLUSCAN_BENCH_CLOCK_WARMUP_MS must be a number of milliseconds from 0 to ${MAX_CLOCK_WARMUP_MS}, got '${env}'`);
     return v;
   }
   return isSoftwareAdapter() ? 0 : DEFAULT_CLOCK_WARMUP_MS;
@@ -37,15 +39,17 @@ export function markTimedEnd(): void {
 }
 
 /**
- * Runs fn, then a full sync, again and again for clockWarmupMs() of wall time when the GPU may have been idle since
- * `idleSince` (more than IDLE_GAP_MS ago); returns how many extra runs that took (0: no warm-up needed or wanted).
+ * Runs fn, then a full sync, again and again until the GPU has been busy for clockWarmupMs() when it may have been
+ * idle since `idleSince` (more than IDLE_GAP_MS before this call); `busyMs`: GPU work already done since then (the
+ * caller's own warm-up runs, or a first call's measured GPU time) counts towards it, so a slow function is not run
+ * once more for nothing. Returns how many extra runs that took (0: no warm-up needed or wanted).
  */
-export async function warmClocks(fn: () => unknown | Promise<unknown>, idleSince = lastBusy): Promise<number> {
+export async function warmClocks(fn: () => unknown | Promise<unknown>, idleSince = lastBusy, busyMs = 0): Promise<number> {
   const ms = clockWarmupMs();
-  if (ms <= 0 || performance.now() - idleSince <= IDLE_GAP_MS) return 0;
+  if (ms <= 0 || performance.now() - idleSince <= IDLE_GAP_MS || busyMs >= ms) return 0;
   const t0 = performance.now();
   let n = 0;
-  while (performance.now() - t0 < ms) {
+  while (busyMs + performance.now() - t0 < ms) {
     await fn();
     await sync();
     n++;
