@@ -47,11 +47,31 @@ export function readWeightsBytes(path: string): Promise<Uint8Array> {
   return readBytes(path, 'weights file');
 }
 
-/** Read, decode and check every image before the model is touched. */
-async function loadImages(paths: string[]) {
+/** An image `predict` left out: its path and why (the error's message without the leading path). */
+export interface SkippedImage {
+  image: string;
+  reason: string;
+}
+
+/**
+ * Read, decode and check every image before the model is touched. By default the first image that cannot be read
+ * or decoded is the error (one line naming the file). With `skip`, such an image is left out and handed to `skip`
+ * instead (other errors still throw): `predict` over a folder or several files goes on with the rest.
+ */
+async function loadImages(paths: string[], skip?: (s: SkippedImage) => void) {
   const { decodeImage } = await import('../vit/decode.js');
+  const { ImageError } = await import('../vit/image.js');
   const out = [];
-  for (const p of paths) out.push({ path: p, rgb: decodeImage(await readBytes(p, 'image'), p) });
+  for (const p of paths) {
+    try {
+      out.push({ path: p, rgb: decodeImage(await readBytes(p, 'image'), p) });
+    } catch (e) {
+      // readBytes: UsageError `${p}: cannot read the image: …`; decodeImage: ImageError `${p}: corrupt PNG (…)` etc.
+      if (!skip || !(e instanceof ImageError || e instanceof UsageError)) throw e;
+      const msg = (e as Error).message;
+      skip({ image: p, reason: msg.startsWith(`${p}: `) ? msg.slice(p.length + 2) : msg });
+    }
+  }
   return out;
 }
 
@@ -118,16 +138,34 @@ export function register(program: Command): void {
     .option('--top <k>', 'classes to show per image', intArg('--top'), 5)
     .option('--batch <n>', 'images per forward pass', intArg('--batch'), 8)
     .addOption(new Option('--attention <path>', "attention implementation ('auto': this adapter's choice for the model's shape, see `celluscan tune`)").choices(['auto', 'fused', 'explicit']).default('auto'))
-    .option('--json', 'JSON: one object {image, logits, probs, top} per image (an array for several images)')
+    .option('--json', 'JSON: one object {image, logits, probs, top} per image (an array for several images); skipped images are named on stderr only')
+    .addHelpText(
+      'after',
+      '\nWith a folder or several images, an image that cannot be read or decoded is skipped with a warning on stderr\n' +
+        '(the rest are predicted) and the exit status is 1. If none can be, or the only image given cannot be, it is an error.',
+    )
     .action(async (o) => {
       const paths = await expandImagePaths(o.image);
-      const images = await loadImages(paths);
+      // One image: an unreadable or corrupt file is the error, as it always was. Several (or a folder): skip it, warn.
+      const skipped: SkippedImage[] = [];
+      const images = await loadImages(
+        paths,
+        paths.length === 1
+          ? undefined
+          : (s) => {
+              skipped.push(s);
+              console.error(`celluscan: warning: skipped ${s.image}: ${s.reason}`);
+            },
+      );
+      if (!images.length) throw new Error(`predict: none of the ${paths.length} images could be read or decoded (each is named above)`);
       const lm = await loadModel(o.weights);
       const { prepareImage } = await import('../vit/image.js');
       const prepared = images.map((im) => prepareImage(im.rgb, { imageSize: lm.config.image_size, mean: lm.mean, std: lm.std, name: im.path }));
       const { predict } = await import('../vit/predict.js');
       const preds = await predict(lm, prepared, { top: o.top, batch: o.batch, attention: parseAttentionPath(o.attention) });
-      if (o.json) process.stdout.write(JSON.stringify(preds.length === 1 ? preds[0] : preds) + '\n');
+      // The shape follows what was asked for (one image: an object; several or a folder: an array, even when skipping
+      // leaves one), and holds predictions only: consumers read {image, logits, probs, top} from every element.
+      if (o.json) process.stdout.write(JSON.stringify(paths.length === 1 ? preds[0] : preds) + '\n');
       else {
         const { describeLabel } = await import('../vit/labels.js');
         for (const n of lm.notes) console.error(`note: ${n}`);
@@ -140,6 +178,10 @@ export function register(program: Command): void {
           });
         }
         process.stdout.write(lines.join('\n') + '\n');
+      }
+      if (skipped.length) {
+        console.error(`celluscan: ${skipped.length} of ${paths.length} images skipped (could not be read or decoded)`);
+        process.exitCode = 1;
       }
     });
 
