@@ -167,6 +167,18 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
       // 32, then one image (the web demo's prediction: a few small launches, where fusing saves launches rather
       // than memory traffic).
       const software = isSoftwareAdapter();
+      // Which row is what a model runs by default at this shape: the attention choice per mode (on NVIDIA flash-ds in
+      // training, flash in inference; vit/attentionTuning.ts), else the fused kernels' default variant.
+      const { defaultAttentionChoice } = await import('../src/vit/attentionTuning.js');
+      const tag = (variant: string): string => {
+        const modes = (['train', 'infer'] as const).filter((m) => {
+          const c = defaultAttentionChoice(197, 64, m);
+          return c.path === 'fused' && (c.variant ?? defaultAttentionVariant()) === variant;
+        });
+        if (modes.length === 2) return ' (default)';
+        if (modes.length === 1) return ` (default in ${modes[0] === 'train' ? 'training' : 'inference'})`;
+        return variant === defaultAttentionVariant() ? ' (default fused)' : '';
+      };
       for (const batch of software ? [1] : [32, 1]) {
         const shape = { batch, heads: 12, seq: o.quick ? 65 : 197, dim: 64 };
         // The explicit path and each variant alternate in rounds (one timed run each, medians): timed one after the
@@ -176,7 +188,7 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
         const c = `B${batch} H12 N${shape.seq} D64`;
         // The default fused variant on a CPU adapter (the others take seconds to compile there); every variant on a GPU.
         for (const variant of software ? [defaultAttentionVariant()] : [...ATTENTION_VARIANTS]) {
-          const v = `fused ${variant}${variant === defaultAttentionVariant() ? ' (default)' : ''}`;
+          const v = `fused ${variant}${tag(variant)}`;
           // Checked against the explicit path first (f32, different summation orders: 1e-4 of the largest value is
           // ~100× their expected difference and far below any indexing or softmax mistake); a failure is a row, not a stop.
           let err: number;
@@ -216,7 +228,7 @@ async function runOne(name: BenchName, o: SuiteOptions, roof: Roofline): Promise
         const shape = { batch: memBatch, heads: 12, seq, dim: 64 };
         const explicit = await attentionPeakMemory('explicit', shape);
         for (const variant of software || seq !== 197 ? [...new Set([defaultAttentionVariant(), 'flash'])] : [...ATTENTION_VARIANTS]) {
-          const v = `fused ${variant}${variant === defaultAttentionVariant() ? ' (default)' : ''}`;
+          const v = `fused ${variant}${tag(variant)}`;
           const c = `B${memBatch} H12 N${seq} D64 peak memory, forward+backward`;
           try {
             const f = await attentionPeakMemory('fused', { ...shape, variant });
