@@ -2,8 +2,9 @@
 // raise them again: on an H100 (nvidia-smi sampled every 500 ms during `bench attention`, 2026-11-27) the SM clock fell
 // from 1980 to 345 MHz while the CPU compared a variant against the explicit path, and the explicit path timed right
 // after that check took 1.6-2.5 ms per forward where it takes 0.61 ms on a busy card; two warm-up runs (~10 ms of work)
-// did not bring the clock back. So whatever times GPU work (the benchmarks, `celluscan tune`) first runs it untimed for
-// clockWarmupMs() after an idle gap; calls back to back (an alternation of variants) keep the card busy and skip it.
+// did not bring the clock back. So whatever times GPU work (the benchmarks, `celluscan tune`) first runs it untimed,
+// after an idle gap, until the card has been busy for clockWarmupMs(); calls back to back (an alternation of
+// variants) keep the card busy and skip it.
 // A CPU adapter has no clocks to raise: 0 there. CELLUSCAN_BENCH_CLOCK_WARMUP_MS overrides it (0 turns it off).
 import { isSoftwareAdapter } from './device.js';
 import { sync } from './encoder.js';
