@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pngjs from 'pngjs';
+import { seededPng } from './seededPng.js';
 import { balance, balanceAsync, BalanceInterrupted } from '../src/train/balance.js';
 
 let tmp: string;
@@ -18,16 +18,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function png(seed: number, w = 8, h = 6): Buffer {
-  const p = new pngjs.PNG({ width: w, height: h });
-  for (let i = 0; i < w * h; i++) {
-    p.data[4 * i] = (seed * 37 + i * 13) & 255;
-    p.data[4 * i + 1] = (seed * 11 + i * 7) & 255;
-    p.data[4 * i + 2] = (seed * 5 + i * 29) & 255;
-    p.data[4 * i + 3] = 255;
-  }
-  return pngjs.PNG.sync.write(p);
-}
+const png = seededPng;
 
 /** An ImageFolder with classes a and b, three images each. */
 function imageFolder(name: string): string {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pngjs from 'pngjs';
+import { seededPng } from './seededPng.js';
 import { listImageFolder, loadData, openSplits, stratifiedSplit, walkImages } from '../src/train/data.js';
 import { dedup, formatDedup } from '../src/train/dedup.js';
 import { balance, formatBalance } from '../src/train/balance.js';
@@ -17,17 +17,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** A small RGB PNG whose pixels depend on `seed`. */
-function png(seed: number, w = 8, h = 6): Buffer {
-  const p = new pngjs.PNG({ width: w, height: h });
-  for (let i = 0; i < w * h; i++) {
-    p.data[4 * i] = (seed * 37 + i * 13) & 255;
-    p.data[4 * i + 1] = (seed * 11 + i * 7) & 255;
-    p.data[4 * i + 2] = (seed * 5 + i * 29) & 255;
-    p.data[4 * i + 3] = 255;
-  }
-  return pngjs.PNG.sync.write(p);
-}
+const png = seededPng;
 
 /** Files under root: name → PNG (seeded by its position) for .png names, else the given text. */
 function writeTree(root: string, files: Record<string, string | null>): void {
