@@ -139,9 +139,9 @@ async function start(): Promise<void> {
   const ablate = params.get('ablate');
   if (ablate !== null) {
     try {
-      for (const [l, h] of parseAblateHeads(ablate)) ablated.add(`${l}:${h}`);
+      for (const [l, h] of parseAblateHeads(ablate, `URL parameter ablate=${ablate}`)) ablated.add(`${l}:${h}`);
     } catch (e) {
-      return showError(`URL parameter ablate=${ablate}: ${(e as Error).message.replace(/^--ablate-heads: /, '')}`);
+      return showError(e);
     }
   }
   const w = params.get('weights');

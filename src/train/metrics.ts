@@ -133,7 +133,7 @@ export function formatReport(r: ClassificationReport, labels: readonly string[],
     if (m.support === 0) absent.push(l);
     const p = predicted > 0 ? f3(m.precision) : '—';
     const rc = m.support > 0 ? f3(m.recall) : '—';
-    const f = m.support > 0 && predicted > 0 ? f3(m.f1) : m.support > 0 ? f3(0) : '—';
+    const f = m.support > 0 ? f3(m.f1) : '—'; // (0 for a present class never predicted: tp = 0)
     lines.push(`${l.padEnd(w)}  ${p.padStart(9)}  ${rc.padStart(6)}  ${f.padStart(5)}  ${String(m.support).padStart(7)}`);
   });
   lines.push(`${'macro avg'.padEnd(w)}  ${f3(r.macro.precision).padStart(9)}  ${f3(r.macro.recall).padStart(6)}  ${f3(r.macro.f1).padStart(5)}  ${String(r.count).padStart(7)}`);

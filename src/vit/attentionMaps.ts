@@ -158,14 +158,14 @@ export function ablationChanges(before: readonly number[], after: readonly numbe
     .sort((p, q) => Math.abs(q.change) - Math.abs(p.change) || p.index - q.index);
 }
 
-/** Parse "L:H,L:H,…" (0-based layer and head). */
-export function parseAblateHeads(spec: string): [number, number][] {
+/** Parse "L:H,L:H,…" (0-based layer and head); errors begin with `what` (the option or URL parameter it came from). */
+export function parseAblateHeads(spec: string, what = '--ablate-heads'): [number, number][] {
   const out: [number, number][] = [];
   for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
     const m = /^(\d+):(\d+)$/.exec(part);
-    if (!m) throw new Error(`--ablate-heads: '${part}' is not LAYER:HEAD (0-based integers), e.g. 11:3,10:0`);
+    if (!m) throw new Error(`${what}: '${part}' is not LAYER:HEAD (0-based integers), e.g. 11:3,10:0`);
     out.push([Number(m[1]), Number(m[2])]);
   }
-  if (!out.length) throw new Error('--ablate-heads: no LAYER:HEAD pairs given');
+  if (!out.length) throw new Error(`${what}: no LAYER:HEAD pairs given`);
   return out;
 }
